@@ -1,1 +1,24 @@
-//! placeholder
+#![doc = include_str!("../../../README.md")]
+
+mod cache;
+mod config;
+mod error;
+mod hosts;
+mod loader;
+mod node;
+mod write;
+
+pub use cache::{Cache, MAX_KEY_LEN};
+pub use config::Config;
+pub use error::{Error, Result, StoreError};
+pub use hosts::HostEntry;
+pub use node::{Builder, Redhac};
+pub use redhac_store::{
+    CacheOptions, Capacity, Event, EventKind, Events, EventsError, Origin, Value,
+};
+pub use write::{AckLevel, DEFAULT_WRITE_TIMEOUT, WriteOptions};
+
+/// The names most programs need: `use redhac::prelude::*;`.
+pub mod prelude {
+    pub use crate::{AckLevel, Cache, CacheOptions, Config, Error, Redhac, WriteOptions};
+}

@@ -1,0 +1,212 @@
+//! The typed handle applications use.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use redhac_store::{Events, Origin, TypedCache, Value};
+
+use crate::loader::KeyLocks;
+use crate::node::Shared;
+use crate::write::WriteOptions;
+use crate::{Error, Result};
+
+/// Longest key accepted, in bytes.
+pub const MAX_KEY_LEN: usize = 4096;
+
+/// A typed handle on one named cache. Cheap to clone; all clones share the
+/// cache.
+///
+/// Reads ([`Cache::get`]) are synchronous local lookups. Writes are async
+/// because in HA mode they are ordered by the leader and acknowledged at the
+/// chosen [`crate::AckLevel`].
+pub struct Cache<V> {
+    typed: Arc<TypedCache<V>>,
+    loads: Arc<KeyLocks>,
+    shared: Arc<Shared>,
+}
+
+impl<V> Clone for Cache<V> {
+    fn clone(&self) -> Self {
+        Self {
+            typed: Arc::clone(&self.typed),
+            loads: Arc::clone(&self.loads),
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+impl<V> std::fmt::Debug for Cache<V> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Cache").field(&self.typed).finish()
+    }
+}
+
+impl<V: Value> Cache<V> {
+    pub(crate) fn new(
+        typed: Arc<TypedCache<V>>,
+        loads: Arc<KeyLocks>,
+        shared: Arc<Shared>,
+    ) -> Self {
+        Self {
+            typed,
+            loads,
+            shared,
+        }
+    }
+
+    /// The cache's name.
+    pub fn name(&self) -> &str {
+        self.typed.name()
+    }
+
+    /// Looks a key up in the local copy: no network, no channel, no decoding.
+    /// Returns `None` on a miss, and for every key once the node was shut down.
+    #[inline]
+    pub fn get(&self, key: &str) -> Option<Arc<V>> {
+        if !self.shared.serving() {
+            return None;
+        }
+        self.typed.get(key)
+    }
+
+    /// Writes a value with the default [`WriteOptions`].
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`], [`Error::ShutDown`], [`Error::Store`] (the
+    /// value cannot be encoded); in HA mode also [`Error::NoQuorum`] and
+    /// [`Error::Timeout`].
+    pub async fn put(&self, key: impl Into<String>, value: V) -> Result<()> {
+        self.put_with(key, value, WriteOptions::default()).await
+    }
+
+    /// Writes a value with options (TTL, ack level, timeout).
+    ///
+    /// # Errors
+    /// As [`Cache::put`].
+    pub async fn put_with(
+        &self,
+        key: impl Into<String>,
+        value: V,
+        options: WriteOptions,
+    ) -> Result<()> {
+        self.put_arc(key, Arc::new(value), options).await
+    }
+
+    /// Writes a value that is already shared.
+    ///
+    /// # Errors
+    /// As [`Cache::put`].
+    pub async fn put_arc(
+        &self,
+        key: impl Into<String>,
+        value: Arc<V>,
+        options: WriteOptions,
+    ) -> Result<()> {
+        let key = key.into();
+        check_key(&key)?;
+        self.shared.check_open()?;
+        self.typed.insert(key, value, options.ttl, Origin::Local)?;
+        Ok(())
+    }
+
+    /// Deletes a key with the default [`WriteOptions`].
+    ///
+    /// # Errors
+    /// As [`Cache::put`].
+    pub async fn delete(&self, key: &str) -> Result<()> {
+        self.delete_with(key, WriteOptions::default()).await
+    }
+
+    /// Deletes a key. With [`crate::AckLevel::All`] the key is gone on every
+    /// member when this returns.
+    ///
+    /// # Errors
+    /// As [`Cache::put`].
+    pub async fn delete_with(&self, key: &str, _options: WriteOptions) -> Result<()> {
+        check_key(key)?;
+        self.shared.check_open()?;
+        self.typed.remove(key, Origin::Local);
+        Ok(())
+    }
+
+    /// Removes every entry, with the default [`WriteOptions`].
+    ///
+    /// # Errors
+    /// [`Error::ShutDown`]; in HA mode also [`Error::NoQuorum`] and [`Error::Timeout`].
+    pub async fn clear(&self) -> Result<()> {
+        self.clear_with(WriteOptions::default()).await
+    }
+
+    /// Removes every entry.
+    ///
+    /// # Errors
+    /// As [`Cache::clear`].
+    pub async fn clear_with(&self, _options: WriteOptions) -> Result<()> {
+        self.shared.check_open()?;
+        self.typed.clear(Origin::Local);
+        Ok(())
+    }
+
+    /// Returns the value of `key`, or runs `loader`, writes its value and
+    /// returns it. Concurrent callers for one key on this node wait for a
+    /// single load instead of each running the loader.
+    ///
+    /// # Errors
+    /// As [`Cache::put`].
+    pub async fn get_or_insert_with<F, Fut>(&self, key: &str, loader: F) -> Result<Arc<V>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
+    {
+        self.try_get_or_insert_with(key, || async {
+            Ok::<_, std::convert::Infallible>(loader().await)
+        })
+        .await
+    }
+
+    /// As [`Cache::get_or_insert_with`], with a loader that can fail. A
+    /// failed load caches nothing; the next waiter for the key loads again.
+    ///
+    /// # Errors
+    /// [`Error::Loader`] with the loader's error, or as [`Cache::put`].
+    pub async fn try_get_or_insert_with<F, Fut, E>(&self, key: &str, loader: F) -> Result<Arc<V>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<V, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        check_key(key)?;
+        if let Some(hit) = self.get(key) {
+            return Ok(hit);
+        }
+        let _guard = self.loads.lock(key).await;
+        // Whoever held the key before us may have loaded it.
+        if let Some(hit) = self.get(key) {
+            return Ok(hit);
+        }
+        let value = Arc::new(loader().await.map_err(|e| Error::Loader(e.into()))?);
+        self.put_arc(key, Arc::clone(&value), WriteOptions::default())
+            .await?;
+        Ok(value)
+    }
+
+    /// Subscribes to the changes of this cache on this node.
+    pub fn subscribe(&self) -> Events {
+        self.typed.subscribe()
+    }
+
+    /// Approximate number of entries held locally.
+    pub fn entry_count(&self) -> u64 {
+        self.typed.entry_count()
+    }
+}
+
+fn check_key(key: &str) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::InvalidKey {
+            len: key.len(),
+            reason: "longer than MAX_KEY_LEN (4096 bytes)",
+        });
+    }
+    Ok(())
+}

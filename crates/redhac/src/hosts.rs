@@ -1,0 +1,91 @@
+//! Entries of `HA_HOSTS`.
+
+use std::fmt;
+
+/// One member of `HA_HOSTS`: `scheme://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct HostEntry {
+    /// `http` or `https`.
+    pub scheme: String,
+    /// A hostname, an IPv4 address, or an IPv6 address without its brackets.
+    pub host: String,
+    /// The port the member listens on.
+    pub port: u16,
+}
+
+impl HostEntry {
+    /// Parses `scheme://host:port`; IPv6 addresses go in brackets.
+    ///
+    /// # Errors
+    /// A short reason, for the caller to put in context.
+    pub fn parse(raw: &str) -> Result<Self, &'static str> {
+        let raw = raw.trim();
+        let (scheme, rest) = raw.split_once("://").ok_or("the scheme is missing")?;
+        if scheme != "http" && scheme != "https" {
+            return Err("the scheme must be http or https");
+        }
+        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
+            let (addr, after) = v6.split_once(']').ok_or("an IPv6 address lacks its ']'")?;
+            let port = after.strip_prefix(':').ok_or("the :port is missing")?;
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err("the address in brackets is not IPv6");
+            }
+            (addr, port)
+        } else {
+            let (host, port) = rest.rsplit_once(':').ok_or("the :port is missing")?;
+            if host.contains(':') {
+                return Err("an IPv6 address must be written in brackets, as [::1]");
+            }
+            (host, port)
+        };
+        if host.is_empty() {
+            return Err("the host is empty");
+        }
+        if host.contains(['/', '@', '?', '#', ' ']) {
+            return Err("the host holds a character a hostname cannot");
+        }
+        let port = match port.parse::<u16>() {
+            Ok(0) => return Err("port 0 is not a listening port"),
+            Ok(p) => p,
+            Err(_) => return Err("the port is not a number from 1 to 65535"),
+        };
+        Ok(Self {
+            scheme: scheme.to_owned(),
+            host: host.to_owned(),
+            port,
+        })
+    }
+
+    /// Two entries name the same member when host and port agree.
+    pub fn same_member(&self, other: &Self) -> bool {
+        self.host == other.host && self.port == other.port
+    }
+}
+
+impl fmt::Display for HostEntry {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.scheme, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.scheme, self.host, self.port)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_names_v4_and_bracketed_v6() {
+        for (raw, host, port) in [
+            ("http://redhac-0.redhac:8001", "redhac-0.redhac", 8001),
+            (" https://127.0.0.1:7001 ", "127.0.0.1", 7001),
+            ("http://[::1]:8003", "::1", 8003),
+        ] {
+            let e = HostEntry::parse(raw).unwrap();
+            assert_eq!((e.host.as_str(), e.port), (host, port));
+            assert_eq!(HostEntry::parse(&e.to_string()).unwrap(), e);
+        }
+    }
+}

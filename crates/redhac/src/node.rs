@@ -1,0 +1,188 @@
+//! The node: builder, start, cache handles, shutdown.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use redhac_store::{CacheOptions, Store, StoreBuilder, StoreError, Value};
+
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::loader::KeyLocks;
+use crate::{Error, Result};
+
+type Register = Box<dyn FnOnce(&mut StoreBuilder) -> Result<(), StoreError> + Send>;
+
+/// Collects the configuration and the caches, then starts a node.
+///
+/// ```
+/// use std::time::Duration;
+/// use redhac::{CacheOptions, Config, Redhac};
+///
+/// # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+/// let redhac = Redhac::builder()
+///     .config(Config::default())
+///     .cache::<String>("sessions", CacheOptions::default().time_to_live(Duration::from_secs(900)))
+///     .start()
+///     .await?;
+/// let sessions = redhac.cache::<String>("sessions")?;
+/// sessions.put("alice", "token-1".to_string()).await?;
+/// assert_eq!(sessions.get("alice").as_deref().map(String::as_str), Some("token-1"));
+/// redhac.shutdown().await?;
+/// # Ok::<(), redhac::Error>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "a builder does nothing until start() is awaited"]
+pub struct Builder {
+    config: Option<Config>,
+    caches: Vec<(String, Register)>,
+}
+
+impl fmt::Debug for Builder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Builder")
+            .field("config", &self.config)
+            .field(
+                "caches",
+                &self.caches.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+impl Builder {
+    /// Sets the configuration. Default: [`Config::default()`], a standalone
+    /// cache (the environment is only read through [`Config::from_env`]).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Registers a cache of `V` values under `name`. Every member of a
+    /// cluster must register the same caches with the same types.
+    pub fn cache<V: Value>(mut self, name: impl Into<String>, options: CacheOptions) -> Self {
+        let name = name.into();
+        let n = name.clone();
+        self.caches.push((
+            name,
+            Box::new(move |store: &mut StoreBuilder| store.add::<V>(&n, options)),
+        ));
+        self
+    }
+
+    /// Validates the configuration, creates the caches and starts the node.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an invalid configuration, [`Error::Store`] for a
+    /// cache registered twice or with invalid options.
+    pub async fn start(self) -> Result<Redhac> {
+        let config = self.config.unwrap_or_default();
+        config.validate()?;
+        if config.ha_mode {
+            return Err(Error::Config(
+                "HA_MODE is true, but this version of redhac runs standalone only; the HA \
+                 runtime is not built yet. Set HA_MODE=false"
+                    .into(),
+            ));
+        }
+        let mut store = Store::builder();
+        let mut loads = BTreeMap::new();
+        for (name, register) in self.caches {
+            register(&mut store)?;
+            loads.insert(name, Arc::new(KeyLocks::default()));
+        }
+        let store = store.build();
+        tracing::info!(
+            caches = ?loads.keys().collect::<Vec<_>>(),
+            "redhac started in standalone mode"
+        );
+        Ok(Redhac {
+            shared: Arc::new(Shared {
+                config,
+                store,
+                loads,
+                open: AtomicBool::new(true),
+            }),
+        })
+    }
+}
+
+/// State shared by the node and every cache handle.
+pub(crate) struct Shared {
+    config: Config,
+    store: Store,
+    loads: BTreeMap<String, Arc<KeyLocks>>,
+    open: AtomicBool,
+}
+
+impl Shared {
+    /// Whether local reads may be answered.
+    #[inline]
+    pub(crate) fn serving(&self) -> bool {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.open.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Error::ShutDown)
+        }
+    }
+}
+
+/// A running redhac node: the caches of this application instance.
+///
+/// Cloning gives another handle on the same node.
+#[derive(Clone)]
+pub struct Redhac {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Redhac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redhac")
+            .field("config", &self.shared.config)
+            .field("store", &self.shared.store)
+            .finish()
+    }
+}
+
+impl Redhac {
+    /// Starts building a node.
+    pub fn builder() -> Builder {
+        Builder {
+            config: None,
+            caches: Vec::new(),
+        }
+    }
+
+    /// The typed handle of a registered cache.
+    ///
+    /// # Errors
+    /// [`Error::Store`] with [`StoreError::UnknownCache`] for a name that was
+    /// not registered, or [`StoreError::TypeMismatch`] for another type.
+    pub fn cache<V: Value>(&self, name: &str) -> Result<Cache<V>> {
+        let typed = self.shared.store.typed::<V>(name)?;
+        let loads = self.shared.loads.get(name).cloned().unwrap_or_default();
+        Ok(Cache::new(typed, loads, Arc::clone(&self.shared)))
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Stops the node: later writes fail with [`Error::ShutDown`] and reads
+    /// miss. Idempotent.
+    ///
+    /// # Errors
+    /// None in standalone mode; the signature leaves room for the HA handover.
+    pub async fn shutdown(&self) -> Result<()> {
+        if self.shared.open.swap(false, Ordering::AcqRel) {
+            tracing::info!("redhac shut down");
+        }
+        Ok(())
+    }
+}
