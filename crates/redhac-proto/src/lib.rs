@@ -1,13 +1,23 @@
-//! Wire protocol of redhac.
+//! Wire protocol of redhac: the gRPC service and protobuf messages generated
+//! from `proto/redhac.proto` (compiled in `build.rs` by protox, a pure-Rust
+//! protobuf compiler, so no `protoc` is needed).
 //!
-//! This crate will hold the gRPC and protobuf types generated from
-//! `proto/redhac.proto` (compiled in `build.rs` by a pure-Rust protobuf
-//! compiler, so no `protoc` is needed) and the small conversions around them.
 //! It depends on neither the cluster core nor the store: the runtime in the
 //! `redhac` crate translates between core messages and these wire messages.
-//!
-//! Until the HA runtime lands it only names the protocol version.
 
 /// Version of the wire protocol carried in every Hello. Members refuse a link
 /// whose version differs from their own.
 pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Generated messages and the `Cluster` service.
+#[allow(
+    missing_docs,
+    unreachable_pub,
+    missing_debug_implementations,
+    clippy::all
+)]
+pub mod v1 {
+    tonic::include_proto!("redhac.v1");
+}
+
+pub use v1::*;
