@@ -1,0 +1,6 @@
+//! The network between members: gRPC links with an authenticated handshake.
+
+pub(crate) mod auth;
+pub(crate) mod link;
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,183 @@
+//! Links between two nodes in one process, on 127.0.0.1 ephemeral ports.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redhac_proto::{LookupRequest, frame};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use super::auth::{Secret, fingerprint};
+use super::link::{HelloState, LinkEvent, LinkSetup, dial, serve};
+use crate::hosts::HostEntry;
+
+struct Side {
+    setup: Arc<LinkSetup>,
+    events: mpsc::Receiver<LinkEvent>,
+    _hello: watch::Sender<HelloState>,
+}
+
+fn setup(me: u32, hosts: &[String], token: &str) -> (Arc<LinkSetup>, Side) {
+    let (events_tx, events) = mpsc::channel(16);
+    let (hello_tx, hello) = watch::channel(HelloState {
+        term: 3,
+        ..HelloState::default()
+    });
+    let members = hosts.iter().map(|h| HostEntry::parse(h).unwrap()).collect();
+    let s = LinkSetup {
+        me,
+        generation: 100 + u64::from(me),
+        members,
+        fingerprint: fingerprint(hosts),
+        secret: Secret::new(token),
+        buf_server: 8,
+        buf_client: 8,
+        keepalive_interval: Duration::from_secs(5),
+        keepalive_timeout: Duration::from_secs(5),
+        reconnect: (Duration::from_millis(10), Duration::from_millis(50)),
+        handshake_timeout: Duration::from_secs(5),
+        hello_state: hello,
+        events: events_tx,
+        next_link: AtomicU64::new(0),
+        refused: AtomicU64::new(0),
+    };
+    let s = Arc::new(s);
+    (
+        Arc::clone(&s),
+        Side {
+            setup: s,
+            events,
+            _hello: hello_tx,
+        },
+    )
+}
+
+async fn next(side: &mut Side) -> LinkEvent {
+    tokio::time::timeout(Duration::from_secs(10), side.events.recv())
+        .await
+        .expect("an event within 10 s")
+        .expect("events open")
+}
+
+/// Starts member 1 listening and member 0 dialling it.
+async fn pair(
+    token0: &str,
+    token1: &str,
+    hosts1_override: Option<Vec<String>>,
+) -> (Side, Side, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hosts = vec![
+        "http://127.0.0.1:1".to_string(),
+        format!("http://127.0.0.1:{port}"),
+    ];
+    let (s0, side0) = setup(0, &hosts, token0);
+    let (s1, side1) = setup(1, &hosts1_override.unwrap_or(hosts), token1);
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(serve(s1, listener, stop.clone()));
+    tokio::spawn(dial(s0, 1, stop));
+    (side0, side1, stop_tx)
+}
+
+#[tokio::test]
+async fn authenticated_link_carries_frames_both_ways() {
+    let (mut a, mut b, stop) = pair("token-0123456789", "token-0123456789", None).await;
+    let (
+        LinkEvent::Up {
+            peer: pa,
+            hello: ha,
+            tx: txa,
+            ..
+        },
+        LinkEvent::Up {
+            peer: pb,
+            hello: hb,
+            tx: txb,
+            ..
+        },
+    ) = (next(&mut a).await, next(&mut b).await)
+    else {
+        panic!("both ends must report Up first");
+    };
+    assert_eq!((pa, pb), (1, 0));
+    assert_eq!((ha.generation, hb.generation), (101, 100));
+    assert_eq!(ha.state.term, 3);
+    let lookup = |id| redhac_proto::Frame {
+        kind: Some(frame::Kind::LookupRequest(LookupRequest {
+            id,
+            cache: "c".into(),
+            key: "k".into(),
+        })),
+    };
+    txa.send(lookup(7)).await.unwrap();
+    txb.send(lookup(8)).await.unwrap();
+    match next(&mut b).await {
+        LinkEvent::Frame {
+            peer: 0,
+            frame: frame::Kind::LookupRequest(r),
+            ..
+        } => assert_eq!(r.id, 7),
+        other => panic!("unexpected {other:?}"),
+    }
+    match next(&mut a).await {
+        LinkEvent::Frame {
+            peer: 1,
+            frame: frame::Kind::LookupRequest(r),
+            ..
+        } => assert_eq!(r.id, 8),
+        other => panic!("unexpected {other:?}"),
+    }
+    // A runtime closes a link by dropping its sender: the peer sees the end,
+    // its runtime drops its own sender, and the dialler then reconnects.
+    drop(txa);
+    assert!(matches!(
+        next(&mut b).await,
+        LinkEvent::Down { peer: 0, .. }
+    ));
+    drop(txb);
+    assert!(matches!(
+        next(&mut a).await,
+        LinkEvent::Down { peer: 1, .. }
+    ));
+    assert!(
+        matches!(next(&mut a).await, LinkEvent::Up { peer: 1, .. }),
+        "reconnected"
+    );
+    let _ = stop.send(true);
+}
+
+/// Waits until both ends refused a few handshakes, and checks no link came up.
+async fn assert_refused(a: &mut Side, b: &mut Side) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while a.setup.refused.load(Ordering::Relaxed) < 3 || b.setup.refused.load(Ordering::Relaxed) < 3
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the handshakes were not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(
+        a.events.try_recv().is_err() && b.events.try_recv().is_err(),
+        "a link came up"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_token_is_refused() {
+    let (mut a, mut b, stop) = pair("token-0123456789", "another-token-xyz", None).await;
+    assert_refused(&mut a, &mut b).await;
+    let _ = stop.send(true);
+}
+
+#[tokio::test]
+async fn another_member_list_is_refused() {
+    let other = vec![
+        "http://127.0.0.1:1".to_string(),
+        "http://127.0.0.1:2".to_string(),
+    ];
+    let (mut a, mut b, stop) = pair("token-0123456789", "token-0123456789", Some(other)).await;
+    assert_refused(&mut a, &mut b).await;
+    let _ = stop.send(true);
+}
