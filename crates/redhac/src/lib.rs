@@ -3,9 +3,11 @@
 mod cache;
 mod config;
 mod error;
+mod gate;
 mod hosts;
 mod loader;
 mod node;
+mod status;
 // Wired into the node by the HA runtime, which needs the cluster core first.
 #[allow(dead_code)]
 mod transport;
@@ -19,6 +21,7 @@ pub use node::{Builder, Redhac};
 pub use redhac_store::{
     CacheOptions, Capacity, Event, EventKind, Events, EventsError, Origin, Value,
 };
+pub use status::{Health, MemberStatus, Role, Status};
 pub use write::{AckLevel, DEFAULT_WRITE_TIMEOUT, WriteOptions};
 
 /// The names most programs need: `use redhac::prelude::*;`.

@@ -5,11 +5,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use tokio::sync::watch;
+
 use redhac_store::{CacheOptions, Store, StoreBuilder, StoreError, Value};
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::gate::ReadGate;
 use crate::loader::KeyLocks;
+use crate::status::{Health, Status};
 use crate::{Error, Result};
 
 type Register = Box<dyn FnOnce(&mut StoreBuilder) -> Result<(), StoreError> + Send>;
@@ -103,6 +107,8 @@ impl Builder {
                 store,
                 loads,
                 open: AtomicBool::new(true),
+                reads: ReadGate::always_open(),
+                health: watch::channel(Health::Good).0,
             }),
         })
     }
@@ -113,14 +119,18 @@ pub(crate) struct Shared {
     config: Config,
     store: Store,
     loads: BTreeMap<String, Arc<KeyLocks>>,
+    /// Writes are accepted until shutdown.
     open: AtomicBool,
+    /// Reads are answered while this is open.
+    reads: ReadGate,
+    health: watch::Sender<Health>,
 }
 
 impl Shared {
     /// Whether local reads may be answered.
     #[inline]
     pub(crate) fn serving(&self) -> bool {
-        self.open.load(Ordering::Relaxed)
+        self.reads.open()
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -174,6 +184,17 @@ impl Redhac {
         &self.shared.config
     }
 
+    /// Health by links, as a watch: `borrow()` for now, `changed()` to wait.
+    /// Always [`Health::Good`] in standalone mode.
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.shared.health.subscribe()
+    }
+
+    /// This node's view of the cluster.
+    pub fn status(&self) -> Status {
+        Status::standalone(self.shared.serving())
+    }
+
     /// Stops the node: later writes fail with [`Error::ShutDown`] and reads
     /// miss. Idempotent.
     ///
@@ -181,6 +202,7 @@ impl Redhac {
     /// None in standalone mode; the signature leaves room for the HA handover.
     pub async fn shutdown(&self) -> Result<()> {
         if self.shared.open.swap(false, Ordering::AcqRel) {
+            self.shared.reads.close();
             tracing::info!("redhac shut down");
         }
         Ok(())

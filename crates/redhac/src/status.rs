@@ -1,0 +1,79 @@
+//! What a node reports about itself: health and status.
+
+use serde::Serialize;
+
+/// Health by links, as in the original redhac.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Health {
+    /// Links to every member (always, in standalone mode).
+    Good,
+    /// Links to a majority, this member included.
+    Degraded,
+    /// Fewer: the member clears its caches and refuses writes.
+    Bad,
+}
+
+/// The role of a member in its current term.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub enum Role {
+    /// Not part of a cluster.
+    Standalone,
+    /// Follows a leader or waits for one.
+    Follower,
+    /// Asks for votes.
+    Candidate,
+    /// Orders every change.
+    Leader,
+}
+
+/// One member as this node sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MemberStatus {
+    /// Index in `HA_HOSTS`.
+    pub id: u32,
+    /// The `HA_HOSTS` entry.
+    pub address: String,
+    /// Whether a link to it is up (always true for this node itself).
+    pub connected: bool,
+    /// On the leader: entries the member has yet to apply.
+    pub lag: Option<u64>,
+}
+
+/// A snapshot of a node's view of the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Status {
+    /// This node's index in `HA_HOSTS` (0 in standalone mode).
+    pub me: u32,
+    /// The current term.
+    pub term: u64,
+    /// This node's role.
+    pub role: Role,
+    /// The leader this node knows of.
+    pub leader: Option<u32>,
+    /// Health by links.
+    pub health: Health,
+    /// Whether local reads are answered now (readiness).
+    pub serving: bool,
+    /// Every member, this one included.
+    pub members: Vec<MemberStatus>,
+    /// Highest log index applied here.
+    pub applied_index: u64,
+    /// Highest log index known committed.
+    pub commit_index: u64,
+}
+
+impl Status {
+    pub(crate) fn standalone(serving: bool) -> Self {
+        Self {
+            me: 0,
+            term: 0,
+            role: Role::Standalone,
+            leader: None,
+            health: Health::Good,
+            serving,
+            members: Vec::new(),
+            applied_index: 0,
+            commit_index: 0,
+        }
+    }
+}
