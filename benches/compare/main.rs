@@ -1,0 +1,124 @@
+//! Workload W1 side by side: redhac against its baselines, in one run.
+//!
+//! `cargo bench -p redhac --bench compare`
+//!
+//! Prints one JSON object per system per line, then a table of ratios. The
+//! baselines: a raw `moka::sync::Cache<String, Arc<Val>>`; the transport floor
+//! (a tonic bidirectional-stream ping-pong over 127.0.0.1); Redis 7 with a
+//! primary and two replicas on loopback, writing with `SET` then `WAIT 1`
+//! (started and stopped here when `redis-server` is installed).
+//!
+//! Load generators run as tasks on a multi-thread runtime, as an application's
+//! would. Memory is measured in child processes (this binary re-executed).
+
+#![allow(missing_docs)]
+
+mod floor;
+mod redis_baseline;
+mod w1;
+
+use serde_json::{Map, Value, json};
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(pos) = args.iter().position(|a| a == "--rss-child") {
+        w1::rss_child(args.get(pos + 1).map(String::as_str).unwrap_or(""));
+        return;
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let mut rows: Vec<Map<String, Value>> = Vec::new();
+
+    eprintln!("== moka (raw)");
+    rows.push(w1::moka_row(&rt));
+    eprintln!("== redhac (standalone; the HA rows come with the HA runtime)");
+    rows.push(w1::redhac_row(&rt));
+    eprintln!("== transport floor (tonic ping-pong)");
+    rows.push(rt.block_on(floor::row()));
+    eprintln!("== redis (primary + 2 replicas, SET + WAIT 1)");
+    match rt.block_on(redis_baseline::row()) {
+        Ok(row) => rows.push(row),
+        Err(why) => eprintln!("redis skipped: {why}"),
+    }
+
+    for row in &rows {
+        println!("{}", Value::Object(row.clone()));
+    }
+    print_ratios(&rows);
+}
+
+fn field(rows: &[Map<String, Value>], system: &str, key: &str) -> Option<f64> {
+    rows.iter()
+        .find(|r| r.get("system").and_then(Value::as_str) == Some(system))
+        .and_then(|r| r.get(key))
+        .and_then(Value::as_f64)
+}
+
+fn print_ratios(rows: &[Map<String, Value>]) {
+    // (what, our system and field, their system and field)
+    let pairs = [
+        (
+            "get: redhac / raw moka",
+            ("redhac", "get_ns"),
+            ("moka", "get_ns"),
+        ),
+        (
+            "memory per entry: redhac / raw moka",
+            ("redhac", "rss_per_entry_bytes"),
+            ("moka", "rss_per_entry_bytes"),
+        ),
+        (
+            "quorum write p50: redhac / redis",
+            ("redhac", "w_leader_p50_us"),
+            ("redis", "w_leader_p50_us"),
+        ),
+        (
+            "quorum write p50: redhac / transport rtt",
+            ("redhac", "w_leader_p50_us"),
+            ("transport-floor", "rtt_p50_us"),
+        ),
+        (
+            "write throughput: redhac / redis",
+            ("redhac", "w_tput_ops"),
+            ("redis", "w_tput_ops"),
+        ),
+        (
+            "follower get: redhac / redis replica",
+            ("redhac", "get_ns"),
+            ("redis", "get_ns"),
+        ),
+    ];
+    println!(
+        "\n{:<42} {:>12} {:>12} {:>8}",
+        "ratio", "ours", "theirs", "ratio"
+    );
+    for (name, (ours, ours_key), (theirs, theirs_key)) in pairs {
+        match (field(rows, ours, ours_key), field(rows, theirs, theirs_key)) {
+            (Some(a), Some(b)) if b > 0.0 => {
+                println!("{name:<42} {a:>12.1} {b:>12.1} {:>8.2}", a / b)
+            }
+            _ => println!("{name:<42} {:>12} {:>12} {:>8}", "-", "-", "n/a"),
+        }
+    }
+}
+
+/// Percentiles of a set of durations in microseconds.
+pub(crate) fn percentiles_us(mut samples: Vec<std::time::Duration>) -> (f64, f64, f64) {
+    samples.sort();
+    let at =
+        |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e6;
+    let mean = samples.iter().map(|d| d.as_secs_f64()).sum::<f64>() / samples.len() as f64 * 1e6;
+    (at(0.5), at(0.99), mean)
+}
+
+pub(crate) fn row(system: &str, fields: Value) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("system".into(), json!(system));
+    if let Value::Object(f) = fields {
+        m.extend(f);
+    }
+    m
+}

@@ -1,0 +1,162 @@
+//! Workload W1's values, and the local measurements: gets and memory.
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::Instant;
+
+use redhac::{CacheOptions, Redhac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+
+/// The W1 value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Val {
+    pub(crate) name: String,
+    pub(crate) n: u64,
+    pub(crate) blob: Vec<u8>,
+}
+
+pub(crate) const KEYS: usize = 10_000;
+const GETS: usize = 100_000;
+const RSS_ENTRIES: usize = 1_000_000;
+
+pub(crate) fn val(i: usize) -> Val {
+    Val {
+        name: format!("{i:064}"),
+        n: i as u64,
+        blob: vec![(i % 251) as u8; 32],
+    }
+}
+
+pub(crate) fn key(i: usize) -> String {
+    format!("key-{i}")
+}
+
+/// ns per get over 100,000 gets of present keys, run as a spawned task; the
+/// median of five rounds.
+fn get_ns(rt: &tokio::runtime::Runtime, get: Arc<dyn Fn(&str) -> bool + Send + Sync>) -> f64 {
+    let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(key).collect());
+    let mut rounds: Vec<f64> = (0..5)
+        .map(|_| {
+            let (keys, get) = (keys.clone(), get.clone());
+            rt.block_on(async move {
+                tokio::spawn(async move {
+                    let start = Instant::now();
+                    for i in 0..GETS {
+                        assert!(black_box(get(&keys[i % KEYS])), "a W1 key is missing");
+                    }
+                    start.elapsed().as_nanos() as f64 / GETS as f64
+                })
+                .await
+                .expect("the get task")
+            })
+        })
+        .collect();
+    rounds.sort_by(f64::total_cmp);
+    rounds[2]
+}
+
+pub(crate) fn moka_row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
+    let cache: moka::sync::Cache<String, Arc<Val>> =
+        moka::sync::Cache::builder().max_capacity(100_000).build();
+    for i in 0..KEYS {
+        cache.insert(key(i), Arc::new(val(i)));
+    }
+    let get_ns = get_ns(rt, Arc::new(move |k| cache.get(k).is_some()));
+    crate::row(
+        "moka",
+        json!({ "get_ns": get_ns, "rss_per_entry_bytes": rss_per_entry("moka") }),
+    )
+}
+
+pub(crate) fn redhac_row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
+    let cache = rt.block_on(async {
+        let redhac = Redhac::builder()
+            .cache::<Val>("w1", CacheOptions::default().max_capacity(100_000))
+            .start()
+            .await
+            .expect("start");
+        let cache = redhac.cache::<Val>("w1").expect("the cache");
+        for i in 0..KEYS {
+            cache.put(key(i), val(i)).await.expect("put");
+        }
+        cache
+    });
+    let get_ns = get_ns(rt, Arc::new(move |k| cache.get(k).is_some()));
+    crate::row(
+        "redhac",
+        json!({ "mode": "standalone", "get_ns": get_ns, "rss_per_entry_bytes": rss_per_entry("redhac") }),
+    )
+}
+
+/// Resident bytes per entry, measured in a fresh child process.
+fn rss_per_entry(system: &str) -> f64 {
+    let out = std::process::Command::new(std::env::current_exe().expect("this binary"))
+        .args(["--rss-child", system])
+        .output()
+        .expect("the memory child runs");
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| {
+            panic!(
+                "the memory child printed no number: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        })
+}
+
+fn rss_bytes() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("/proc/self/statm");
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("statm's resident field");
+    pages * 4096
+}
+
+/// In the child: fill 1,000,000 W1 entries and print resident bytes per entry.
+pub(crate) fn rss_child(system: &str) {
+    let before = rss_bytes();
+    let keep: Box<dyn std::any::Any> = match system {
+        "moka" => {
+            let cache: moka::sync::Cache<String, Arc<Val>> = moka::sync::Cache::builder()
+                .max_capacity(2 * RSS_ENTRIES as u64)
+                .build();
+            for i in 0..RSS_ENTRIES {
+                cache.insert(key(i), Arc::new(val(i)));
+            }
+            cache.run_pending_tasks();
+            Box::new(cache)
+        }
+        "redhac" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime");
+            let cache = rt.block_on(async {
+                let redhac = Redhac::builder()
+                    .cache::<Val>(
+                        "w1",
+                        CacheOptions::default().max_capacity(2 * RSS_ENTRIES as u64),
+                    )
+                    .start()
+                    .await
+                    .expect("start");
+                let cache = redhac.cache::<Val>("w1").expect("the cache");
+                for i in 0..RSS_ENTRIES {
+                    cache.put(key(i), val(i)).await.expect("put");
+                }
+                cache
+            });
+            Box::new(cache)
+        }
+        other => panic!("unknown system {other:?}"),
+    };
+    let after = rss_bytes();
+    println!(
+        "{:.1}",
+        (after.saturating_sub(before)) as f64 / RSS_ENTRIES as f64
+    );
+    drop(keep);
+}
