@@ -40,8 +40,12 @@ fn start() -> Result<Cluster, String> {
     let ports = [free_port(), free_port(), free_port()];
     let mut procs = Vec::new();
     for (i, port) in ports.iter().enumerate() {
+        // Replicas write the primary's RDB into their working directory.
+        let dir = std::env::temp_dir().join(format!("redhac-bench-redis-{port}"));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
         let mut cmd = Command::new("redis-server");
-        cmd.args([
+        cmd.arg("--dir").arg(&dir).args([
             "--port",
             &port.to_string(),
             "--bind",
