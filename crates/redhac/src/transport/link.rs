@@ -21,6 +21,7 @@ use tonic::transport::{Endpoint, Server};
 use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::{CHALLENGE_LEN, Secret, Transcript, challenge};
+use super::tls::TlsSetup;
 use crate::hosts::HostEntry;
 
 /// Largest frame accepted from a peer.
@@ -102,8 +103,10 @@ pub(crate) struct LinkSetup {
     pub(crate) hello_state: watch::Receiver<HelloState>,
     pub(crate) events: mpsc::Sender<LinkEvent>,
     pub(crate) next_link: AtomicU64,
-    /// Handshakes this node refused (bad token, list, version or member).
-    pub(crate) refused: AtomicU64,
+    /// Handshakes this node refused (TLS, token, list, version or member).
+    pub(crate) refused: Arc<AtomicU64>,
+    /// TLS for every link, unless `CACHE_TLS` is false.
+    pub(crate) tls: Option<TlsSetup>,
 }
 
 /// Which peer a handshake may accept.
@@ -306,7 +309,14 @@ impl LinkSetup {
             .http2_keep_alive_interval(self.keepalive_interval)
             .keep_alive_timeout(self.keepalive_timeout)
             .keep_alive_while_idle(true);
-        let channel = endpoint.connect().await?;
+        let channel = match &self.tls {
+            Some(tls) => {
+                endpoint
+                    .connect_with_connector(tls.connector(Arc::clone(&self.refused)))
+                    .await?
+            }
+            None => endpoint.connect().await?,
+        };
         let mut client = ClusterClient::new(channel).max_decoding_message_size(MAX_FRAME_BYTES);
         let (tx, rx) = mpsc::channel(self.buf_client);
         let opened =
@@ -402,23 +412,40 @@ pub(crate) async fn serve(
     listener: TcpListener,
     shutdown: watch::Receiver<bool>,
 ) {
-    let incoming = TcpListenerStream::new(listener).map(|conn| {
-        conn.inspect(|s| {
-            let _ = s.set_nodelay(true);
-        })
-    });
     let service = ClusterServer::new(Acceptor {
         setup: Arc::clone(&setup),
         shutdown: shutdown.clone(),
     })
     .max_decoding_message_size(MAX_FRAME_BYTES);
-    let mut stop = shutdown;
-    let result = Server::builder()
+    let mut stop = shutdown.clone();
+    let server = Server::builder()
         .http2_keepalive_interval(Some(setup.keepalive_interval))
         .http2_keepalive_timeout(Some(setup.keepalive_timeout))
-        .add_service(service)
-        .serve_with_incoming_shutdown(incoming, async move { stopped(&mut stop).await })
-        .await;
+        .add_service(service);
+    let until_stopped = async move { stopped(&mut stop).await };
+    let result = match &setup.tls {
+        Some(tls) => {
+            let incoming = tls.incoming(
+                listener,
+                setup.handshake_timeout,
+                Arc::clone(&setup.refused),
+                shutdown,
+            );
+            server
+                .serve_with_incoming_shutdown(ReceiverStream::new(incoming), until_stopped)
+                .await
+        }
+        None => {
+            let incoming = TcpListenerStream::new(listener).map(|conn| {
+                conn.inspect(|s| {
+                    let _ = s.set_nodelay(true);
+                })
+            });
+            server
+                .serve_with_incoming_shutdown(incoming, until_stopped)
+                .await
+        }
+    };
     if let Err(e) = result {
         tracing::error!(error = %e, "the link server stopped");
     }

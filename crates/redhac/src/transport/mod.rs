@@ -4,3 +4,6 @@ pub(crate) mod auth;
 pub(crate) mod link;
 #[cfg(test)]
 mod tests;
+pub(crate) mod tls;
+#[cfg(test)]
+mod tls_tests;

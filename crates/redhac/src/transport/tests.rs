@@ -10,15 +10,16 @@ use tokio::sync::{mpsc, watch};
 
 use super::auth::{Secret, fingerprint};
 use super::link::{HelloState, LinkEvent, LinkSetup, dial, serve};
+use super::tls::TlsSetup;
 use crate::hosts::HostEntry;
 
-struct Side {
+pub(super) struct Side {
     setup: Arc<LinkSetup>,
     events: mpsc::Receiver<LinkEvent>,
     _hello: watch::Sender<HelloState>,
 }
 
-fn setup(me: u32, hosts: &[String], token: &str) -> (Arc<LinkSetup>, Side) {
+fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<LinkSetup>, Side) {
     let (events_tx, events) = mpsc::channel(16);
     let (hello_tx, hello) = watch::channel(HelloState {
         term: 3,
@@ -40,7 +41,8 @@ fn setup(me: u32, hosts: &[String], token: &str) -> (Arc<LinkSetup>, Side) {
         hello_state: hello,
         events: events_tx,
         next_link: AtomicU64::new(0),
-        refused: AtomicU64::new(0),
+        refused: Arc::new(AtomicU64::new(0)),
+        tls,
     };
     let s = Arc::new(s);
     (
@@ -53,36 +55,59 @@ fn setup(me: u32, hosts: &[String], token: &str) -> (Arc<LinkSetup>, Side) {
     )
 }
 
-async fn next(side: &mut Side) -> LinkEvent {
+pub(super) async fn next(side: &mut Side) -> LinkEvent {
     tokio::time::timeout(Duration::from_secs(10), side.events.recv())
         .await
         .expect("an event within 10 s")
         .expect("events open")
 }
 
+/// How the two ends of a test link are set up.
+#[derive(Default)]
+pub(super) struct Spec {
+    pub(super) tokens: [&'static str; 2],
+    pub(super) hosts1: Option<Vec<String>>,
+    pub(super) tls: [Option<TlsSetup>; 2],
+}
+
+pub(super) const TOKEN: &str = "token-0123456789";
+
 /// Starts member 1 listening and member 0 dialling it.
-async fn pair(
-    token0: &str,
-    token1: &str,
-    hosts1_override: Option<Vec<String>>,
-) -> (Side, Side, watch::Sender<bool>) {
+pub(super) async fn pair(spec: Spec) -> (Side, Side, watch::Sender<bool>) {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     let hosts = vec![
         "http://127.0.0.1:1".to_string(),
         format!("http://127.0.0.1:{port}"),
     ];
-    let (s0, side0) = setup(0, &hosts, token0);
-    let (s1, side1) = setup(1, &hosts1_override.unwrap_or(hosts), token1);
+    let [tls0, tls1] = spec.tls;
+    let (s0, side0) = setup(0, &hosts, spec.tokens[0], tls0);
+    let (s1, side1) = setup(1, &spec.hosts1.unwrap_or(hosts), spec.tokens[1], tls1);
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(serve(s1, listener, stop.clone()));
     tokio::spawn(dial(s0, 1, stop));
     (side0, side1, stop_tx)
 }
 
+/// Waits for both ends to report the link up.
+pub(super) async fn assert_link_up(a: &mut Side, b: &mut Side) {
+    assert!(
+        matches!(next(a).await, LinkEvent::Up { peer: 1, .. }),
+        "member 0 has no link"
+    );
+    assert!(
+        matches!(next(b).await, LinkEvent::Up { peer: 0, .. }),
+        "member 1 has no link"
+    );
+}
+
 #[tokio::test]
 async fn authenticated_link_carries_frames_both_ways() {
-    let (mut a, mut b, stop) = pair("token-0123456789", "token-0123456789", None).await;
+    let (mut a, mut b, stop) = pair(Spec {
+        tokens: [TOKEN, TOKEN],
+        ..Spec::default()
+    })
+    .await;
     let (
         LinkEvent::Up {
             peer: pa,
@@ -148,10 +173,16 @@ async fn authenticated_link_carries_frames_both_ways() {
 }
 
 /// Waits until both ends refused a few handshakes, and checks no link came up.
-async fn assert_refused(a: &mut Side, b: &mut Side) {
+pub(super) async fn assert_refused(a: &mut Side, b: &mut Side) {
+    assert_refused_by(a, b, [true, true]).await;
+}
+
+/// Waits until the chosen ends refused a few handshakes, and checks no link
+/// came up.
+pub(super) async fn assert_refused_by(a: &mut Side, b: &mut Side, by: [bool; 2]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while a.setup.refused.load(Ordering::Relaxed) < 3 || b.setup.refused.load(Ordering::Relaxed) < 3
-    {
+    let refused = |s: &Side| s.setup.refused.load(Ordering::Relaxed);
+    while (by[0] && refused(a) < 3) || (by[1] && refused(b) < 3) {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the handshakes were not refused"
@@ -166,7 +197,11 @@ async fn assert_refused(a: &mut Side, b: &mut Side) {
 
 #[tokio::test]
 async fn a_wrong_token_is_refused() {
-    let (mut a, mut b, stop) = pair("token-0123456789", "another-token-xyz", None).await;
+    let (mut a, mut b, stop) = pair(Spec {
+        tokens: [TOKEN, "another-token-xyz"],
+        ..Spec::default()
+    })
+    .await;
     assert_refused(&mut a, &mut b).await;
     let _ = stop.send(true);
 }
@@ -177,7 +212,12 @@ async fn another_member_list_is_refused() {
         "http://127.0.0.1:1".to_string(),
         "http://127.0.0.1:2".to_string(),
     ];
-    let (mut a, mut b, stop) = pair("token-0123456789", "token-0123456789", Some(other)).await;
+    let (mut a, mut b, stop) = pair(Spec {
+        tokens: [TOKEN, TOKEN],
+        hosts1: Some(other),
+        ..Spec::default()
+    })
+    .await;
     assert_refused(&mut a, &mut b).await;
     let _ = stop.send(true);
 }
