@@ -111,7 +111,7 @@ pub(crate) struct LinkSetup {
 
 /// Which peer a handshake may accept.
 #[derive(Debug, Clone, Copy)]
-enum Expect {
+pub(crate) enum Expect {
     /// The member we dialled.
     Exactly(u32),
     /// Any member listed before us (they dial us).
@@ -119,7 +119,7 @@ enum Expect {
 }
 
 impl LinkSetup {
-    async fn handshake<S>(
+    pub(crate) async fn handshake<S>(
         &self,
         inbound: &mut S,
         tx: &mpsc::Sender<Frame>,

@@ -3,6 +3,8 @@
 pub(crate) mod auth;
 pub(crate) mod link;
 #[cfg(test)]
+mod prop_tests;
+#[cfg(test)]
 mod tests;
 pub(crate) mod tls;
 #[cfg(test)]
