@@ -156,6 +156,22 @@ async fn render_metrics(State(app): State<App>) -> String {
     app.metrics.render()
 }
 
+/// SIGINT (Ctrl-C) or SIGTERM (Kubernetes, docker stop).
+async fn terminated() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the node");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt()
@@ -194,7 +210,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(%http, "HTTP API listening");
     axum::serve(listener, router)
         .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
+            terminated().await;
             tracing::info!("shutting down");
         })
         .await?;

@@ -183,6 +183,30 @@ struct EnvVars {
 }
 
 impl Config {
+    /// Every environment variable [`Config::from_env`] reads.
+    pub const ENV_VARS: &'static [&'static str] = &[
+        "HA_MODE",
+        "HA_HOSTS",
+        "HOSTNAME_OVERWRITE",
+        "CACHE_AUTH_TOKEN",
+        "CACHE_TLS",
+        "CACHE_TLS_SERVER_CERT",
+        "CACHE_TLS_SERVER_KEY",
+        "CACHE_TLS_CLIENT_CERT",
+        "CACHE_TLS_CLIENT_KEY",
+        "CACHE_TLS_CA_SERVER",
+        "CACHE_TLS_CA_CLIENT",
+        "CACHE_TLS_CLIENT_VALIDATE_DOMAIN",
+        "CACHE_TLS_SNI_OVERWRITE",
+        "CACHE_BUF_SERVER",
+        "CACHE_BUF_CLIENT",
+        "CACHE_KEEPALIVE_INTERVAL",
+        "CACHE_KEEPALIVE_TIMEOUT",
+        "CACHE_ELECTION_TIMEOUT",
+        "CACHE_RECONNECT_TIMEOUT_LOWER",
+        "CACHE_RECONNECT_TIMEOUT_UPPER",
+    ];
+
     /// Reads the process environment, then validates.
     ///
     /// # Errors
@@ -399,6 +423,23 @@ mod tests {
         assert_eq!(c.reconnect_timeout_lower, Duration::from_millis(500));
         assert_eq!(c.reconnect_timeout_upper, Duration::from_millis(2000));
         assert_eq!((c.buf_server, c.buf_client), (128, 64));
+    }
+
+    #[test]
+    fn env_vars_lists_every_field_envy_reads() {
+        // A variable set to garbage makes from_vars fail exactly when it is read.
+        for var in Config::ENV_VARS {
+            let numeric =
+                var.starts_with("CACHE_BUF") || var.contains("TIMEOUT") || var.contains("INTERVAL");
+            let boolean = *var == "HA_MODE" || *var == "CACHE_TLS";
+            if numeric || boolean {
+                assert!(
+                    Config::from_vars([(*var, "not-a-value")]).is_err(),
+                    "{var} is not read"
+                );
+            }
+        }
+        assert_eq!(Config::ENV_VARS.len(), 20);
     }
 
     #[test]
