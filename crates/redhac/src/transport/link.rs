@@ -14,7 +14,7 @@ use redhac_proto::cluster_client::ClusterClient;
 use redhac_proto::cluster_server::{Cluster, ClusterServer};
 use redhac_proto::{Auth, Frame, Hello, PROTOCOL_VERSION, frame};
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Endpoint, Server};
@@ -26,6 +26,13 @@ use crate::hosts::HostEntry;
 
 /// Largest frame accepted from a peer.
 pub(crate) const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;
+
+/// Streams accepted but not yet authenticated, at most.
+pub(crate) const MAX_PENDING_HANDSHAKES: usize = 32;
+
+/// Authenticated links one member may hold to this one at a time: its current
+/// link and the one replacing it.
+pub(crate) const MAX_LINKS_PER_MEMBER: u32 = 2;
 
 /// The election state a Hello carries.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -107,6 +114,8 @@ pub(crate) struct LinkSetup {
     pub(crate) refused: Arc<AtomicU64>,
     /// TLS for every link, unless `CACHE_TLS` is false.
     pub(crate) tls: Option<TlsSetup>,
+    /// Accepted links per member index.
+    pub(crate) links_per_member: Vec<std::sync::atomic::AtomicU32>,
 }
 
 /// Which peer a handshake may accept.
@@ -373,6 +382,7 @@ pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::
 struct Acceptor {
     setup: Arc<LinkSetup>,
     shutdown: watch::Receiver<bool>,
+    handshakes: Arc<Semaphore>,
 }
 
 type FrameStream = Pin<Box<dyn Stream<Item = Result<Frame, Status>> + Send>>;
@@ -386,20 +396,42 @@ impl Cluster for Acceptor {
         request: Request<Streaming<Frame>>,
     ) -> Result<Response<FrameStream>, Status> {
         let remote = request.remote_addr();
+        // Unauthenticated streams are bounded: a flood of half-open handshakes
+        // is refused, not queued.
+        let Ok(permit) = Arc::clone(&self.handshakes).try_acquire_owned() else {
+            self.setup.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(peer_addr = ?remote, "refused a link: too many handshakes in progress");
+            return Err(Status::resource_exhausted(
+                "too many handshakes in progress",
+            ));
+        };
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(self.setup.buf_server);
         let setup = Arc::clone(&self.setup);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            match setup
+            let shaken = setup
                 .handshake(&mut inbound, &tx, Expect::Below(setup.me))
-                .await
-            {
-                Ok(hello) => setup.run(hello, inbound, tx, shutdown).await,
-                Err(e) => {
-                    setup.refused.fetch_add(1, Ordering::Relaxed);
-                    tracing::warn!(peer_addr = ?remote, error = %e, "refused a link");
+                .await;
+            drop(permit);
+            let refuse = |why: &dyn std::fmt::Display| {
+                setup.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(peer_addr = ?remote, error = %why, "refused a link");
+            };
+            match shaken {
+                Ok(hello) => {
+                    let links = &setup.links_per_member[hello.member as usize];
+                    if links.fetch_add(1, Ordering::AcqRel) >= MAX_LINKS_PER_MEMBER {
+                        refuse(&format!(
+                            "member {} already has {MAX_LINKS_PER_MEMBER} links",
+                            hello.member
+                        ));
+                    } else {
+                        setup.run(hello, inbound, tx, shutdown).await;
+                    }
+                    links.fetch_sub(1, Ordering::AcqRel);
                 }
+                Err(e) => refuse(&e),
             }
         });
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
@@ -415,6 +447,7 @@ pub(crate) async fn serve(
     let service = ClusterServer::new(Acceptor {
         setup: Arc::clone(&setup),
         shutdown: shutdown.clone(),
+        handshakes: Arc::new(Semaphore::new(MAX_PENDING_HANDSHAKES)),
     })
     .max_decoding_message_size(MAX_FRAME_BYTES);
     let mut stop = shutdown.clone();

@@ -38,6 +38,7 @@ fn setup() -> (LinkSetup, Vec<u8>) {
         next_link: AtomicU64::new(0),
         refused: Arc::new(AtomicU64::new(0)),
         tls: None,
+        links_per_member: (0..3).map(|_| Default::default()).collect(),
     };
     (s, fp)
 }

@@ -9,7 +9,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use super::auth::{Secret, fingerprint};
-use super::link::{HelloState, LinkEvent, LinkSetup, dial, serve};
+use super::link::{Expect, HelloState, LinkEvent, LinkSetup, dial, serve};
 use super::tls::TlsSetup;
 use crate::hosts::HostEntry;
 
@@ -43,6 +43,7 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
         next_link: AtomicU64::new(0),
         refused: Arc::new(AtomicU64::new(0)),
         tls,
+        links_per_member: (0..hosts.len()).map(|_| Default::default()).collect(),
     };
     let s = Arc::new(s);
     (
@@ -219,5 +220,80 @@ async fn another_member_list_is_refused() {
     })
     .await;
     assert_refused(&mut a, &mut b).await;
+    let _ = stop.send(true);
+}
+
+/// Member 1 listening; returns member 0's setup for hand-made streams.
+async fn listening_member_1() -> (Arc<LinkSetup>, Side, String, watch::Sender<bool>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hosts = vec![
+        "http://127.0.0.1:1".to_string(),
+        format!("http://127.0.0.1:{port}"),
+    ];
+    let (s0, _side0) = setup(0, &hosts, TOKEN, None);
+    let (s1, side1) = setup(1, &hosts, TOKEN, None);
+    let (stop_tx, stop) = watch::channel(false);
+    tokio::spawn(serve(s1, listener, stop));
+    (s0, side1, format!("http://127.0.0.1:{port}"), stop_tx)
+}
+
+async fn open_stream(
+    url: &str,
+) -> Result<
+    (
+        mpsc::Sender<redhac_proto::Frame>,
+        tonic::Streaming<redhac_proto::Frame>,
+    ),
+    tonic::Status,
+> {
+    let mut client = redhac_proto::cluster_client::ClusterClient::connect(url.to_owned())
+        .await
+        .expect("connect");
+    let (tx, rx) = mpsc::channel(8);
+    let inbound = client
+        .link(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await?
+        .into_inner();
+    Ok((tx, inbound))
+}
+
+#[tokio::test]
+async fn a_member_gets_at_most_two_links() {
+    let (s0, mut b, url, stop) = listening_member_1().await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let (tx, mut inbound) = open_stream(&url).await.expect("a stream");
+        s0.handshake(&mut inbound, &tx, Expect::Exactly(1))
+            .await
+            .expect("member 1 proves itself");
+        held.push((tx, inbound));
+    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while b.setup.refused.load(Ordering::Relaxed) < 1 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the third link was not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut ups = 0;
+    while let Ok(event) = b.events.try_recv() {
+        ups += usize::from(matches!(event, LinkEvent::Up { peer: 0, .. }));
+    }
+    assert_eq!(ups, 2);
+    let _ = stop.send(true);
+}
+
+#[tokio::test]
+async fn silent_streams_beyond_the_handshake_limit_are_refused() {
+    let (_s0, b, url, stop) = listening_member_1().await;
+    let mut held = Vec::new();
+    for _ in 0..super::link::MAX_PENDING_HANDSHAKES {
+        held.push(open_stream(&url).await.expect("a stream within the limit"));
+    }
+    let refused = open_stream(&url).await.expect_err("one stream too many");
+    assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
+    assert_eq!(b.setup.refused.load(Ordering::Relaxed), 1);
     let _ = stop.send(true);
 }
