@@ -23,6 +23,8 @@ pub struct Cache<V> {
     typed: Arc<TypedCache<V>>,
     loads: Arc<KeyLocks>,
     shared: Arc<Shared>,
+    hits: metrics::Counter,
+    misses: metrics::Counter,
 }
 
 impl<V> Clone for Cache<V> {
@@ -31,6 +33,8 @@ impl<V> Clone for Cache<V> {
             typed: Arc::clone(&self.typed),
             loads: Arc::clone(&self.loads),
             shared: Arc::clone(&self.shared),
+            hits: self.hits.clone(),
+            misses: self.misses.clone(),
         }
     }
 }
@@ -47,7 +51,10 @@ impl<V: Value> Cache<V> {
         loads: Arc<KeyLocks>,
         shared: Arc<Shared>,
     ) -> Self {
+        let cache = typed.name().to_owned();
         Self {
+            hits: metrics::counter!(crate::metrics::CACHE_HITS, "cache" => cache.clone()),
+            misses: metrics::counter!(crate::metrics::CACHE_MISSES, "cache" => cache),
             typed,
             loads,
             shared,
@@ -63,10 +70,16 @@ impl<V: Value> Cache<V> {
     /// Returns `None` on a miss, and for every key once the node was shut down.
     #[inline]
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
-        if !self.shared.serving() {
-            return None;
+        let hit = if self.shared.serving() {
+            self.typed.get(key)
+        } else {
+            None
+        };
+        match &hit {
+            Some(_) => self.hits.increment(1),
+            None => self.misses.increment(1),
         }
-        self.typed.get(key)
+        hit
     }
 
     /// Looks a key up locally and, on a miss, asks the leader; a value found

@@ -6,6 +6,7 @@ mod error;
 mod gate;
 mod hosts;
 mod loader;
+pub mod metrics;
 mod node;
 mod status;
 // Wired into the node by the HA runtime, which needs the cluster core first.

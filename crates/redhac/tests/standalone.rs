@@ -224,3 +224,31 @@ async fn after_shutdown_writes_fail_and_reads_miss() {
     let err = names.put("b", "y".into()).await.unwrap_err();
     assert!(matches!(err, Error::ShutDown) && err.is_retryable());
 }
+
+#[test]
+fn hits_and_misses_are_counted_per_cache() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let redhac = node().await;
+            let names = redhac.cache::<String>("names").unwrap();
+            names.put("a", "x".into()).await.unwrap();
+            let _ = names.get("a");
+            let _ = names.get("a");
+            let _ = names.get("b");
+        });
+    });
+    let text = handle.render();
+    assert!(
+        text.contains(r#"redhac_cache_hits_total{cache="names"} 2"#),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#"redhac_cache_misses_total{cache="names"} 1"#),
+        "{text}"
+    );
+}

@@ -1,0 +1,79 @@
+//! A get-hit loop for instruction counting under callgrind, which (unlike
+//! wall-clock time on a shared VM) is repeatable. Used by
+//! `benches/get_instructions.sh`; alone it is `get_probe raw|expiry|redhac N`.
+
+#![allow(missing_docs)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redhac::{CacheOptions, Redhac};
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Serialize, Deserialize)]
+struct Val {
+    name: String,
+    n: u64,
+    blob: Vec<u8>,
+}
+
+/// moka with a per-entry expiry policy, as redhac configures it.
+struct NoExpiry;
+
+impl moka::Expiry<String, Arc<Val>> for NoExpiry {
+    fn expire_after_create(&self, _: &String, _: &Arc<Val>, _: Instant) -> Option<Duration> {
+        None
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() < 3 || args.iter().any(|a| a == "--bench") {
+        eprintln!("usage: get_probe raw|expiry|redhac GETS (see benches/get_instructions.sh)");
+        return;
+    }
+    let n: usize = args[2].parse().expect("GETS is a number");
+    let keys: Vec<String> = (0..10_000).map(|i| format!("key-{i}")).collect();
+    let val = |i: usize| Val {
+        name: format!("{i:064}"),
+        n: i as u64,
+        blob: vec![7; 32],
+    };
+    let get: Box<dyn Fn(&str) -> bool> = match args[1].as_str() {
+        "raw" | "expiry" => {
+            let builder = moka::sync::Cache::builder().max_capacity(100_000);
+            let cache: moka::sync::Cache<String, Arc<Val>> = if args[1] == "raw" {
+                builder.build()
+            } else {
+                builder.expire_after(NoExpiry).build()
+            };
+            for (i, k) in keys.iter().enumerate() {
+                cache.insert(k.clone(), Arc::new(val(i)));
+            }
+            Box::new(move |k| cache.get(k).is_some())
+        }
+        "redhac" => {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime");
+            let cache = rt.block_on(async {
+                let redhac = Redhac::builder()
+                    .cache::<Val>("w1", CacheOptions::default().max_capacity(100_000))
+                    .start()
+                    .await
+                    .expect("start");
+                let cache = redhac.cache::<Val>("w1").expect("the cache");
+                for (i, k) in keys.iter().enumerate() {
+                    cache.put(k.clone(), val(i)).await.expect("put");
+                }
+                cache
+            });
+            Box::new(move |k| cache.get(k).is_some())
+        }
+        other => panic!("unknown system {other:?}"),
+    };
+    for i in 0..n {
+        assert!(black_box(get(&keys[i % keys.len()])));
+    }
+}
