@@ -38,7 +38,7 @@ mod typed;
 
 pub use error::{Result, StoreError};
 pub use event::{Event, EventKind, Events, EventsError, Origin};
-pub use options::{CacheOptions, Capacity, MAX_TTL};
+pub use options::{CacheOptions, Capacity, MAX_TTL, check_ttl};
 pub use registry::{ErasedCache, Store, StoreBuilder};
 pub use snapshot::{CacheSnapshot, RestoreReport, SnapshotEntry};
 pub use typed::{TypedCache, Value};

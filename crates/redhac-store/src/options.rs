@@ -127,8 +127,11 @@ impl CacheOptions {
     }
 }
 
-/// Checks a per-entry TTL.
-pub(crate) fn check_ttl(ttl: Option<Duration>) -> Result<()> {
+/// Checks a per-entry TTL: between 1 ns and [`MAX_TTL`].
+///
+/// # Errors
+/// [`StoreError::InvalidTtl`].
+pub fn check_ttl(ttl: Option<Duration>) -> Result<()> {
     match ttl {
         Some(d) if d.is_zero() || d > MAX_TTL => Err(StoreError::InvalidTtl(d)),
         _ => Ok(()),

@@ -3,11 +3,12 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use redhac_store::{Events, Origin, TypedCache, Value};
+use redhac_store::{Events, Origin, TypedCache, Value, check_ttl};
 
 use crate::loader::KeyLocks;
 use crate::node::Shared;
-use crate::write::WriteOptions;
+use crate::runtime::{Request, WriteOp};
+use crate::write::{DEFAULT_WRITE_TIMEOUT, WriteOptions};
 use crate::{Error, Result};
 
 /// Longest key accepted, in bytes.
@@ -88,7 +89,33 @@ impl<V: Value> Cache<V> {
     /// # Errors
     /// In HA mode: [`Error::NoQuorum`], [`Error::Timeout`].
     pub async fn get_or_fetch(&self, key: &str) -> Result<Option<Arc<V>>> {
-        Ok(self.get(key))
+        if let Some(hit) = self.get(key) {
+            return Ok(Some(hit));
+        }
+        let Some(cluster) = self.shared.cluster() else {
+            return Ok(None);
+        };
+        check_key(key)?;
+        let (cache, k) = (self.name().to_owned(), key.to_owned());
+        let fetched = cluster
+            .ask(DEFAULT_WRITE_TIMEOUT, |reply| Request::Lookup {
+                cache,
+                key: k,
+                reply,
+            })
+            .await?;
+        let Some(fetched) = fetched else {
+            return Ok(None);
+        };
+        let value = Arc::new(self.typed.decode(key, &fetched.value)?);
+        self.typed.insert_sized(
+            key.to_owned(),
+            Arc::clone(&value),
+            fetched.value.len(),
+            fetched.ttl,
+            Origin::Peer,
+        )?;
+        Ok(Some(value))
     }
 
     /// Writes a value with the default [`WriteOptions`].
@@ -126,9 +153,19 @@ impl<V: Value> Cache<V> {
     ) -> Result<()> {
         let key = key.into();
         check_key(&key)?;
+        check_ttl(options.ttl)?;
         self.shared.check_open()?;
-        self.typed.insert(key, value, options.ttl, Origin::Local)?;
-        Ok(())
+        let Some(cluster) = self.shared.cluster() else {
+            self.typed.insert(key, value, options.ttl, Origin::Local)?;
+            return Ok(());
+        };
+        let op = WriteOp::Put {
+            cache: self.name().to_owned(),
+            key,
+            value: self.typed.encode(&value)?,
+            ttl: options.ttl,
+        };
+        cluster.write(op, options).await
     }
 
     /// Deletes a key with the default [`WriteOptions`].
@@ -144,11 +181,18 @@ impl<V: Value> Cache<V> {
     ///
     /// # Errors
     /// As [`Cache::put`].
-    pub async fn delete_with(&self, key: &str, _options: WriteOptions) -> Result<()> {
+    pub async fn delete_with(&self, key: &str, options: WriteOptions) -> Result<()> {
         check_key(key)?;
         self.shared.check_open()?;
-        self.typed.remove(key, Origin::Local);
-        Ok(())
+        let Some(cluster) = self.shared.cluster() else {
+            self.typed.remove(key, Origin::Local);
+            return Ok(());
+        };
+        let op = WriteOp::Delete {
+            cache: self.name().to_owned(),
+            key: key.to_owned(),
+        };
+        cluster.write(op, options).await
     }
 
     /// Removes every entry, with the default [`WriteOptions`].
@@ -163,10 +207,20 @@ impl<V: Value> Cache<V> {
     ///
     /// # Errors
     /// As [`Cache::clear`].
-    pub async fn clear_with(&self, _options: WriteOptions) -> Result<()> {
+    pub async fn clear_with(&self, options: WriteOptions) -> Result<()> {
         self.shared.check_open()?;
-        self.typed.clear(Origin::Local);
-        Ok(())
+        let Some(cluster) = self.shared.cluster() else {
+            self.typed.clear(Origin::Local);
+            return Ok(());
+        };
+        cluster
+            .write(
+                WriteOp::Clear {
+                    cache: self.name().to_owned(),
+                },
+                options,
+            )
+            .await
     }
 
     /// Returns the value of `key`, or runs `loader`, writes its value and

@@ -62,6 +62,56 @@ impl HostEntry {
     }
 }
 
+/// Finds "me" in the member list: the entry whose host equals `name`, or,
+/// when `name` carries a port (`host:port`, `[v6]:port`), whose host and port
+/// equal it. Compared exactly, never as a substring.
+///
+/// # Errors
+/// A message naming the entries and the name sought, when no entry or more
+/// than one matches.
+pub(crate) fn find_me(members: &[HostEntry], name: &str) -> Result<usize, String> {
+    let name = name.trim();
+    let with_port = name
+        .rsplit_once(':')
+        .filter(|(host, _)| !host.contains(':') || host.starts_with('['))
+        .and_then(|(host, port)| {
+            Some((
+                host.trim_start_matches('[').trim_end_matches(']'),
+                port.parse::<u16>().ok()?,
+            ))
+        });
+    let matches: Vec<usize> = members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| match with_port {
+            Some((host, port)) => m.host == host && m.port == port,
+            None => m.host == name.trim_start_matches('[').trim_end_matches(']'),
+        })
+        .map(|(i, _)| i)
+        .collect();
+    let listed = || {
+        members
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match matches.as_slice() {
+        [me] => Ok(*me),
+        [] => Err(format!(
+            "HA_HOSTS ({}) has no entry for hostname {name:?}; set HOSTNAME_OVERWRITE to this member's \
+             host (or host:port) as written in HA_HOSTS, or fix HA_HOSTS",
+            listed()
+        )),
+        _ => Err(format!(
+            "hostname {name:?} matches {} entries of HA_HOSTS ({}); members on one host need \
+             HOSTNAME_OVERWRITE=host:port",
+            matches.len(),
+            listed()
+        )),
+    }
+}
+
 impl fmt::Display for HostEntry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.host.contains(':') {
@@ -87,5 +137,44 @@ mod tests {
             assert_eq!((e.host.as_str(), e.port), (host, port));
             assert_eq!(HostEntry::parse(&e.to_string()).unwrap(), e);
         }
+    }
+
+    #[test]
+    fn finds_me_exactly() {
+        let m: Vec<_> = [
+            "http://redhac-0.redhac:8001",
+            "http://redhac-1.redhac:8001",
+            "http://redhac-10.redhac:8001",
+        ]
+        .iter()
+        .map(|h| HostEntry::parse(h).unwrap())
+        .collect();
+        assert_eq!(find_me(&m, "redhac-1.redhac"), Ok(1));
+        assert_eq!(find_me(&m, " redhac-10.redhac:8001 "), Ok(2));
+        let e = find_me(&m, "redhac-1").unwrap_err();
+        assert!(
+            e.contains("no entry")
+                && e.contains("\"redhac-1\"")
+                && e.contains("redhac-0.redhac:8001"),
+            "{e}"
+        );
+        assert!(find_me(&m, "redhac-1.redhac:9999").is_err());
+
+        let local: Vec<_> = [
+            "http://127.0.0.1:7001",
+            "http://127.0.0.1:7002",
+            "http://[::1]:7003",
+        ]
+        .iter()
+        .map(|h| HostEntry::parse(h).unwrap())
+        .collect();
+        assert_eq!(find_me(&local, "127.0.0.1:7002"), Ok(1));
+        assert_eq!(find_me(&local, "[::1]:7003"), Ok(2));
+        assert_eq!(find_me(&local, "::1"), Ok(2));
+        let e = find_me(&local, "127.0.0.1").unwrap_err();
+        assert!(
+            e.contains("matches 2 entries") && e.contains("HOSTNAME_OVERWRITE"),
+            "{e}"
+        );
     }
 }

@@ -8,9 +8,8 @@ mod hosts;
 mod loader;
 pub mod metrics;
 mod node;
+mod runtime;
 mod status;
-// Wired into the node by the HA runtime, which needs the cluster core first.
-#[allow(dead_code)]
 mod transport;
 mod write;
 

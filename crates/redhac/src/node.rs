@@ -13,8 +13,12 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::gate::ReadGate;
 use crate::loader::KeyLocks;
+use crate::runtime::{Cluster, ClusterOptions};
 use crate::status::{Health, Status};
 use crate::{Error, Result};
+
+/// How long a shutdown waits for the handover and the tasks.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 type Register = Box<dyn FnOnce(&mut StoreBuilder) -> Result<(), StoreError> + Send>;
 
@@ -41,6 +45,7 @@ type Register = Box<dyn FnOnce(&mut StoreBuilder) -> Result<(), StoreError> + Se
 pub struct Builder {
     config: Option<Config>,
     caches: Vec<(String, Register)>,
+    cluster: ClusterOptions,
 }
 
 impl fmt::Debug for Builder {
@@ -60,6 +65,21 @@ impl Builder {
     /// cache (the environment is only read through [`Config::from_env`]).
     pub fn config(mut self, config: Config) -> Self {
         self.config = Some(config);
+        self
+    }
+
+    /// HA mode: listen for members on this already bound listener instead of
+    /// binding the port of this member's `HA_HOSTS` entry on all interfaces.
+    /// Tests bind `127.0.0.1:0` first, then write `HA_HOSTS` with the ports.
+    pub fn listener(mut self, listener: std::net::TcpListener) -> Self {
+        self.cluster.listener = Some(listener);
+        self
+    }
+
+    /// HA mode: the name that finds this member in `HA_HOSTS` (`host` or
+    /// `host:port`). Default: `HOSTNAME_OVERWRITE`, else the OS hostname.
+    pub fn hostname(mut self, name: impl Into<String>) -> Self {
+        self.cluster.hostname = Some(name.into());
         self
     }
 
@@ -83,13 +103,6 @@ impl Builder {
     pub async fn start(self) -> Result<Redhac> {
         let config = self.config.unwrap_or_default();
         config.validate()?;
-        if config.ha_mode {
-            return Err(Error::Config(
-                "HA_MODE is true, but this version of redhac runs standalone only; the HA \
-                 runtime is not built yet. Set HA_MODE=false"
-                    .into(),
-            ));
-        }
         let mut store = Store::builder();
         let mut loads = BTreeMap::new();
         for (name, register) in self.caches {
@@ -97,18 +110,33 @@ impl Builder {
             loads.insert(name, Arc::new(KeyLocks::default()));
         }
         let store = store.build();
-        tracing::info!(
-            caches = ?loads.keys().collect::<Vec<_>>(),
-            "redhac started in standalone mode"
-        );
+        let caches: Vec<&String> = loads.keys().collect();
+        let (health, _) = watch::channel(Health::Good);
+        let (reads, cluster) = if config.ha_mode {
+            let reads = Arc::new(ReadGate::closed());
+            let cluster = Cluster::start(
+                &config,
+                self.cluster,
+                store.clone(),
+                Arc::clone(&reads),
+                health.clone(),
+            )
+            .await?;
+            tracing::info!(?caches, "redhac started as a cluster member");
+            (reads, Some(cluster))
+        } else {
+            tracing::info!(?caches, "redhac started in standalone mode");
+            (Arc::new(ReadGate::always_open()), None)
+        };
         Ok(Redhac {
             shared: Arc::new(Shared {
                 config,
                 store,
                 loads,
                 open: AtomicBool::new(true),
-                reads: ReadGate::always_open(),
-                health: watch::channel(Health::Good).0,
+                reads,
+                health,
+                cluster,
             }),
         })
     }
@@ -122,8 +150,10 @@ pub(crate) struct Shared {
     /// Writes are accepted until shutdown.
     open: AtomicBool,
     /// Reads are answered while this is open.
-    reads: ReadGate,
+    reads: Arc<ReadGate>,
     health: watch::Sender<Health>,
+    /// The links and runtime of a cluster member; `None` when standalone.
+    cluster: Option<Cluster>,
 }
 
 impl Shared {
@@ -131,6 +161,10 @@ impl Shared {
     #[inline]
     pub(crate) fn serving(&self) -> bool {
         self.reads.open()
+    }
+
+    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+        self.cluster.as_ref()
     }
 
     pub(crate) fn check_open(&self) -> Result<()> {
@@ -165,6 +199,7 @@ impl Redhac {
         Builder {
             config: None,
             caches: Vec::new(),
+            cluster: ClusterOptions::default(),
         }
     }
 
@@ -192,7 +227,10 @@ impl Redhac {
 
     /// This node's view of the cluster.
     pub fn status(&self) -> Status {
-        Status::standalone(self.shared.serving())
+        match &self.shared.cluster {
+            Some(cluster) => cluster.status(),
+            None => Status::standalone(self.shared.serving()),
+        }
     }
 
     /// Stops the node: later writes fail with [`Error::ShutDown`] and reads
@@ -203,6 +241,9 @@ impl Redhac {
     pub async fn shutdown(&self) -> Result<()> {
         if self.shared.open.swap(false, Ordering::AcqRel) {
             self.shared.reads.close();
+            if let Some(cluster) = &self.shared.cluster {
+                cluster.shutdown(SHUTDOWN_TIMEOUT).await;
+            }
             tracing::info!("redhac shut down");
         }
         Ok(())

@@ -65,21 +65,6 @@ async fn duplicate_cache_and_bad_options_fail_start() {
 }
 
 #[tokio::test]
-async fn ha_mode_is_refused_until_the_runtime_exists() {
-    let config = Config::from_vars([
-        ("HA_MODE", "true"),
-        ("HA_HOSTS", "http://a:1,http://b:1,http://c:1"),
-        ("CACHE_AUTH_TOKEN", "0123456789abcdef"),
-    ])
-    .unwrap();
-    let err = Redhac::builder().config(config).start().await.unwrap_err();
-    assert!(
-        matches!(&err, Error::Config(m) if m.contains("HA_MODE")),
-        "{err}"
-    );
-}
-
-#[tokio::test]
 async fn an_invalid_config_given_in_code_fails_start() {
     let config = Config {
         buf_client: 0,

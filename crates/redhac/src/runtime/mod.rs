@@ -1,0 +1,271 @@
+//! The HA runtime: links, the cluster core, and the store, wired together.
+//!
+//! One task owns the core (`redhac-membership`); it is fed by the link tasks
+//! (frames, links up and down), by the application (writes, lookups), and by
+//! a ticker, and it carries out the core's outputs: frames to peers, entries
+//! applied to the store, writes resolved, the read gate opened and closed.
+
+mod driver;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
+
+use redhac_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::Config;
+use crate::gate::ReadGate;
+use crate::hosts::find_me;
+use crate::status::{Health, Status};
+use crate::transport::auth::{Secret, fingerprint};
+use crate::transport::link::{HelloState, LinkSetup, dial, serve};
+use crate::transport::tls::TlsSetup;
+use crate::write::AckLevel;
+use crate::{Error, Result};
+
+/// A change the application asks the cluster to make.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum WriteOp {
+    Put {
+        cache: String,
+        key: String,
+        value: Vec<u8>,
+        ttl: Option<Duration>,
+    },
+    Delete {
+        cache: String,
+        key: String,
+    },
+    Clear {
+        cache: String,
+    },
+}
+
+/// A value fetched from the leader.
+#[derive(Debug)]
+pub(crate) struct Fetched {
+    pub(crate) value: Vec<u8>,
+    pub(crate) ttl: Option<Duration>,
+}
+
+/// What the application sends the runtime.
+#[derive(Debug)]
+pub(crate) enum Request {
+    Write {
+        op: WriteOp,
+        ack: AckLevel,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Lookup {
+        cache: String,
+        key: String,
+        reply: oneshot::Sender<Result<Option<Fetched>>>,
+    },
+    /// Hand leadership over, then stop.
+    Shutdown { reply: oneshot::Sender<()> },
+}
+
+/// What the builder passes on for cluster mode.
+#[derive(Debug, Default)]
+pub(crate) struct ClusterOptions {
+    /// A listener bound by the caller (tests bind port 0 first).
+    pub(crate) listener: Option<std::net::TcpListener>,
+    /// The name that finds this member in `HA_HOSTS`.
+    pub(crate) hostname: Option<String>,
+}
+
+/// The application's side of a running cluster member.
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    requests: mpsc::Sender<Request>,
+    status: watch::Receiver<Status>,
+    stop: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// How long a link's handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Cluster {
+    /// Resolves this member, loads TLS, binds, and starts links and the core.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for "me" not in `HA_HOSTS`, TLS files, or a port
+    /// that cannot be bound.
+    pub(crate) async fn start(
+        config: &Config,
+        options: ClusterOptions,
+        store: Store,
+        gate: Arc<ReadGate>,
+        health: watch::Sender<Health>,
+    ) -> Result<Self> {
+        let members = config.members()?;
+        let name = match options.hostname.or_else(|| config.hostname_overwrite.clone()) {
+            Some(name) => name,
+            None => gethostname::gethostname().into_string().map_err(|raw| {
+                Error::Config(format!(
+                    "the OS hostname {raw:?} is not UTF-8; set HOSTNAME_OVERWRITE to this member's host in HA_HOSTS"
+                ))
+            })?,
+        };
+        let me = find_me(&members, &name).map_err(Error::Config)?;
+        let tls = TlsSetup::load(config)?;
+        let listener = match options.listener {
+            Some(l) => l
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(l))
+                .map_err(|e| Error::Config(format!("the listener given to the builder is unusable: {e}")))?,
+            None => TcpListener::bind(("0.0.0.0", members[me].port)).await.map_err(|e| {
+                Error::Config(format!(
+                    "cannot listen on port {} (this member's HA_HOSTS entry {}): {e}; free the port or fix HA_HOSTS",
+                    members[me].port, members[me]
+                ))
+            })?,
+        };
+        let token = config.auth_token.as_deref().unwrap_or_default();
+        let (hello_tx, hello_rx) = watch::channel(HelloState::default());
+        let (events_tx, events_rx) = mpsc::channel(config.buf_server.max(members.len() * 4));
+        let (stop, stop_rx) = watch::channel(false);
+        let generation = generation();
+        let setup = Arc::new(LinkSetup {
+            me: me as u32,
+            generation,
+            members: members.clone(),
+            fingerprint: fingerprint(&config.ha_hosts),
+            secret: Secret::new(token),
+            buf_server: config.buf_server,
+            buf_client: config.buf_client,
+            keepalive_interval: config.keepalive_interval,
+            keepalive_timeout: config.keepalive_timeout,
+            reconnect: (
+                config.reconnect_timeout_lower,
+                config.reconnect_timeout_upper,
+            ),
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            hello_state: hello_rx,
+            events: events_tx,
+            next_link: AtomicU64::new(0),
+            refused: Arc::new(AtomicU64::new(0)),
+            tls,
+            links_per_member: (0..members.len()).map(|_| Default::default()).collect(),
+        });
+        tracing::info!(me, name = %name, members = members.len(), generation, "starting cluster member");
+        let mut tasks = vec![tokio::spawn(serve(
+            Arc::clone(&setup),
+            listener,
+            stop_rx.clone(),
+        ))];
+        for peer in me + 1..members.len() {
+            tasks.push(tokio::spawn(dial(
+                Arc::clone(&setup),
+                peer as u32,
+                stop_rx.clone(),
+            )));
+        }
+        let (requests, requests_rx) = mpsc::channel(config.buf_client.max(64));
+        let (status_tx, status) = watch::channel(Status::standalone(false));
+        // The Hello's election state will come from the core; until then
+        // every member reports term 0 and an empty log.
+        drop(hello_tx);
+        let driver = driver::Driver::new(driver::Parts {
+            me: me as u32,
+            members,
+            store,
+            gate,
+            health,
+            status: status_tx,
+        })?;
+        tasks.push(tokio::spawn(driver.run(events_rx, requests_rx, stop_rx)));
+        Ok(Self {
+            requests,
+            status,
+            stop,
+            tasks: std::sync::Mutex::new(tasks),
+        })
+    }
+
+    /// Sends a request to the runtime and waits for its answer, within `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::ShutDown`], or the runtime's answer.
+    pub(crate) async fn ask<T>(
+        &self,
+        timeout: Duration,
+        request: impl FnOnce(oneshot::Sender<Result<T>>) -> Request,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let asked = async {
+            self.requests
+                .send(request(tx))
+                .await
+                .map_err(|_| Error::ShutDown)?;
+            rx.await.map_err(|_| Error::ShutDown)?
+        };
+        tokio::time::timeout(timeout, asked)
+            .await
+            .map_err(|_| Error::Timeout(timeout))?
+    }
+
+    /// Sends a write to the runtime and waits for its ack level, within the
+    /// write's timeout.
+    ///
+    /// # Errors
+    /// As [`Cluster::ask`].
+    pub(crate) async fn write(&self, op: WriteOp, options: crate::WriteOptions) -> Result<()> {
+        self.ask(options.timeout, |reply| Request::Write {
+            op,
+            ack: options.ack,
+            reply,
+        })
+        .await
+    }
+
+    /// The latest status the runtime published.
+    pub(crate) fn status(&self) -> Status {
+        self.status.borrow().clone()
+    }
+
+    /// Hands leadership over (when leading), stops links and the runtime.
+    pub(crate) async fn shutdown(&self, timeout: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .requests
+            .send(Request::Shutdown { reply: tx })
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(timeout, rx).await;
+        }
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            let _ = tokio::time::timeout(timeout, task).await;
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        // A dropped node stops its tasks; no graceful handover.
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A number that differs between starts of one member (its incarnation).
+fn generation() -> u64 {
+    let mut b = [0u8; 8];
+    match getrandom::fill(&mut b) {
+        Ok(()) => u64::from_le_bytes(b) >> 1,
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    }
+}
