@@ -57,6 +57,7 @@ impl From<Error> for ApiError {
             Error::NoQuorum | Error::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::InvalidKey { .. } | Error::Store(_) => StatusCode::BAD_REQUEST,
+            Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(code, e.to_string())
