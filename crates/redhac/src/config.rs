@@ -183,6 +183,9 @@ struct EnvVars {
 }
 
 impl Config {
+    /// Shortest `CACHE_AUTH_TOKEN` accepted, in bytes.
+    pub const MIN_TOKEN_LEN: usize = 16;
+
     /// Every environment variable [`Config::from_env`] reads.
     pub const ENV_VARS: &'static [&'static str] = &[
         "HA_MODE",
@@ -328,7 +331,15 @@ impl Config {
                 }
             }
             match &self.auth_token {
-                Some(t) if !t.trim().is_empty() => {}
+                Some(t) if t.trim().len() >= Self::MIN_TOKEN_LEN => {}
+                Some(t) if !t.trim().is_empty() => {
+                    return bad(format!(
+                        "CACHE_AUTH_TOKEN has {} characters; use at least {} random ones, the same on \
+                         every member (e.g. `openssl rand -hex 32`)",
+                        t.trim().len(),
+                        Self::MIN_TOKEN_LEN
+                    ));
+                }
                 _ => {
                     return bad(
                         "HA_MODE is true but CACHE_AUTH_TOKEN is not set; set it to the \
@@ -401,7 +412,7 @@ mod tests {
         let mut vars = vec![
             ("HA_MODE", "true"),
             ("HA_HOSTS", HOSTS),
-            ("CACHE_AUTH_TOKEN", "secret-secret"),
+            ("CACHE_AUTH_TOKEN", "secret-secret-secret"),
         ];
         vars.extend_from_slice(extra);
         Config::from_vars(vars)
@@ -469,7 +480,7 @@ mod tests {
             ["http://a:8001", "http://b:8001", "http://[::1]:8003"]
         );
         assert_eq!(c.hostname_overwrite.as_deref(), Some("b"));
-        assert_eq!(c.auth_token.as_deref(), Some("secret-secret"));
+        assert_eq!(c.auth_token.as_deref(), Some("secret-secret-secret"));
         assert!(!c.tls);
         assert_eq!(c.tls_server_cert, PathBuf::from("s.pem"));
         assert_eq!(c.tls_server_key, PathBuf::from("s.key"));
@@ -582,7 +593,7 @@ mod tests {
         assert_eq!(c.hostname_overwrite, None);
         let dbg = format!("{c:?}");
         assert!(
-            !dbg.contains("secret-secret") && dbg.contains("<redacted>"),
+            !dbg.contains("secret-secret-secret") && dbg.contains("<redacted>"),
             "{dbg}"
         );
     }

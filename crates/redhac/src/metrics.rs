@@ -10,3 +10,12 @@ pub const CACHE_HITS: &str = "redhac_cache_hits_total";
 /// Counter: local reads that found nothing (or were refused while the member
 /// does not serve), by `cache`.
 pub const CACHE_MISSES: &str = "redhac_cache_misses_total";
+/// Counter: links refused at the handshake (TLS, token, member list,
+/// version, member index, limits).
+pub const LINKS_REFUSED: &str = "redhac_links_refused_total";
+/// Counter: links that passed the handshake (connects and reconnects), by `peer`.
+pub const LINKS_UP: &str = "redhac_links_up_total";
+/// Gauge: members this one has a link to.
+pub const LINKS_CONNECTED: &str = "redhac_links_connected";
+/// Gauge: health by links: 2 Good, 1 Degraded, 0 Bad.
+pub const HEALTH: &str = "redhac_health";

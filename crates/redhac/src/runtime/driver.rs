@@ -222,6 +222,12 @@ impl Driver {
         // Status first: whoever wakes on the health watch sees a status that
         // already agrees with it.
         self.publish_status();
+        metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.links.len() as f64);
+        metrics::gauge!(crate::metrics::HEALTH).set(match health {
+            Health::Good => 2.0,
+            Health::Degraded => 1.0,
+            Health::Bad => 0.0,
+        });
         if changed {
             self.parts.health.send_replace(health);
         }

@@ -266,6 +266,7 @@ impl LinkSetup {
             return;
         }
         tracing::info!(peer = p, link, "link up");
+        metrics::counter!(crate::metrics::LINKS_UP, "peer" => p.to_string()).increment(1);
         let reason = loop {
             tokio::select! {
                 frame = inbound.next() => match frame {
@@ -366,7 +367,7 @@ pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::
         if let Err(e) = setup.dial_once(peer, &shutdown).await {
             tracing::debug!(peer, error = %e, "link to peer failed");
             if matches!(e, LinkError::Auth | LinkError::Protocol(_)) {
-                setup.refused.fetch_add(1, Ordering::Relaxed);
+                super::count_refused(&setup.refused);
                 tracing::warn!(peer, error = %e, "link refused");
             }
         }
@@ -399,7 +400,7 @@ impl Cluster for Acceptor {
         // Unauthenticated streams are bounded: a flood of half-open handshakes
         // is refused, not queued.
         let Ok(permit) = Arc::clone(&self.handshakes).try_acquire_owned() else {
-            self.setup.refused.fetch_add(1, Ordering::Relaxed);
+            super::count_refused(&self.setup.refused);
             tracing::warn!(peer_addr = ?remote, "refused a link: too many handshakes in progress");
             return Err(Status::resource_exhausted(
                 "too many handshakes in progress",
@@ -415,7 +416,7 @@ impl Cluster for Acceptor {
                 .await;
             drop(permit);
             let refuse = |why: &dyn std::fmt::Display| {
-                setup.refused.fetch_add(1, Ordering::Relaxed);
+                super::count_refused(&setup.refused);
                 tracing::warn!(peer_addr = ?remote, error = %why, "refused a link");
             };
             match shaken {

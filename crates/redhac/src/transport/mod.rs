@@ -7,5 +7,13 @@ mod prop_tests;
 #[cfg(test)]
 mod tests;
 pub(crate) mod tls;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Counts a refused link, in `counter` (tests read it) and in the metrics.
+pub(crate) fn count_refused(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+    metrics::counter!(crate::metrics::LINKS_REFUSED).increment(1);
+}
 #[cfg(test)]
 mod tls_tests;

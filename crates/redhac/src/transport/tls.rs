@@ -12,7 +12,7 @@ use std::io;
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -237,11 +237,11 @@ impl TlsSetup {
                             let _ = tx.send(Ok(TlsConn(tls))).await;
                         }
                         Ok(Err(e)) => {
-                            refused.fetch_add(1, Ordering::Relaxed);
+                            super::count_refused(&refused);
                             tracing::warn!(peer_addr = %peer, error = %e, "TLS handshake refused");
                         }
                         Err(_) => {
-                            refused.fetch_add(1, Ordering::Relaxed);
+                            super::count_refused(&refused);
                             tracing::warn!(peer_addr = %peer, "TLS handshake timed out");
                         }
                     }
@@ -345,7 +345,7 @@ impl Service<Uri> for TlsConnector {
             match connector.connect(sni, tcp).await {
                 Ok(tls) => Ok(TokioIo::new(tls)),
                 Err(e) => {
-                    refused.fetch_add(1, Ordering::Relaxed);
+                    super::count_refused(&refused);
                     tracing::warn!(peer_addr = %authority, error = %e, "TLS handshake with a member failed");
                     Err(e)
                 }
