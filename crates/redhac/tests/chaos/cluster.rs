@@ -1,0 +1,199 @@
+//! The compose cluster of deploy/compose, driven through the docker CLI: up,
+//! down, and the faults (kill, restart, pause, network disconnect).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use super::http;
+
+/// Three members started by docker-compose under a project of their own,
+/// removed on drop.
+pub(crate) struct Cluster {
+    project: String,
+    files: Vec<PathBuf>,
+    env: Vec<(String, String)>,
+    ports: [u16; 3],
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn run(cmd: &mut Command) -> Result<String, String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    } else {
+        Err(format!(
+            "{cmd:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
+/// Whether a Docker engine answers.
+pub(crate) fn docker_available() -> bool {
+    Command::new("docker")
+        .args(["info", "--format", "{{.ServerVersion}}"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Builds the node image without a registry (deploy/docker/build-image.sh).
+pub(crate) fn build_image(tag: &str) -> Result<(), String> {
+    run(Command::new("bash")
+        .arg(root().join("deploy/docker/build-image.sh"))
+        .arg(tag))
+    .map(drop)
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+impl Cluster {
+    pub(crate) fn up(project: &str, image: &str, overlays: &[&Path]) -> Result<Self, String> {
+        let mut files = vec![root().join("deploy/compose/docker-compose.yml")];
+        files.extend(overlays.iter().map(|p| p.to_path_buf()));
+        let ports = [free_port(), free_port(), free_port()];
+        let mut env = vec![
+            ("REDHAC_IMAGE".to_owned(), image.to_owned()),
+            (
+                "CACHE_AUTH_TOKEN".to_owned(),
+                format!("chaos-token-{}-{}", std::process::id(), ports[0]),
+            ),
+        ];
+        for (i, p) in ports.iter().enumerate() {
+            env.push((format!("REDHAC_HTTP_PORT_{i}"), p.to_string()));
+        }
+        let cluster = Self {
+            project: project.to_owned(),
+            files,
+            env,
+            ports,
+        };
+        cluster.compose(&["up", "-d"])?;
+        Ok(cluster)
+    }
+
+    fn compose(&self, args: &[&str]) -> Result<String, String> {
+        let mut cmd = Command::new("docker-compose");
+        cmd.args(["-p", &self.project]);
+        for f in &self.files {
+            cmd.arg("-f").arg(f);
+        }
+        cmd.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        run(&mut cmd)
+    }
+
+    pub(crate) fn container(&self, i: usize) -> String {
+        format!("{}_redhac-{i}_1", self.project)
+    }
+
+    fn network(&self) -> String {
+        format!("{}_redhac", self.project)
+    }
+
+    /// The host address of member `i`'s HTTP API.
+    pub(crate) fn http(&self, i: usize) -> String {
+        format!("127.0.0.1:{}", self.ports[i])
+    }
+
+    pub(crate) fn kill(&self, i: usize) -> Result<(), String> {
+        run(Command::new("docker").args(["kill", "-s", "KILL", &self.container(i)])).map(drop)
+    }
+
+    pub(crate) fn start(&self, i: usize) -> Result<(), String> {
+        run(Command::new("docker").args(["start", &self.container(i)])).map(drop)
+    }
+
+    /// A graceful stop (SIGTERM, then the grace period) and a start.
+    pub(crate) fn restart(&self, i: usize) -> Result<(), String> {
+        run(Command::new("docker").args(["restart", "-t", "15", &self.container(i)])).map(drop)
+    }
+
+    pub(crate) fn pause(&self, i: usize) -> Result<(), String> {
+        run(Command::new("docker").args(["pause", &self.container(i)])).map(drop)
+    }
+
+    pub(crate) fn unpause(&self, i: usize) -> Result<(), String> {
+        run(Command::new("docker").args(["unpause", &self.container(i)])).map(drop)
+    }
+
+    pub(crate) fn disconnect(&self, i: usize) -> Result<(), String> {
+        run(Command::new("docker").args([
+            "network",
+            "disconnect",
+            &self.network(),
+            &self.container(i),
+        ]))
+        .map(drop)
+    }
+
+    /// Reconnects a member under its hostname, so the others find it again.
+    pub(crate) fn connect(&self, i: usize) -> Result<(), String> {
+        let alias = format!("redhac-{i}");
+        run(Command::new("docker").args([
+            "network",
+            "connect",
+            "--alias",
+            &alias,
+            &self.network(),
+            &self.container(i),
+        ]))
+        .map(drop)
+    }
+
+    /// Member `i`'s status as JSON, if it answers.
+    pub(crate) async fn status(&self, i: usize) -> Option<serde_json::Value> {
+        match http::request(
+            &self.http(i),
+            "GET",
+            "/v1/status",
+            "",
+            Duration::from_secs(2),
+        )
+        .await
+        {
+            Ok((200, body)) => serde_json::from_str(&body).ok(),
+            _ => None,
+        }
+    }
+
+    /// Waits until member `i` reports `health` ("Good", "Degraded", "Bad").
+    pub(crate) async fn wait_health(
+        &self,
+        i: usize,
+        health: &str,
+        deadline: Duration,
+    ) -> Result<Duration, String> {
+        let start = Instant::now();
+        let mut last = None;
+        while start.elapsed() < deadline {
+            let status = self.status(i).await;
+            if status.as_ref().and_then(|s| s["health"].as_str()) == Some(health) {
+                return Ok(start.elapsed());
+            }
+            last = status;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        Err(format!(
+            "member {i} did not reach {health} within {deadline:?}; last status {last:?}"
+        ))
+    }
+
+    pub(crate) fn logs(&self) -> String {
+        self.compose(&["logs", "--no-color", "--tail", "40"])
+            .unwrap_or_else(|e| e)
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = self.compose(&["down", "-t", "2", "-v"]);
+    }
+}
