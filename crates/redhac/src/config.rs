@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::hosts::HostEntry;
 use crate::{Error, Result};
+use redhac_membership::HostEntry;
 
 /// The configuration of one redhac member.
 ///

@@ -4,7 +4,6 @@ mod cache;
 mod config;
 mod error;
 mod gate;
-mod hosts;
 mod loader;
 pub mod metrics;
 mod node;
@@ -16,8 +15,8 @@ mod write;
 pub use cache::{Cache, MAX_KEY_LEN};
 pub use config::Config;
 pub use error::{Error, Result, StoreError};
-pub use hosts::HostEntry;
 pub use node::{Builder, Redhac};
+pub use redhac_membership::HostEntry;
 pub use redhac_store::{
     CacheOptions, Capacity, Event, EventKind, Events, EventsError, Origin, Value,
 };

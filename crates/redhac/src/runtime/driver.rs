@@ -17,10 +17,10 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Request, WriteOp};
 use crate::gate::ReadGate;
-use crate::hosts::HostEntry;
 use crate::status::{Health, MemberStatus, Role, Status};
 use crate::transport::link::{LinkEvent, PeerHello, stopped};
 use crate::{Error, Result};
+use redhac_membership::HostEntry;
 
 /// What the driver is built from.
 #[derive(Debug)]

@@ -18,13 +18,13 @@ use tokio::task::JoinHandle;
 
 use crate::config::Config;
 use crate::gate::ReadGate;
-use crate::hosts::find_me;
 use crate::status::{Health, Status};
 use crate::transport::auth::{Secret, fingerprint};
 use crate::transport::link::{HelloState, LinkSetup, dial, serve};
 use crate::transport::tls::TlsSetup;
 use crate::write::AckLevel;
 use crate::{Error, Result};
+use redhac_membership::find_me;
 
 /// A change the application asks the cluster to make.
 #[derive(Debug, Clone, PartialEq, Eq)]

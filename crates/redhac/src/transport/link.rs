@@ -22,7 +22,7 @@ use tonic::{Request, Response, Status, Streaming};
 
 use super::auth::{CHALLENGE_LEN, Secret, Transcript, challenge};
 use super::tls::TlsSetup;
-use crate::hosts::HostEntry;
+use redhac_membership::HostEntry;
 
 /// Largest frame accepted from a peer.
 pub(crate) const MAX_FRAME_BYTES: usize = 16 * 1024 * 1024;

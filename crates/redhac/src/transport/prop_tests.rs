@@ -11,7 +11,7 @@ use tonic::Status;
 
 use super::auth::{Secret, fingerprint};
 use super::link::{Expect, HelloState, LinkError, LinkSetup};
-use crate::hosts::HostEntry;
+use redhac_membership::HostEntry;
 
 fn setup() -> (LinkSetup, Vec<u8>) {
     let hosts = vec![

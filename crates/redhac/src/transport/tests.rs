@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 use super::auth::{Secret, fingerprint};
 use super::link::{Expect, HelloState, LinkEvent, LinkSetup, dial, serve};
 use super::tls::TlsSetup;
-use crate::hosts::HostEntry;
+use redhac_membership::HostEntry;
 
 pub(super) struct Side {
     setup: Arc<LinkSetup>,

@@ -1,4 +1,4 @@
-//! Entries of `HA_HOSTS`.
+//! The member list (`HA_HOSTS`) and "who am I".
 
 use std::fmt;
 
@@ -69,7 +69,7 @@ impl HostEntry {
 /// # Errors
 /// A message naming the entries and the name sought, when no entry or more
 /// than one matches.
-pub(crate) fn find_me(members: &[HostEntry], name: &str) -> Result<usize, String> {
+pub fn find_me(members: &[HostEntry], name: &str) -> Result<usize, String> {
     let name = name.trim();
     let with_port = name
         .rsplit_once(':')

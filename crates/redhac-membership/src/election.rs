@@ -1,0 +1,325 @@
+//! Election: terms, pre-vote, votes, the guards that keep a cluster calm,
+//! check-quorum and leadership transfer.
+
+use std::time::Duration;
+
+use crate::node::{Node, Progress};
+use crate::quorum::{self, VoteResult};
+use crate::types::{LogId, MemberId, Message, Op, Output, Role, Term};
+
+impl Node {
+    /// Whether this node may vote (for itself included).
+    ///
+    /// Votes and terms live in memory, so a node that (re)started may have
+    /// voted in a term it no longer remembers, and if a majority restarts at
+    /// once, a term may even be reused while an older leader of that term
+    /// survives somewhere. So a started node votes only once it has
+    /// *recovered* the cluster's term: by hearing a leader, or by reaching
+    /// every member (adopting the highest term they report) and waiting out
+    /// any election that could have been running (one maximum election
+    /// timeout), or when the whole cluster is provably cold.
+    pub(crate) fn may_vote(&self) -> bool {
+        self.recovered || self.cluster_is_cold() || self.faults.no_recovery
+    }
+
+    /// The recovery rule's second way: every member linked, the election
+    /// timeout waited out.
+    pub(crate) fn try_recover(&mut self) {
+        if !self.recovered
+            && !self.faults.vote_delay_forever
+            && self.links.len() + 1 == self.members
+            && self.now >= self.started + self.timing.election_timeout * 2
+        {
+            self.recovered = true;
+        }
+    }
+
+    /// Every member told us, and we know, that it is at term 0 with an empty
+    /// log: no leader and no vote can exist yet.
+    pub(crate) fn cluster_is_cold(&self) -> bool {
+        self.term == 0
+            && self.log.last() == LogId::default()
+            && self.links.len() + 1 == self.members
+            && self
+                .links
+                .values()
+                .all(|h| h.term == 0 && h.last == LogId::default())
+    }
+
+    /// Heard the leader less than the vote guard ago (or leads): the leader
+    /// may still serve reads, so vote for no one else.
+    pub(crate) fn leader_guard(&self) -> bool {
+        self.role == Role::Leader
+            || self
+                .heard_leader
+                .is_some_and(|t| self.now < t + self.timing.vote_guard)
+    }
+
+    /// An open link to a leader that was heard within the election timeout:
+    /// the pre-vote's live-leader rule. One lost link never unseats a leader.
+    fn live_leader(&self) -> bool {
+        self.role == Role::Leader
+            || (self.leader.is_some_and(|l| self.links.contains_key(&l))
+                && self
+                    .heard_leader
+                    .is_some_and(|t| self.now < t + self.timing.election_timeout))
+    }
+
+    fn up_to_date(&self, last: LogId) -> bool {
+        last >= self.log.last() || self.faults.skip_up_to_date
+    }
+
+    /// The timer fired: pre-vote, unless a guard says not yet.
+    pub(crate) fn try_election(&mut self) {
+        if self.shutting_down {
+            self.election_at = self.now + self.timing.election_timeout;
+            return;
+        }
+        let mut earliest = self.now;
+        self.try_recover();
+        if !self.may_vote() {
+            earliest = earliest.max(self.started + self.timing.election_timeout * 2);
+        }
+        if let Some(heard) = self.heard_leader {
+            earliest = earliest.max(heard + self.timing.vote_guard);
+        }
+        if earliest > self.now {
+            let jitter = self.rng.between(Duration::ZERO, self.timing.fast_election);
+            self.election_at = earliest + jitter;
+            return;
+        }
+        self.election_at = self.now + self.random_timeout();
+        if self.links.len() + 1 < quorum::majority(self.members) {
+            return; // cannot win; health is Bad and stays quiet
+        }
+        if self.role != Role::PreCandidate {
+            self.role = Role::PreCandidate;
+            self.report_state();
+        }
+        self.votes.clear();
+        self.votes.insert(self.me, true);
+        let (term, last) = (self.term + 1, self.log.last());
+        let peers: Vec<MemberId> = self.links.keys().copied().collect();
+        for p in peers {
+            self.send(p, Message::PreVote { term, last });
+        }
+        self.count_pre_votes();
+    }
+
+    pub(crate) fn on_pre_vote(&mut self, from: MemberId, term: Term, last: LogId) {
+        let granted = term > self.term
+            && self.up_to_date(last)
+            && !self.live_leader()
+            && !self.leader_guard()
+            && self.may_vote()
+            && !self.shutting_down;
+        self.send(from, Message::PreVoteReply { term, granted });
+    }
+
+    pub(crate) fn on_pre_vote_reply(&mut self, from: MemberId, term: Term, granted: bool) {
+        if self.role != Role::PreCandidate || term != self.term + 1 {
+            return;
+        }
+        self.votes.insert(from, granted);
+        self.count_pre_votes();
+    }
+
+    fn tally(&self) -> VoteResult {
+        let granted = self.votes.values().filter(|g| **g).count();
+        quorum::vote_result(granted, self.votes.len() - granted, self.members)
+    }
+
+    fn count_pre_votes(&mut self) {
+        match self.tally() {
+            VoteResult::Won => self.start_candidacy(false),
+            VoteResult::Lost => {
+                self.role = Role::Follower;
+                self.report_state();
+            }
+            VoteResult::Pending => {}
+        }
+    }
+
+    /// A real election in a new term.
+    pub(crate) fn start_candidacy(&mut self, transfer: bool) {
+        self.term += 1;
+        self.voted_for = Some(self.me);
+        self.role = Role::Candidate;
+        self.leader = None;
+        self.heard_leader = None;
+        self.lease_until = None;
+        self.election_at = self.now + self.random_timeout();
+        self.votes.clear();
+        self.votes.insert(self.me, true);
+        self.report_state();
+        let (term, last) = (self.term, self.log.last());
+        let peers: Vec<MemberId> = self.links.keys().copied().collect();
+        for p in peers {
+            self.send(
+                p,
+                Message::Vote {
+                    term,
+                    last,
+                    transfer,
+                },
+            );
+        }
+        if self.tally() == VoteResult::Won {
+            self.become_leader();
+        }
+    }
+
+    pub(crate) fn on_vote(&mut self, from: MemberId, term: Term, last: LogId, transfer: bool) {
+        let refuse = term < self.term
+            || (!transfer && self.leader_guard())
+            || !self.may_vote()
+            || self.shutting_down;
+        if refuse {
+            let reply = Message::VoteReply {
+                term: self.term,
+                granted: false,
+            };
+            self.send(from, reply);
+            return;
+        }
+        if term > self.term {
+            self.become_follower(term, None);
+        }
+        let granted = (self.voted_for.is_none_or(|v| v == from) || self.faults.vote_twice)
+            && self.up_to_date(last)
+            && self.role != Role::Leader;
+        if granted {
+            self.voted_for = Some(from);
+            self.election_at = self.now + self.random_timeout();
+            // Someone else may lead soon: stop serving at once.
+            self.lease_until = None;
+        }
+        let term = self.term;
+        self.send(from, Message::VoteReply { term, granted });
+    }
+
+    pub(crate) fn on_vote_reply(&mut self, from: MemberId, term: Term, granted: bool) {
+        if term > self.term {
+            self.become_follower(term, None);
+            return;
+        }
+        if self.role != Role::Candidate || term != self.term {
+            return;
+        }
+        self.votes.insert(from, granted);
+        match self.tally() {
+            VoteResult::Won => self.become_leader(),
+            VoteResult::Lost => {
+                self.role = Role::Follower;
+                self.report_state();
+            }
+            VoteResult::Pending => {}
+        }
+    }
+
+    fn become_leader(&mut self) {
+        self.role = Role::Leader;
+        self.leader = Some(self.me);
+        self.leader_since = self.now;
+        self.heard_leader = None;
+        self.transfer = None;
+        let next = self.log.last().index + 1;
+        self.progress = self
+            .links
+            .keys()
+            .map(|&p| {
+                let mut pr = Progress::new(next, self.now);
+                // Grace for check-quorum: count the election as contact.
+                pr.last_ack = Some(self.now);
+                (p, pr)
+            })
+            .collect();
+        // Raft: committing an entry of the new term commits every earlier
+        // one; the leader serves reads only after that.
+        self.term_start = next;
+        self.append_local(std::sync::Arc::new(Op::Noop));
+        self.report_state();
+    }
+
+    /// Follows `term` (newer or equal), with `leader` when known.
+    pub(crate) fn become_follower(&mut self, term: Term, leader: Option<MemberId>) {
+        let changed = term != self.term || self.role != Role::Follower || self.leader != leader;
+        if term > self.term {
+            self.term = term;
+            self.voted_for = None;
+            self.lease_until = None;
+        }
+        if self.role == Role::Leader {
+            self.progress.clear();
+            self.awaiting_all.clear();
+            self.transfer = None;
+        }
+        self.role = Role::Follower;
+        self.leader = leader;
+        if changed {
+            self.report_state();
+        }
+    }
+
+    /// Leaves leadership without a new term (check-quorum, Bad, handover).
+    pub(crate) fn step_down(&mut self) {
+        self.become_follower(self.term, None);
+        self.election_at = self.now + self.random_timeout();
+    }
+
+    /// The leader's read lease: the latest stamp a majority echoed plus the
+    /// vote guard, less the drift margin. No voter elects anyone else before
+    /// that, since each waits the guard from when it received the stamp.
+    pub(crate) fn leader_lease(&self) -> Option<std::time::Duration> {
+        if self.commit < self.term_start || self.transfer.is_some() || self.shutting_down {
+            return None;
+        }
+        let mut stamps: Vec<Duration> = self.progress.values().filter_map(|p| p.stamp).collect();
+        stamps.push(self.now);
+        let at = quorum::quorum_value(&mut stamps, self.members)?;
+        let g = self.timing.vote_guard;
+        Some(at + g - crate::Timing::drift_margin(g))
+    }
+
+    /// Heartbeats, check-quorum and the handover.
+    pub(crate) fn leader_tick(&mut self) {
+        let mut acks: Vec<Duration> = self.progress.values().filter_map(|p| p.last_ack).collect();
+        acks.push(self.now);
+        let heard = quorum::quorum_value(&mut acks, self.members);
+        if heard.is_none_or(|t| self.now >= t + self.timing.election_timeout) {
+            self.step_down();
+            return;
+        }
+        if let Some((_, deadline)) = self.transfer
+            && self.now >= deadline
+        {
+            self.step_down();
+            self.out.push(Output::ShutdownReady);
+        }
+    }
+
+    /// After the leader's last entries reached the transfer target, tell it
+    /// to stand at once, and stop leading.
+    pub(crate) fn maybe_hand_over(&mut self) {
+        let Some((target, _)) = self.transfer else {
+            return;
+        };
+        let caught_up = self
+            .progress
+            .get(&target)
+            .is_some_and(|p| p.matched == self.log.last().index);
+        if caught_up && self.links.contains_key(&target) {
+            let term = self.term;
+            self.send(target, Message::TimeoutNow { term });
+            self.step_down();
+            self.out.push(Output::ShutdownReady);
+        }
+    }
+
+    pub(crate) fn on_timeout_now(&mut self, from: MemberId, term: Term) {
+        if term == self.term && self.leader == Some(from) && self.may_vote() && !self.shutting_down
+        {
+            self.start_candidacy(true);
+        }
+    }
+}

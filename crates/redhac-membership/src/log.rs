@@ -1,0 +1,162 @@
+//! The in-memory log tail: a bounded ring of entries after a base position.
+
+use std::collections::VecDeque;
+
+use crate::types::{Entry, Index, LogId};
+
+/// Entries `base.index + 1 ..= last`, with the id of the entry just before
+/// them (the snapshot point, or `(0, 0)`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Log {
+    base: LogId,
+    entries: VecDeque<Entry>,
+}
+
+impl Log {
+    /// The id of the last entry (the base when empty).
+    pub(crate) fn last(&self) -> LogId {
+        self.entries.back().map_or(self.base, |e| e.id)
+    }
+
+    /// The position just before the first entry held.
+    pub(crate) fn base(&self) -> LogId {
+        self.base
+    }
+
+    /// The term of the entry at `index`, when known (the base's included).
+    pub(crate) fn term_at(&self, index: Index) -> Option<u64> {
+        if index == self.base.index {
+            return Some(self.base.term);
+        }
+        self.get(index).map(|e| e.id.term)
+    }
+
+    /// Whether the log holds `id` (or has it as its base).
+    pub(crate) fn has(&self, id: LogId) -> bool {
+        self.term_at(id.index) == Some(id.term)
+    }
+
+    pub(crate) fn get(&self, index: Index) -> Option<&Entry> {
+        let offset = index.checked_sub(self.base.index + 1)?;
+        self.entries.get(usize::try_from(offset).ok()?)
+    }
+
+    pub(crate) fn push(&mut self, entry: Entry) {
+        debug_assert_eq!(entry.id.index, self.last().index + 1);
+        self.entries.push_back(entry);
+    }
+
+    /// Removes the entries from `index` on and returns them.
+    pub(crate) fn truncate_from(&mut self, index: Index) -> Vec<Entry> {
+        let keep = index.saturating_sub(self.base.index + 1) as usize;
+        if keep >= self.entries.len() {
+            return Vec::new();
+        }
+        self.entries.drain(keep..).collect()
+    }
+
+    /// Up to `max` entries from `from` on.
+    pub(crate) fn slice(&self, from: Index, max: usize) -> Vec<Entry> {
+        let Some(offset) = from.checked_sub(self.base.index + 1) else {
+            return Vec::new();
+        };
+        self.entries
+            .iter()
+            .skip(offset as usize)
+            .take(max)
+            .cloned()
+            .collect()
+    }
+
+    /// Forgets applied entries beyond `capacity`, oldest first.
+    pub(crate) fn compact(&mut self, applied: Index, capacity: usize) {
+        while self.entries.len() > capacity {
+            match self.entries.front() {
+                Some(e) if e.id.index <= applied => {
+                    self.base = e.id;
+                    self.entries.pop_front();
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Restarts the log at a snapshot point, keeping the entries after it
+    /// when the log holds that point.
+    pub(crate) fn reset_to(&mut self, base: LogId) {
+        if self.has(base) && base.index >= self.base.index {
+            let drop = (base.index - self.base.index) as usize;
+            self.entries.drain(..drop);
+        } else {
+            self.entries.clear();
+        }
+        self.base = base;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::types::Op;
+
+    fn entry(term: u64, index: u64) -> Entry {
+        Entry {
+            id: LogId::new(term, index),
+            op: Arc::new(Op::Noop),
+        }
+    }
+
+    fn log(ids: &[(u64, u64)]) -> Log {
+        let mut log = Log::default();
+        for (t, i) in ids {
+            log.push(entry(*t, *i));
+        }
+        log
+    }
+
+    #[test]
+    fn positions_and_terms() {
+        let l = log(&[(1, 1), (1, 2), (2, 3)]);
+        assert_eq!(l.last(), LogId::new(2, 3));
+        assert_eq!(l.term_at(0), Some(0));
+        assert_eq!(l.term_at(2), Some(1));
+        assert_eq!(l.term_at(4), None);
+        assert!(l.has(LogId::new(2, 3)) && !l.has(LogId::new(1, 3)));
+        assert_eq!(l.slice(2, 10).len(), 2);
+        assert_eq!(l.slice(4, 10).len(), 0);
+    }
+
+    #[test]
+    fn truncates_a_suffix() {
+        let mut l = log(&[(1, 1), (1, 2), (2, 3)]);
+        let gone = l.truncate_from(2);
+        assert_eq!(
+            gone.iter().map(|e| e.id.index).collect::<Vec<_>>(),
+            vec![2, 3]
+        );
+        assert_eq!(l.last(), LogId::new(1, 1));
+        assert!(l.truncate_from(5).is_empty());
+    }
+
+    #[test]
+    fn compacts_only_applied_entries() {
+        let mut l = log(&[(1, 1), (1, 2), (1, 3), (1, 4)]);
+        l.compact(2, 1);
+        assert_eq!(l.base(), LogId::new(1, 2));
+        assert_eq!(l.slice(1, 10).len(), 0, "behind the base");
+        assert_eq!(l.slice(3, 10).len(), 2);
+        assert_eq!(l.term_at(2), Some(1));
+        assert_eq!(l.term_at(1), None);
+    }
+
+    #[test]
+    fn reset_keeps_a_matching_tail() {
+        let mut l = log(&[(1, 1), (1, 2), (1, 3)]);
+        l.reset_to(LogId::new(1, 2));
+        assert_eq!((l.base(), l.last()), (LogId::new(1, 2), LogId::new(1, 3)));
+        l.reset_to(LogId::new(5, 9));
+        assert_eq!((l.base(), l.last()), (LogId::new(5, 9), LogId::new(5, 9)));
+    }
+}

@@ -1,0 +1,319 @@
+//! Replication: appending, sending entries and snapshots, matching a
+//! follower's log, commit, apply, and the follower's read lease.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::node::Node;
+use crate::quorum;
+use crate::types::{Entry, Index, LogId, MemberId, Message, Op, Output, Role, Term};
+
+/// An `Append` as received.
+#[derive(Debug)]
+pub(crate) struct Append {
+    pub(crate) term: Term,
+    pub(crate) prev: LogId,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) commit: Index,
+    pub(crate) stamp: Duration,
+    pub(crate) echo: Option<Duration>,
+    pub(crate) lease: bool,
+}
+
+/// An `AppendReply` as received.
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) term: Term,
+    pub(crate) ok: bool,
+    pub(crate) last: Index,
+    pub(crate) applied: Index,
+    pub(crate) stamp: Duration,
+    pub(crate) own: Duration,
+    pub(crate) batch: bool,
+}
+
+impl Node {
+    /// Appends a new entry of this leader's term.
+    pub(crate) fn append_local(&mut self, op: Arc<Op>) -> LogId {
+        let id = LogId::new(self.term, self.log.last().index + 1);
+        self.log.push(Entry { id, op });
+        self.advance_commit(); // a one-member cluster commits at once
+        id
+    }
+
+    /// Sends what each follower lacks, a heartbeat when due or when the
+    /// commit index moved, and snapshots to those behind the log's start.
+    pub(crate) fn flush(&mut self) {
+        let peers: Vec<MemberId> = self.progress.keys().copied().collect();
+        let heartbeat_due = |last: Duration, now: Duration, h: Duration| now >= last + h;
+        let lease = self.leader_lease().is_some_and(|u| self.now < u);
+        for peer in peers {
+            if !self.links.contains_key(&peer) {
+                continue;
+            }
+            let mut sent = false;
+            loop {
+                let p = &self.progress[&peer];
+                if p.inflight >= self.timing.max_inflight {
+                    break;
+                }
+                let next = p.next;
+                let probing = p.probing;
+                if next - 1 < self.log.base().index {
+                    self.send_snapshot(peer);
+                    sent = true;
+                    continue;
+                }
+                if next > self.log.last().index {
+                    break;
+                }
+                let entries = self.log.slice(next, self.timing.max_batch);
+                let count = entries.len() as Index;
+                self.send_append(peer, next - 1, entries, lease);
+                let p = self.progress.get_mut(&peer).expect("peer listed above");
+                p.next = next + count;
+                p.inflight += 1;
+                sent = true;
+                if probing {
+                    break;
+                }
+            }
+            let p = &self.progress[&peer];
+            if !sent
+                && (self.commit_dirty
+                    || heartbeat_due(p.last_sent, self.now, self.timing.heartbeat))
+            {
+                let prev = p.next - 1;
+                self.send_append(peer, prev, Vec::new(), lease);
+            }
+        }
+        self.commit_dirty = false;
+        self.maybe_hand_over();
+    }
+
+    fn send_append(&mut self, peer: MemberId, prev: Index, entries: Vec<Entry>, lease: bool) {
+        let Some(prev_term) = self.log.term_at(prev) else {
+            return;
+        };
+        let p = self.progress.get_mut(&peer).expect("caller checked");
+        p.last_sent = self.now;
+        let msg = Message::Append {
+            term: self.term,
+            prev: LogId::new(prev_term, prev),
+            entries,
+            commit: self.commit,
+            stamp: self.now,
+            echo: p.echo,
+            lease,
+        };
+        self.send(peer, msg);
+    }
+
+    fn send_snapshot(&mut self, peer: MemberId) {
+        let last = LogId::new(
+            self.log
+                .term_at(self.applied)
+                .expect("the applied entry is in the log or its base"),
+            self.applied,
+        );
+        let p = self.progress.get_mut(&peer).expect("caller checked");
+        p.next = last.index + 1;
+        p.inflight += 1;
+        p.probing = false;
+        p.last_sent = self.now;
+        self.out.push(Output::SendSnapshot {
+            to: peer,
+            term: self.term,
+            last,
+        });
+    }
+
+    pub(crate) fn on_append(&mut self, from: MemberId, a: Append) {
+        let batch = !a.entries.is_empty();
+        if a.term == self.term && self.role == Role::Leader {
+            return; // two leaders in one term cannot happen; ignore rather than obey
+        }
+        if a.term < self.term {
+            self.reply(from, a.stamp, false, self.log.last().index, batch);
+            return;
+        }
+        self.heard_from_leader(from, a.term);
+        let base = self.log.base().index;
+        if a.prev.index >= base && !self.log.has(a.prev) {
+            // A gap, or a conflicting entry at prev: drop from prev on and
+            // tell the leader where to resume.
+            if a.prev.index <= self.log.last().index {
+                self.truncate_from(a.prev.index);
+            }
+            let hint = self.log.last().index.min(a.prev.index - 1);
+            self.reply(from, a.stamp, false, hint, batch);
+            return;
+        }
+        let matched = a.prev.index + a.entries.len() as Index;
+        for e in a.entries {
+            if e.id.index <= self.log.base().index {
+                continue; // committed and compacted here: equal by Raft's rules
+            }
+            match self.log.term_at(e.id.index) {
+                Some(t) if t == e.id.term => {}
+                Some(_) => {
+                    self.truncate_from(e.id.index);
+                    self.log.push(e);
+                }
+                None => self.log.push(e),
+            }
+        }
+        let commit = a.commit.min(matched);
+        if commit > self.commit {
+            self.commit = commit;
+            self.apply_committed();
+        }
+        // The read lease: renewed only by a leader that held its own lease,
+        // only once everything it had committed is applied here, and counted
+        // from when this node sent the reply the leader echoes, so the
+        // leader's bound (that reply's arrival plus L) holds.
+        if a.lease
+            && (self.applied >= a.commit || self.faults.renew_when_lagging)
+            && let Some(echo) = a.echo.filter(|e| *e <= self.now)
+        {
+            let until = echo + self.timing.read_lease;
+            self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
+        }
+        self.reply(from, a.stamp, true, matched, batch);
+    }
+
+    fn heard_from_leader(&mut self, from: MemberId, term: Term) {
+        if term > self.term || self.role != Role::Follower || self.leader != Some(from) {
+            self.become_follower(term, Some(from));
+        }
+        self.heard_leader = Some(self.now);
+        self.recovered = true;
+        self.election_at = self.now + self.random_timeout();
+    }
+
+    fn reply(&mut self, to: MemberId, stamp: Duration, ok: bool, last: Index, batch: bool) {
+        let msg = Message::AppendReply {
+            term: self.term,
+            ok,
+            last,
+            applied: self.applied,
+            needs_snapshot: false,
+            stamp,
+            own: self.now,
+            batch,
+        };
+        self.send(to, msg);
+    }
+
+    /// Drops entries from `index` on. Entries already applied cannot be
+    /// undone (there is no old value), so their keys are invalidated.
+    fn truncate_from(&mut self, index: Index) {
+        if index <= self.log.base().index {
+            // Even a compacted (applied) entry conflicts: this member lost
+            // state the cluster did not (a restart of a majority). Start over
+            // from an empty log; the leader will send a snapshot.
+            self.out.push(Output::InvalidateAll);
+            self.log = crate::log::Log::default();
+            self.applied = 0;
+            self.commit = 0;
+            return;
+        }
+        let removed = self.log.truncate_from(index);
+        if index <= self.applied {
+            let keys = removed
+                .iter()
+                .filter(|e| e.id.index <= self.applied)
+                .filter_map(|e| e.op.touches())
+                .map(|(c, k)| (c.to_owned(), k.map(str::to_owned)))
+                .collect();
+            self.out.push(Output::InvalidateKeys(keys));
+            self.applied = index - 1;
+        }
+        self.commit = self.commit.min(index - 1);
+    }
+
+    pub(crate) fn on_snapshot(
+        &mut self,
+        from: MemberId,
+        term: Term,
+        last: LogId,
+        data: Arc<Vec<u8>>,
+    ) {
+        if term < self.term {
+            self.reply(from, Duration::ZERO, false, self.log.last().index, true);
+            return;
+        }
+        self.heard_from_leader(from, term);
+        self.out.push(Output::InstallSnapshot { last, data });
+        self.log.reset_to(last);
+        self.applied = last.index;
+        self.commit = last.index;
+        self.reply(from, Duration::ZERO, true, last.index, true);
+    }
+
+    pub(crate) fn on_append_reply(&mut self, from: MemberId, r: Reply) {
+        if r.term > self.term {
+            self.become_follower(r.term, None);
+            return;
+        }
+        if self.role != Role::Leader || r.term < self.term {
+            return;
+        }
+        let Some(p) = self.progress.get_mut(&from) else {
+            return;
+        };
+        if r.batch {
+            p.inflight = p.inflight.saturating_sub(1);
+        }
+        p.last_ack = Some(self.now);
+        p.echo = Some(r.own);
+        if r.stamp > Duration::ZERO {
+            p.stamp = Some(p.stamp.map_or(r.stamp, |s| s.max(r.stamp)));
+        }
+        p.applied = r.applied;
+        if r.ok {
+            p.matched = p.matched.max(r.last);
+            p.next = p.next.max(r.last + 1);
+            p.probing = false;
+        } else {
+            p.next = (r.last + 1).max(p.matched + 1).min(p.next);
+            p.probing = true;
+            p.inflight = 0;
+        }
+        self.advance_commit();
+    }
+
+    /// The leader's commit index: the largest index a majority holds, once
+    /// that entry is of the current term.
+    pub(crate) fn advance_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
+        matched.push(self.log.last().index);
+        let members = if self.faults.commit_without_majority {
+            1
+        } else {
+            self.members
+        };
+        let Some(q) = quorum::quorum_value(&mut matched, members) else {
+            return;
+        };
+        if q > self.commit && self.log.term_at(q) == Some(self.term) {
+            self.commit = q;
+            self.commit_dirty = true;
+            self.apply_committed();
+        }
+    }
+
+    /// Applies committed entries in order.
+    pub(crate) fn apply_committed(&mut self) {
+        while self.applied < self.commit {
+            let Some(e) = self.log.get(self.applied + 1) else {
+                break;
+            };
+            self.out.push(Output::Apply(e.clone()));
+            self.applied += 1;
+        }
+    }
+}

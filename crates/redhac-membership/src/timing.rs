@@ -1,0 +1,80 @@
+//! Timeouts and limits, all derived from the election timeout by default.
+
+use std::time::Duration;
+
+/// The core's timeouts and limits.
+///
+/// ```
+/// use std::time::Duration;
+/// use redhac_membership::Timing;
+///
+/// let t = Timing::new(Duration::from_secs(2));
+/// assert_eq!(t.heartbeat, Duration::from_millis(50));
+/// assert_eq!(t.read_lease, Duration::from_secs(1));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Timing {
+    /// `T`: a follower that hears no leader for a random time in `[T, 2T)`
+    /// starts an election; a leader that hears no majority for `T` steps down.
+    pub election_timeout: Duration,
+    /// How often the leader sends an empty append when it has nothing else
+    /// to send (`T / 40`).
+    pub heartbeat: Duration,
+    /// `G`: a member that heard the leader less than `G` ago votes for no one
+    /// else, and the leader serves reads until the latest heartbeat a majority
+    /// echoed plus `G` less the drift margin (`T / 12`). Short, so a crashed
+    /// leader (its links closed) is replaced within a fraction of `T`.
+    pub vote_guard: Duration,
+    /// `L`: how long a follower serves reads after the ack its lease counts
+    /// from (`T / 2`). A `Quorum` write is invisible on a lagging member for
+    /// at most this long.
+    pub read_lease: Duration,
+    /// The random delay before a pre-vote when no leader is known and a
+    /// majority is linked, or the leader's links just closed (`T / 50`).
+    pub fast_election: Duration,
+    /// Frames with entries in flight per follower.
+    pub max_inflight: usize,
+    /// Entries per frame.
+    pub max_batch: usize,
+    /// Applied entries kept for followers that fall behind; one further
+    /// behind gets a snapshot.
+    pub log_capacity: usize,
+}
+
+impl Timing {
+    /// Defaults derived from the election timeout `T`.
+    ///
+    /// # Panics
+    /// Never; a zero `T` is raised to 10 ms.
+    pub fn new(election_timeout: Duration) -> Self {
+        let t = election_timeout.max(Duration::from_millis(10));
+        Self {
+            election_timeout: t,
+            heartbeat: t / 40,
+            vote_guard: t / 12,
+            read_lease: t / 2,
+            fast_election: t / 50,
+            max_inflight: 4,
+            max_batch: 512,
+            log_capacity: 16_384,
+        }
+    }
+
+    /// How often the runtime should tick the core.
+    pub fn tick(&self) -> Duration {
+        self.heartbeat / 2
+    }
+
+    /// Lasts for `d` measured on another member's clock are shortened (or
+    /// bounds lengthened) by this much, for clock-rate drift.
+    pub fn drift_margin(d: Duration) -> Duration {
+        d / 16
+    }
+}
+
+impl Default for Timing {
+    fn default() -> Self {
+        Self::new(Duration::from_secs(2))
+    }
+}

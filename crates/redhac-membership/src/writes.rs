@@ -1,0 +1,324 @@
+//! Client writes: routing to the leader, ack levels, resolution, timeouts.
+//!
+//! A write is routed to the leader (appended when this node leads, else
+//! forwarded over the leader's link, else queued until a leader is known).
+//! Once ordered at a (term, index) it resolves by its ack level: `Leader` at
+//! once; `Quorum` when this node applied that very entry (it applies only
+//! committed entries, so a majority holds it: read-your-writes); `All` when,
+//! in addition, the leader reports every member applied it or provably
+//! stopped serving. An entry truncated away is routed again.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::node::Node;
+use crate::timing::Timing;
+use crate::types::{
+    Ack, Health, Index, LogId, MemberId, Message, Op, Output, RequestId, Role, Term, WriteError,
+};
+
+/// Where a write is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Waiting for a leader (not before the given time).
+    Queued(Duration),
+    /// Sent to the leader of `term`.
+    Forwarded(MemberId, Term),
+    /// Ordered at `at`; for `All`, whether the leader reported every member
+    /// done, and which leader (and term) was asked.
+    Ordered {
+        at: LogId,
+        all_done: bool,
+        asked: Option<(MemberId, Term)>,
+    },
+}
+
+/// A write made on this node and not yet resolved.
+#[derive(Debug, Clone)]
+pub(crate) struct Pending {
+    op: Arc<Op>,
+    ack: Ack,
+    deadline: Duration,
+    route: Route,
+}
+
+impl Node {
+    pub(crate) fn propose(&mut self, id: RequestId, op: Arc<Op>, ack: Ack, deadline: Duration) {
+        let refuse = if self.shutting_down {
+            Some(WriteError::ShuttingDown)
+        } else if self.health == Health::Bad {
+            Some(WriteError::NoQuorum)
+        } else {
+            None
+        };
+        if let Some(e) = refuse {
+            self.out.push(Output::Resolve { id, result: Err(e) });
+            return;
+        }
+        if ack == Ack::None {
+            self.out.push(Output::Resolve {
+                id,
+                result: Ok(None),
+            });
+        }
+        self.pending.insert(
+            id,
+            Pending {
+                op,
+                ack,
+                deadline,
+                route: Route::Queued(Duration::ZERO),
+            },
+        );
+        self.route(id);
+    }
+
+    /// Appends (as leader) or forwards a queued write.
+    fn route(&mut self, id: RequestId) {
+        let Some(p) = self.pending.get(&id) else {
+            return;
+        };
+        let (op, ack) = (Arc::clone(&p.op), p.ack);
+        if self.role == Role::Leader && self.transfer.is_none() {
+            let at = self.append_local(op);
+            if ack == Ack::All {
+                self.awaiting_all.push((None, id, at.index));
+            }
+            self.ordered(id, at, None);
+        } else if let Some(leader) = self.leader.filter(|l| self.links.contains_key(l)) {
+            self.send(leader, Message::Forward { id, op, ack });
+            let term = self.term;
+            match ack {
+                Ack::None => {
+                    self.pending.remove(&id);
+                }
+                _ => self.set_route(id, Route::Forwarded(leader, term)),
+            }
+        }
+    }
+
+    fn set_route(&mut self, id: RequestId, route: Route) {
+        if let Some(p) = self.pending.get_mut(&id) {
+            p.route = route;
+        }
+    }
+
+    /// The write `id` is at `at`.
+    fn ordered(&mut self, id: RequestId, at: LogId, asked: Option<(MemberId, Term)>) {
+        let Some(p) = self.pending.get_mut(&id) else {
+            return;
+        };
+        match p.ack {
+            Ack::None => {
+                self.pending.remove(&id);
+            }
+            Ack::Leader => {
+                self.pending.remove(&id);
+                self.out.push(Output::Resolve {
+                    id,
+                    result: Ok(Some(at)),
+                });
+            }
+            Ack::Quorum | Ack::All => {
+                p.route = Route::Ordered {
+                    at,
+                    all_done: false,
+                    asked,
+                };
+            }
+        }
+    }
+
+    pub(crate) fn on_forward(&mut self, from: MemberId, id: RequestId, op: Arc<Op>, ack: Ack) {
+        if self.role != Role::Leader || self.transfer.is_some() {
+            self.send(from, Message::Refused { id });
+            return;
+        }
+        let at = self.append_local(op);
+        if ack == Ack::None {
+            return;
+        }
+        if ack == Ack::All {
+            self.awaiting_all.push((Some(from), id, at.index));
+        }
+        self.send(from, Message::Accepted { id, at });
+    }
+
+    pub(crate) fn on_accepted(&mut self, from: MemberId, id: RequestId, at: LogId) {
+        if let Some(Route::Forwarded(..)) = self.pending.get(&id).map(|p| &p.route) {
+            let term = self.term;
+            self.ordered(id, at, Some((from, term)));
+        }
+    }
+
+    pub(crate) fn on_refused(&mut self, id: RequestId) {
+        if let Some(Route::Forwarded(..)) = self.pending.get(&id).map(|p| &p.route) {
+            let retry = self.now + self.timing.heartbeat;
+            self.set_route(id, Route::Queued(retry));
+        }
+    }
+
+    pub(crate) fn on_all_done(&mut self, id: RequestId, index: Index) {
+        if let Some(p) = self.pending.get_mut(&id)
+            && let Route::Ordered { all_done, at, .. } = &mut p.route
+            && at.index == index
+        {
+            *all_done = true;
+        }
+    }
+
+    /// The link to `peer` closed: what was forwarded to it may be lost.
+    pub(crate) fn requeue_forwarded_to(&mut self, peer: MemberId) {
+        for p in self.pending.values_mut() {
+            if matches!(p.route, Route::Forwarded(to, _) if to == peer) {
+                p.route = Route::Queued(Duration::ZERO);
+            }
+        }
+    }
+
+    /// After every input: route, resolve and expire writes; answer `All`
+    /// waiters (leader); trim the log.
+    pub(crate) fn settle(&mut self) {
+        self.check_awaiting_all();
+        let ids: Vec<RequestId> = self.pending.keys().copied().collect();
+        for id in ids {
+            self.settle_one(id);
+        }
+        self.log.compact(self.applied, self.timing.log_capacity);
+    }
+
+    fn settle_one(&mut self, id: RequestId) {
+        let Some(p) = self.pending.get(&id) else {
+            return;
+        };
+        if self.now >= p.deadline {
+            // An `Ack::None` write resolved when proposed; one that found no
+            // leader before its deadline is dropped.
+            if p.ack != Ack::None {
+                let result = Err(WriteError::Timeout);
+                self.out.push(Output::Resolve { id, result });
+            }
+            self.pending.remove(&id);
+            return;
+        }
+        match p.route.clone() {
+            Route::Queued(not_before) => {
+                if self.now >= not_before {
+                    self.route(id);
+                }
+            }
+            Route::Forwarded(to, term) => {
+                if self.leader != Some(to) || self.term != term {
+                    self.set_route(id, Route::Queued(Duration::ZERO));
+                    self.route(id);
+                }
+            }
+            Route::Ordered {
+                at,
+                all_done,
+                asked,
+            } => {
+                let applied = self.applied >= at.index && self.log.has(at);
+                let last = self.log.last();
+                // Another entry holds its place, or a later term's entries
+                // end before it (terms never decrease along a log), or a
+                // snapshot jumped over it unseen.
+                let gone = self.log.term_at(at.index).is_some_and(|t| t != at.term)
+                    || (at.index > last.index && last.term > at.term)
+                    || (at.index <= self.log.base().index && !applied);
+                if gone {
+                    // A new leader truncated it: route it again.
+                    self.set_route(id, Route::Queued(Duration::ZERO));
+                    self.route(id);
+                    return;
+                }
+                if !applied {
+                    return;
+                }
+                let ack = p.ack;
+                if ack == Ack::Quorum || all_done {
+                    self.pending.remove(&id);
+                    self.out.push(Output::Resolve {
+                        id,
+                        result: Ok(Some(at)),
+                    });
+                } else if self.role != Role::Leader
+                    && let Some(leader) = self.leader.filter(|l| self.links.contains_key(l))
+                    && asked != Some((leader, self.term))
+                {
+                    // The leader that ordered it is gone; ask the new one.
+                    let index = at.index;
+                    self.send(leader, Message::AwaitAll { id, index });
+                    let term = self.term;
+                    self.set_route(
+                        id,
+                        Route::Ordered {
+                            at,
+                            all_done,
+                            asked: Some((leader, term)),
+                        },
+                    );
+                } else if self.role == Role::Leader
+                    && asked.is_some()
+                    && !self
+                        .awaiting_all
+                        .iter()
+                        .any(|(o, i, _)| o.is_none() && *i == id)
+                {
+                    // Forwarded earlier, and this node leads now.
+                    self.awaiting_all.push((None, id, at.index));
+                    self.set_route(
+                        id,
+                        Route::Ordered {
+                            at,
+                            all_done,
+                            asked: None,
+                        },
+                    );
+                }
+            }
+        }
+    }
+
+    /// An upper bound on the end of `peer`'s read lease (leader's clock): a
+    /// follower's lease counts from a reply this leader received, or, for
+    /// one granted by an earlier leader, ended within `L` of this leader's
+    /// election (an earlier leader's lease ran out before it).
+    fn lease_bound(&self, peer: MemberId) -> Duration {
+        let l = self.timing.read_lease;
+        let from = self
+            .progress
+            .get(&peer)
+            .and_then(|p| p.last_ack)
+            .map_or(self.leader_since, |a| a.max(self.leader_since));
+        from + l + Timing::drift_margin(l)
+    }
+
+    fn all_applied_or_expired(&self, index: Index) -> bool {
+        self.commit >= index
+            && (0..self.members as MemberId)
+                .filter(|&m| m != self.me)
+                .all(|m| {
+                    self.progress.get(&m).is_some_and(|p| p.applied >= index)
+                        || self.now >= self.lease_bound(m)
+                        || self.faults.all_ignores_leases
+                })
+    }
+
+    fn check_awaiting_all(&mut self) {
+        if self.role != Role::Leader || self.awaiting_all.is_empty() {
+            return;
+        }
+        let waiting = std::mem::take(&mut self.awaiting_all);
+        for (origin, id, index) in waiting {
+            if !self.all_applied_or_expired(index) {
+                self.awaiting_all.push((origin, id, index));
+                continue;
+            }
+            match origin {
+                None => self.on_all_done(id, index),
+                Some(peer) => self.send(peer, Message::AllDone { id, index }),
+            }
+        }
+    }
+}
