@@ -19,3 +19,15 @@ pub const LINKS_UP: &str = "redhac_links_up_total";
 pub const LINKS_CONNECTED: &str = "redhac_links_connected";
 /// Gauge: health by links: 2 Good, 1 Degraded, 0 Bad.
 pub const HEALTH: &str = "redhac_health";
+/// Counter: writes asked of the cluster, by `ack` level.
+pub const WRITES: &str = "redhac_writes_total";
+/// Histogram: seconds from a write's call to its resolution, by `ack` level.
+pub const WRITE_SECONDS: &str = "redhac_write_seconds";
+/// Counter: elections this member stood in.
+pub const ELECTIONS: &str = "redhac_elections_total";
+/// Gauge: the current term.
+pub const TERM: &str = "redhac_term";
+/// Gauge: on the leader, the most entries a member has yet to apply.
+pub const REPLICATION_LAG: &str = "redhac_replication_lag_entries";
+/// Gauge: entries held in every cache of this member.
+pub const CACHE_ENTRIES: &str = "redhac_cache_entries";

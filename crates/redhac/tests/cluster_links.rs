@@ -1,64 +1,10 @@
 //! Cluster members in one process on 127.0.0.1: they find themselves in
 //! HA_HOSTS, link up with the shared token, and report health by links.
-//! (Replication comes with the cluster core; until then writes are refused.)
 
-use std::net::TcpListener;
-use std::time::Duration;
+mod common;
 
-use redhac::{CacheOptions, Config, Error, Health, Redhac};
-
-const TOKEN: &str = "a-test-token-0123456789";
-
-fn listeners(n: usize) -> (Vec<TcpListener>, String) {
-    let ls: Vec<_> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
-        .collect();
-    let hosts = ls
-        .iter()
-        .map(|l| format!("http://127.0.0.1:{}", l.local_addr().unwrap().port()))
-        .collect::<Vec<_>>()
-        .join(",");
-    (ls, hosts)
-}
-
-fn config(hosts: &str, token: &str) -> Config {
-    Config::from_vars([
-        ("HA_MODE", "true"),
-        ("HA_HOSTS", hosts),
-        ("CACHE_AUTH_TOKEN", token),
-        ("CACHE_TLS", "false"),
-        ("CACHE_RECONNECT_TIMEOUT_LOWER", "10"),
-        ("CACHE_RECONNECT_TIMEOUT_UPPER", "50"),
-    ])
-    .expect("a valid cluster config")
-}
-
-async fn member(listener: TcpListener, hosts: &str, token: &str) -> Redhac {
-    let name = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-    Redhac::builder()
-        .config(config(hosts, token))
-        .listener(listener)
-        .hostname(name)
-        .cache::<String>("c", CacheOptions::default())
-        .start()
-        .await
-        .expect("a member starts")
-}
-
-/// Waits (with a deadline) until `node` reports `health`.
-async fn wait_health(node: &Redhac, health: Health) {
-    let mut watch = node.health();
-    tokio::time::timeout(Duration::from_secs(10), watch.wait_for(|h| *h == health))
-        .await
-        .unwrap_or_else(|_| {
-            panic!(
-                "member {} never reached {health:?}; status {:?}",
-                node.status().me,
-                node.status()
-            )
-        })
-        .expect("the health watch is open");
-}
+use common::{TOKEN, config, listeners, member, wait_health};
+use redhac::{Config, Error, Health, Redhac};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_members_link_up_and_report_health_by_links() {
@@ -73,16 +19,6 @@ async fn three_members_link_up_and_report_health_by_links() {
     let status = nodes[1].status();
     assert_eq!(status.me, 1);
     assert!(status.members.iter().all(|m| m.connected), "{status:?}");
-    assert!(!status.serving, "no member serves without a leader");
-
-    // Without the cluster core, reads miss and writes are refused, clearly.
-    let c = nodes[0].cache::<String>("c").unwrap();
-    assert!(c.get("k").is_none());
-    assert!(matches!(
-        c.put("k", "v".into()).await,
-        Err(Error::Unsupported(_))
-    ));
-    assert!(c.get_or_fetch("k").await.unwrap().is_none());
 
     nodes[2].shutdown().await.unwrap();
     wait_health(&nodes[0], Health::Degraded).await;

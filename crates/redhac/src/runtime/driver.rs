@@ -1,24 +1,31 @@
-//! The runtime task: owns the links and (once it lands) the cluster core.
+//! The runtime task: owns the links and the cluster core.
 //!
-//! It tracks one link per member, replacing an older link when a newer one
-//! comes up, and derives health from them (DESIGN §2): Good with a link to
-//! every member, Degraded with links to a majority (this member included),
-//! Bad with fewer, in which case it clears every cache. Frames to a peer go
-//! through that link's bounded channel; a peer that does not keep up loses its
-//! link rather than being buffered for.
+//! It feeds the core links going up and down, the frames that arrive, a tick
+//! and the application's writes, and carries out the core's outputs: frames
+//! to peers, entries applied to the store, writes resolved, the read gate
+//! opened until the lease's end or closed, caches invalidated. Frames to a
+//! peer go through that link's bounded channel; a peer that does not keep up
+//! loses its link rather than being buffered for.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use redhac_proto::{Frame, LookupResponse, frame};
+use redhac_membership::{
+    self as core, Health as CoreHealth, Input, Message, Node, Op, Output, RequestId,
+    Role as CoreRole,
+};
+use redhac_proto::{Frame, LookupRequest, LookupResponse, frame};
 use redhac_store::{Origin, Store};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{Request, WriteOp};
+use super::wire::{self, Decoded, Reassembly};
+use super::{Fetched, Request, WriteOp};
 use crate::gate::ReadGate;
 use crate::status::{Health, MemberStatus, Role, Status};
-use crate::transport::link::{LinkEvent, PeerHello, stopped};
+use crate::transport::link::{HelloState, LinkEvent, PeerHello, stopped};
+use crate::write::AckLevel;
 use crate::{Error, Result};
 use redhac_membership::HostEntry;
 
@@ -31,6 +38,9 @@ pub(crate) struct Parts {
     pub(crate) gate: Arc<ReadGate>,
     pub(crate) health: watch::Sender<Health>,
     pub(crate) status: watch::Sender<Status>,
+    pub(crate) hello: watch::Sender<HelloState>,
+    pub(crate) timing: core::Timing,
+    pub(crate) seed: u64,
 }
 
 /// An authenticated link to a peer.
@@ -38,42 +48,103 @@ pub(crate) struct Parts {
 struct Link {
     id: u64,
     tx: mpsc::Sender<Frame>,
-    /// What the peer said at connect (generation, election state): the core's
-    /// input once it lands.
-    #[allow(dead_code)]
-    hello: PeerHello,
 }
+
+/// A write waiting for the core.
+#[derive(Debug)]
+struct Waiting {
+    reply: oneshot::Sender<Result<()>>,
+    op: Arc<Op>,
+    ack: AckLevel,
+    started: Instant,
+    timeout: Duration,
+}
+
+/// Where a remote lookup's answer goes.
+type LookupReply = oneshot::Sender<Result<Option<Fetched>>>;
 
 /// The runtime task's state.
 #[derive(Debug)]
 pub(crate) struct Driver {
     parts: Parts,
+    node: Node,
+    epoch: Instant,
     links: BTreeMap<u32, Link>,
+    snapshots: BTreeMap<u32, Reassembly>,
+    next_id: RequestId,
+    writes: HashMap<RequestId, Waiting>,
+    lookups: HashMap<u64, (LookupReply, Instant)>,
+    shutdown: Vec<oneshot::Sender<()>>,
     health: Health,
+    role: CoreRole,
 }
 
-/// Health by links, counting this member as linked to itself.
-pub(crate) fn health_by_links(linked: usize, members: usize) -> Health {
-    if linked >= members {
-        Health::Good
-    } else if linked > members / 2 {
-        Health::Degraded
-    } else {
-        Health::Bad
+fn health_of(h: CoreHealth) -> Health {
+    match h {
+        CoreHealth::Good => Health::Good,
+        CoreHealth::Degraded => Health::Degraded,
+        CoreHealth::Bad => Health::Bad,
+    }
+}
+
+fn ack_of(ack: AckLevel) -> core::Ack {
+    match ack {
+        AckLevel::None => core::Ack::None,
+        AckLevel::Leader => core::Ack::Leader,
+        AckLevel::Quorum => core::Ack::Quorum,
+        AckLevel::All => core::Ack::All,
+    }
+}
+
+fn ack_label(ack: AckLevel) -> &'static str {
+    match ack {
+        AckLevel::None => "none",
+        AckLevel::Leader => "leader",
+        AckLevel::Quorum => "quorum",
+        AckLevel::All => "all",
+    }
+}
+
+fn op_of(op: WriteOp) -> Op {
+    match op {
+        WriteOp::Put {
+            cache,
+            key,
+            value,
+            ttl,
+        } => Op::Put {
+            cache,
+            key,
+            value,
+            ttl_ms: ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        },
+        WriteOp::Delete { cache, key } => Op::Delete { cache, key },
+        WriteOp::Clear { cache } => Op::Clear { cache },
     }
 }
 
 impl Driver {
-    pub(crate) fn new(parts: Parts) -> Result<Self> {
-        let health = health_by_links(1, parts.members.len());
+    pub(crate) fn new(parts: Parts) -> Self {
+        let epoch = Instant::now();
+        let config = core::Config::new(parts.me, parts.members.len(), parts.timing, parts.seed);
+        let node = Node::new(config, Duration::ZERO);
+        let health = health_of(node.status().health);
+        parts.health.send_replace(health);
         let driver = Self {
             parts,
+            node,
+            epoch,
             links: BTreeMap::new(),
+            snapshots: BTreeMap::new(),
+            next_id: 1,
+            writes: HashMap::new(),
+            lookups: HashMap::new(),
+            shutdown: Vec::new(),
             health,
+            role: CoreRole::Follower,
         };
-        driver.parts.health.send_replace(health);
         driver.publish_status();
-        Ok(driver)
+        driver
     }
 
     /// Runs until shutdown.
@@ -83,16 +154,56 @@ impl Driver {
         mut requests: mpsc::Receiver<Request>,
         mut stop: watch::Receiver<bool>,
     ) {
+        let span = tracing::info_span!("redhac", me = self.parts.me);
+        let _guard = span.enter();
+        let mut ticker = tokio::time::interval(self.parts.timing.tick());
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 Some(event) = events.recv() => self.on_link(event),
                 Some(request) = requests.recv() => self.on_request(request),
+                _ = ticker.tick() => self.on_tick(),
                 () = stopped(&mut stop) => break,
             }
         }
         self.links.clear();
         self.parts.gate.close();
-        tracing::info!(me = self.parts.me, "cluster runtime stopped");
+        for (_, w) in self.writes.drain() {
+            let _ = w.reply.send(Err(Error::ShutDown));
+        }
+        tracing::info!("cluster runtime stopped");
+    }
+
+    fn now(&self) -> Duration {
+        self.epoch.elapsed()
+    }
+
+    fn step(&mut self, input: Input) {
+        let outputs = self.node.step(self.now(), input);
+        for out in outputs {
+            self.carry_out(out);
+        }
+    }
+
+    fn on_tick(&mut self) {
+        self.step(Input::Tick);
+        let now = Instant::now();
+        self.lookups.retain(|_, (_, deadline)| *deadline > now);
+        self.publish_status();
+        let s = self.node.status();
+        metrics::gauge!(crate::metrics::TERM).set(s.term as f64);
+        if s.role == CoreRole::Leader {
+            let lag = s
+                .peers
+                .iter()
+                .filter_map(|p| p.applied)
+                .map(|a| s.commit.saturating_sub(a))
+                .max()
+                .unwrap_or(0);
+            metrics::gauge!(crate::metrics::REPLICATION_LAG).set(lag as f64);
+        }
+        let entries: u64 = self.parts.store.caches().map(|c| c.entry_count()).sum();
+        metrics::gauge!(crate::metrics::CACHE_ENTRIES).set(entries as f64);
     }
 
     fn on_link(&mut self, event: LinkEvent) {
@@ -103,14 +214,7 @@ impl Driver {
                 hello,
                 tx,
             } => {
-                if let Some(old) = self.links.insert(
-                    peer,
-                    Link {
-                        id: link,
-                        tx,
-                        hello,
-                    },
-                ) {
+                if let Some(old) = self.links.insert(peer, Link { id: link, tx }) {
                     tracing::debug!(
                         peer,
                         old = old.id,
@@ -118,171 +222,386 @@ impl Driver {
                         "a newer link replaces the old one"
                     );
                 }
+                self.snapshots.remove(&peer);
+                self.step(Input::Connected {
+                    peer,
+                    hello: peer_hello(&hello),
+                });
             }
             LinkEvent::Down { peer, link, reason } => {
                 if self.links.get(&peer).is_some_and(|l| l.id == link) {
-                    self.links.remove(&peer);
                     tracing::debug!(peer, link, %reason, "link removed");
+                    self.drop_link(peer);
                 }
             }
-            LinkEvent::Frame { peer, link, frame } => self.on_frame(peer, link, frame),
-        }
-        self.update_health();
-    }
-
-    fn on_frame(&mut self, peer: u32, link: u64, frame: frame::Kind) {
-        if self.links.get(&peer).is_none_or(|l| l.id != link) {
-            return; // from a link already replaced
-        }
-        match frame {
-            // Not serving (no core yet): a lookup finds nothing here.
-            frame::Kind::LookupRequest(r) => self.send(
-                peer,
-                frame::Kind::LookupResponse(LookupResponse {
-                    id: r.id,
-                    value: None,
-                    ttl_ms: None,
-                }),
-            ),
-            frame::Kind::LookupResponse(_) | frame::Kind::Core(_) => {}
-            frame::Kind::Hello(_) | frame::Kind::Auth(_) => {
-                tracing::warn!(peer, "a handshake frame on an open link; closing it");
-                self.links.remove(&peer);
+            LinkEvent::Frame { peer, link, frame } => {
+                if self.links.get(&peer).is_some_and(|l| l.id == link) {
+                    self.on_frame(peer, frame);
+                }
             }
         }
+        metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.links.len() as f64);
+    }
+
+    fn drop_link(&mut self, peer: u32) {
+        if self.links.remove(&peer).is_some() {
+            self.snapshots.remove(&peer);
+            self.step(Input::Disconnected { peer });
+        }
+    }
+
+    fn on_frame(&mut self, peer: u32, frame: frame::Kind) {
+        match frame {
+            frame::Kind::Core(c) => {
+                let decoded = wire::from_wire(c).and_then(|d| match d {
+                    Decoded::Message(m) => Ok(Some(m)),
+                    Decoded::Chunk(c) => self.snapshots.entry(peer).or_default().add(c),
+                });
+                match decoded {
+                    Ok(Some(msg)) => self.step(Input::Receive { from: peer, msg }),
+                    Ok(None) => {}
+                    Err(reason) => {
+                        tracing::warn!(peer, reason, "a malformed core message; closing the link");
+                        self.drop_link(peer);
+                    }
+                }
+            }
+            frame::Kind::LookupRequest(r) => {
+                let (value, ttl_ms) = self.lookup_local(&r.cache, &r.key);
+                let response = LookupResponse {
+                    id: r.id,
+                    value: value.map(Into::into),
+                    ttl_ms,
+                };
+                self.send_frame(peer, frame::Kind::LookupResponse(response));
+            }
+            frame::Kind::LookupResponse(r) => {
+                if let Some((reply, _)) = self.lookups.remove(&r.id) {
+                    let fetched = r.value.map(|value| Fetched {
+                        value: value.to_vec(),
+                        ttl: r.ttl_ms.map(Duration::from_millis),
+                    });
+                    let _ = reply.send(Ok(fetched));
+                }
+            }
+            frame::Kind::Hello(_) | frame::Kind::Auth(_) => {
+                tracing::warn!(peer, "a handshake frame on an open link; closing it");
+                self.drop_link(peer);
+            }
+        }
+    }
+
+    /// A value this member serves, for a peer's remote lookup.
+    fn lookup_local(&self, cache: &str, key: &str) -> (Option<Vec<u8>>, Option<u64>) {
+        if !self.parts.gate.open() {
+            return (None, None);
+        }
+        let value = self
+            .parts
+            .store
+            .erased(cache)
+            .ok()
+            .and_then(|c| c.get_encoded(key).ok().flatten());
+        (value, None)
     }
 
     fn on_request(&mut self, request: Request) {
         match request {
-            Request::Write { op, ack, reply } => {
+            Request::Write {
+                op,
+                ack,
+                timeout,
+                reply,
+            } => {
                 let cache = match &op {
                     WriteOp::Put { cache, .. }
                     | WriteOp::Delete { cache, .. }
                     | WriteOp::Clear { cache } => cache,
                 };
-                tracing::debug!(cache, ?ack, "write refused: no cluster core yet");
-                let _ = reply.send(match self.parts.store.erased(cache) {
-                    Err(e) => Err(e.into()),
-                    Ok(_) => Err(Error::Unsupported(
-                        "replicated writes need the cluster core, which is not built yet; run with HA_MODE=false",
-                    )),
+                if let Err(e) = self.parts.store.erased(cache) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                metrics::counter!(crate::metrics::WRITES, "ack" => ack_label(ack)).increment(1);
+                let id = self.next_id;
+                self.next_id += 1;
+                let op = Arc::new(op_of(op));
+                self.writes.insert(
+                    id,
+                    Waiting {
+                        reply,
+                        op: Arc::clone(&op),
+                        ack,
+                        started: Instant::now(),
+                        timeout,
+                    },
+                );
+                let deadline = self.now() + timeout;
+                self.step(Input::Propose {
+                    id,
+                    op,
+                    ack: ack_of(ack),
+                    deadline,
                 });
             }
             Request::Lookup { cache, key, reply } => {
-                tracing::trace!(cache, key, "lookup: no leader to ask yet");
-                let _ = reply.send(
-                    self.parts
-                        .store
-                        .erased(&cache)
-                        .map(|_| None)
-                        .map_err(Into::into),
-                );
+                if let Err(e) = self.parts.store.erased(&cache) {
+                    let _ = reply.send(Err(e.into()));
+                    return;
+                }
+                let s = self.node.status();
+                match s
+                    .leader
+                    .filter(|l| *l != s.me && self.links.contains_key(l))
+                {
+                    Some(leader) => {
+                        let id = self.next_id;
+                        self.next_id += 1;
+                        let deadline = Instant::now() + super::LOOKUP_TIMEOUT;
+                        self.lookups.insert(id, (reply, deadline));
+                        let request = LookupRequest { id, cache, key };
+                        self.send_frame(leader, frame::Kind::LookupRequest(request));
+                    }
+                    None => {
+                        let (value, _) = self.lookup_local(&cache, &key);
+                        let _ = reply.send(Ok(value.map(|value| Fetched { value, ttl: None })));
+                    }
+                }
             }
             Request::Shutdown { reply } => {
-                let _ = reply.send(());
+                self.shutdown.push(reply);
+                self.step(Input::Shutdown);
             }
         }
     }
 
-    /// Sends to a peer without waiting: a full channel means the peer does not
-    /// keep up, and it loses its link instead of being buffered for.
-    fn send(&mut self, peer: u32, kind: frame::Kind) {
-        let Some(link) = self.links.get(&peer) else {
+    fn carry_out(&mut self, out: Output) {
+        match out {
+            Output::Send { to, msg } => self.send(to, &msg),
+            Output::Apply(entry) => self.apply(&entry.op),
+            Output::InstallSnapshot { last, data } => self.install(last, &data),
+            Output::SendSnapshot { to, term, last } => {
+                let data = Arc::new(wire::encode_store(&self.parts.store));
+                tracing::info!(peer = to, %last, bytes = data.len(), "sending a snapshot");
+                self.send(to, &Message::Snapshot { term, last, data });
+            }
+            Output::Resolve { id, result } => self.resolve(id, result),
+            Output::InvalidateAll => {
+                tracing::warn!("invalidating every cache");
+                self.parts.store.clear_all(Origin::Local);
+            }
+            Output::InvalidateKeys(keys) => {
+                for (cache, key) in keys {
+                    if let Ok(c) = self.parts.store.erased(&cache) {
+                        match key {
+                            Some(k) => {
+                                c.apply_delete(&k, Origin::Local);
+                            }
+                            None => c.apply_clear(Origin::Local),
+                        }
+                    }
+                }
+            }
+            Output::Health(h) => {
+                let health = health_of(h);
+                tracing::info!(from = ?self.health, to = ?health, links = self.links.len(), "health changed");
+                self.health = health;
+                metrics::gauge!(crate::metrics::HEALTH).set(match health {
+                    Health::Good => 2.0,
+                    Health::Degraded => 1.0,
+                    Health::Bad => 0.0,
+                });
+                // Status first: whoever wakes on the health watch sees a
+                // status that already agrees with it.
+                self.publish_status();
+                self.parts.health.send_replace(health);
+            }
+            Output::Serving(until) => match until {
+                Some(until) => self.parts.gate.open_until(self.epoch + until),
+                None => self.parts.gate.close(),
+            },
+            Output::State { term, role, leader } => {
+                if role == CoreRole::Candidate {
+                    metrics::counter!(crate::metrics::ELECTIONS).increment(1);
+                }
+                if role != self.role {
+                    tracing::info!(term, ?role, ?leader, "role changed");
+                }
+                self.role = role;
+                self.publish_status();
+            }
+            Output::ShutdownReady => {
+                for reply in self.shutdown.drain(..) {
+                    let _ = reply.send(());
+                }
+            }
+        }
+        let hello = self.node.hello();
+        let state = HelloState {
+            term: hello.term,
+            last_log_term: hello.last.term,
+            last_log_index: hello.last.index,
+        };
+        self.parts.hello.send_if_modified(|h| {
+            let changed = *h != state;
+            *h = state;
+            changed
+        });
+    }
+
+    fn apply(&mut self, op: &Arc<Op>) {
+        let origin = if self
+            .writes
+            .values()
+            .any(|w| Arc::ptr_eq(&w.op, op) || w.op == *op)
+        {
+            Origin::Local
+        } else {
+            Origin::Peer
+        };
+        let store = &self.parts.store;
+        let result = match &**op {
+            Op::Put {
+                cache,
+                key,
+                value,
+                ttl_ms,
+            } => store.erased(cache).map(|c| {
+                if let Err(e) = c.apply_put(
+                    key.clone(),
+                    value,
+                    ttl_ms.map(Duration::from_millis),
+                    origin,
+                ) {
+                    tracing::warn!(cache, key, error = %e, "a replicated value was not applied");
+                }
+            }),
+            Op::Delete { cache, key } => store.erased(cache).map(|c| {
+                c.apply_delete(key, origin);
+            }),
+            Op::Clear { cache } => store.erased(cache).map(|c| c.apply_clear(origin)),
+            Op::Noop => Ok(()),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "an entry for a cache this member does not have");
+        }
+    }
+
+    fn install(&mut self, last: core::LogId, data: &[u8]) {
+        match wire::decode_store(data) {
+            Ok(caches) => {
+                self.parts.store.clear_all(Origin::Peer);
+                let mut restored = 0;
+                for snap in caches {
+                    match self.parts.store.erased(&snap.cache) {
+                        Ok(c) => restored += c.restore(&snap, Origin::Peer).restored,
+                        Err(_) => {
+                            tracing::warn!(cache = snap.cache, "snapshot of an unknown cache")
+                        }
+                    }
+                }
+                tracing::info!(%last, restored, "installed a snapshot");
+            }
+            Err(reason) => {
+                // The core believes the snapshot applied; nothing is served
+                // that it does not hold, since the caches are now empty.
+                tracing::error!(%last, reason, "a snapshot did not decode; caches cleared");
+                self.parts.store.clear_all(Origin::Peer);
+            }
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        id: RequestId,
+        result: std::result::Result<Option<core::LogId>, core::WriteError>,
+    ) {
+        let Some(w) = self.writes.remove(&id) else {
             return;
         };
+        metrics::histogram!(crate::metrics::WRITE_SECONDS, "ack" => ack_label(w.ack))
+            .record(w.started.elapsed().as_secs_f64());
+        let result = match result {
+            Ok(_) => Ok(()),
+            Err(core::WriteError::NoQuorum) => Err(Error::NoQuorum),
+            Err(core::WriteError::Timeout) => Err(Error::Timeout(w.timeout)),
+            Err(core::WriteError::ShuttingDown) => Err(Error::ShutDown),
+        };
+        let _ = w.reply.send(result);
+    }
+
+    fn send(&mut self, to: u32, msg: &Message) {
+        for core in wire::to_wire(msg) {
+            if !self.send_frame(to, frame::Kind::Core(core)) {
+                break;
+            }
+        }
+    }
+
+    /// Sends without waiting: a full channel means the peer does not keep
+    /// up, and it loses its link instead of being buffered for.
+    fn send_frame(&mut self, peer: u32, kind: frame::Kind) -> bool {
+        let Some(link) = self.links.get(&peer) else {
+            return false;
+        };
         match link.tx.try_send(Frame { kind: Some(kind) }) {
-            Ok(()) => {}
+            Ok(()) => true,
             Err(TrySendError::Full(_)) => {
                 tracing::warn!(
                     peer,
                     "peer does not keep up with its link; dropping the link"
                 );
-                self.links.remove(&peer);
-                self.update_health();
+                self.drop_link(peer);
+                false
             }
             Err(TrySendError::Closed(_)) => {
-                self.links.remove(&peer);
-                self.update_health();
+                self.drop_link(peer);
+                false
             }
-        }
-    }
-
-    fn update_health(&mut self) {
-        let health = health_by_links(self.links.len() + 1, self.parts.members.len());
-        let changed = health != self.health;
-        if changed {
-            tracing::info!(me = self.parts.me, from = ?self.health, to = ?health, links = self.links.len(), "health changed");
-            if health == Health::Bad {
-                // Cut off from a majority: nothing here can be proven current.
-                self.parts.gate.close();
-                self.parts.store.clear_all(Origin::Local);
-            }
-            self.health = health;
-        }
-        // Status first: whoever wakes on the health watch sees a status that
-        // already agrees with it.
-        self.publish_status();
-        metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.links.len() as f64);
-        metrics::gauge!(crate::metrics::HEALTH).set(match health {
-            Health::Good => 2.0,
-            Health::Degraded => 1.0,
-            Health::Bad => 0.0,
-        });
-        if changed {
-            self.parts.health.send_replace(health);
         }
     }
 
     fn publish_status(&self) {
+        let s = self.node.status();
         let members = self
             .parts
             .members
             .iter()
             .enumerate()
-            .map(|(i, m)| MemberStatus {
-                id: i as u32,
-                address: m.to_string(),
-                connected: i as u32 == self.parts.me || self.links.contains_key(&(i as u32)),
-                lag: None,
+            .map(|(i, m)| {
+                let id = i as u32;
+                let peer = s.peers.iter().find(|p| p.id == id);
+                MemberStatus {
+                    id,
+                    address: m.to_string(),
+                    connected: id == s.me || peer.is_some_and(|p| p.connected),
+                    lag: peer
+                        .and_then(|p| p.applied)
+                        .map(|a| s.commit.saturating_sub(a)),
+                }
             })
             .collect();
         self.parts.status.send_replace(Status {
-            me: self.parts.me,
-            term: 0,
-            role: Role::Follower,
-            leader: None,
-            health: self.health,
+            me: s.me,
+            term: s.term,
+            role: match s.role {
+                CoreRole::Leader => Role::Leader,
+                CoreRole::Candidate | CoreRole::PreCandidate => Role::Candidate,
+                CoreRole::Follower => Role::Follower,
+            },
+            leader: s.leader,
+            health: health_of(s.health),
             serving: self.parts.gate.open(),
             members,
-            applied_index: 0,
-            commit_index: 0,
+            applied_index: s.applied,
+            commit_index: s.commit,
         });
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn health_by_links_table() {
-        // (linked including me, members, health)
-        for (linked, members, health) in [
-            (1, 1, Health::Good),
-            (3, 3, Health::Good),
-            (2, 3, Health::Degraded),
-            (1, 3, Health::Bad),
-            (5, 5, Health::Good),
-            (3, 5, Health::Degraded),
-            (2, 5, Health::Bad),
-            (2, 4, Health::Bad),
-            (3, 4, Health::Degraded),
-        ] {
-            assert_eq!(
-                health_by_links(linked, members),
-                health,
-                "{linked} of {members}"
-            );
-        }
+fn peer_hello(h: &PeerHello) -> core::PeerHello {
+    core::PeerHello {
+        term: h.state.term,
+        last: core::LogId::new(h.state.last_log_term, h.state.last_log_index),
     }
 }

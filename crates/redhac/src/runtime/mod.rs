@@ -6,6 +6,7 @@
 //! applied to the store, writes resolved, the read gate opened and closed.
 
 mod driver;
+mod wire;
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -57,6 +58,8 @@ pub(crate) enum Request {
     Write {
         op: WriteOp,
         ack: AckLevel,
+        /// The write's deadline, counted from when the runtime receives it.
+        timeout: Duration,
         reply: oneshot::Sender<Result<()>>,
     },
     Lookup {
@@ -88,6 +91,9 @@ pub(crate) struct Cluster {
 
 /// How long a link's handshake may take.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a remote lookup waits for the leader's answer.
+pub(crate) const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Cluster {
     /// Resolves this member, loads TLS, binds, and starts links and the core.
@@ -167,9 +173,6 @@ impl Cluster {
         }
         let (requests, requests_rx) = mpsc::channel(config.buf_client.max(64));
         let (status_tx, status) = watch::channel(Status::standalone(false));
-        // The Hello's election state will come from the core; until then
-        // every member reports term 0 and an empty log.
-        drop(hello_tx);
         let driver = driver::Driver::new(driver::Parts {
             me: me as u32,
             members,
@@ -177,7 +180,10 @@ impl Cluster {
             gate,
             health,
             status: status_tx,
-        })?;
+            hello: hello_tx,
+            timing: redhac_membership::Timing::new(config.election_timeout),
+            seed: generation,
+        });
         tasks.push(tokio::spawn(driver.run(events_rx, requests_rx, stop_rx)));
         Ok(Self {
             requests,
@@ -215,9 +221,13 @@ impl Cluster {
     /// # Errors
     /// As [`Cluster::ask`].
     pub(crate) async fn write(&self, op: WriteOp, options: crate::WriteOptions) -> Result<()> {
-        self.ask(options.timeout, |reply| Request::Write {
+        // The core resolves the write with Timeout at its deadline; the
+        // outer timeout only guards against a stalled runtime.
+        let outer = options.timeout + Duration::from_millis(100);
+        self.ask(outer, |reply| Request::Write {
             op,
             ack: options.ack,
+            timeout: options.timeout,
             reply,
         })
         .await

@@ -1,0 +1,518 @@
+//! Core messages to and from wire messages, snapshots cut into chunks and
+//! put back together. Decoding checks everything a peer could get wrong:
+//! a malformed message closes that link, it never panics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prost::Message as _;
+use redhac_membership::{Ack, Entry, LogId, Message, Op};
+use redhac_proto as pb;
+use redhac_proto::core::Msg;
+use redhac_store::{CacheSnapshot, SnapshotEntry, Store};
+
+/// Snapshot bytes per frame, well below the frame limit.
+pub(crate) const SNAPSHOT_CHUNK: usize = 4 << 20;
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+fn log_id(id: LogId) -> Option<pb::LogId> {
+    Some(pb::LogId {
+        term: id.term,
+        index: id.index,
+    })
+}
+
+fn op_to_wire(op: &Op) -> pb::Op {
+    use pb::op::Kind;
+    let kind = match op {
+        Op::Put {
+            cache,
+            key,
+            value,
+            ttl_ms,
+        } => Kind::Put(pb::Put {
+            cache: cache.clone(),
+            key: key.clone(),
+            value: value.clone().into(),
+            ttl_ms: *ttl_ms,
+        }),
+        Op::Delete { cache, key } => Kind::Delete(pb::Delete {
+            cache: cache.clone(),
+            key: key.clone(),
+        }),
+        Op::Clear { cache } => Kind::Clear(pb::Clear {
+            cache: cache.clone(),
+        }),
+        Op::Noop => Kind::Noop(pb::Noop {}),
+    };
+    pb::Op { kind: Some(kind) }
+}
+
+fn ack_to_wire(ack: Ack) -> pb::Ack {
+    match ack {
+        Ack::None => pb::Ack::None,
+        Ack::Leader => pb::Ack::Leader,
+        Ack::Quorum => pb::Ack::Quorum,
+        Ack::All => pb::Ack::All,
+    }
+}
+
+/// One core message as wire messages: one, or a snapshot's chunks.
+pub(crate) fn to_wire(msg: &Message) -> Vec<pb::Core> {
+    let one = |m: Msg| vec![pb::Core { msg: Some(m) }];
+    match msg {
+        Message::PreVote { term, last } => one(Msg::PreVote(pb::PreVote {
+            term: *term,
+            last: log_id(*last),
+        })),
+        Message::PreVoteReply { term, granted } => one(Msg::PreVoteReply(pb::VoteReply {
+            term: *term,
+            granted: *granted,
+        })),
+        Message::Vote {
+            term,
+            last,
+            transfer,
+        } => one(Msg::Vote(pb::Vote {
+            term: *term,
+            last: log_id(*last),
+            transfer: *transfer,
+        })),
+        Message::VoteReply { term, granted } => one(Msg::VoteReply(pb::VoteReply {
+            term: *term,
+            granted: *granted,
+        })),
+        Message::Append {
+            term,
+            prev,
+            entries,
+            commit,
+            stamp,
+            echo,
+            lease,
+        } => one(Msg::Append(pb::Append {
+            term: *term,
+            prev: log_id(*prev),
+            entries: entries
+                .iter()
+                .map(|e| pb::Entry {
+                    id: log_id(e.id),
+                    op: Some(op_to_wire(&e.op)),
+                })
+                .collect(),
+            commit: *commit,
+            stamp_ns: nanos(*stamp),
+            echo_ns: echo.map(nanos),
+            lease: *lease,
+        })),
+        Message::AppendReply {
+            term,
+            ok,
+            last,
+            applied,
+            needs_snapshot: _,
+            stamp,
+            own,
+            batch,
+        } => one(Msg::AppendReply(pb::AppendReply {
+            term: *term,
+            ok: *ok,
+            last: *last,
+            applied: *applied,
+            stamp_ns: nanos(*stamp),
+            own_ns: nanos(*own),
+            batch: *batch,
+        })),
+        Message::Snapshot { term, last, data } => {
+            let total = data.len() as u64;
+            let mut chunks: Vec<pb::Core> = data
+                .chunks(SNAPSHOT_CHUNK)
+                .scan(0u64, |offset, part| {
+                    let chunk = pb::SnapshotChunk {
+                        term: *term,
+                        last: log_id(*last),
+                        offset: *offset,
+                        total,
+                        data: part.to_vec().into(),
+                    };
+                    *offset += part.len() as u64;
+                    Some(pb::Core {
+                        msg: Some(Msg::Snapshot(chunk)),
+                    })
+                })
+                .collect();
+            if chunks.is_empty() {
+                chunks = one(Msg::Snapshot(pb::SnapshotChunk {
+                    term: *term,
+                    last: log_id(*last),
+                    offset: 0,
+                    total: 0,
+                    data: Default::default(),
+                }));
+            }
+            chunks
+        }
+        Message::Forward { id, op, ack } => one(Msg::Forward(pb::Forward {
+            id: *id,
+            op: Some(op_to_wire(op)),
+            ack: ack_to_wire(*ack).into(),
+        })),
+        Message::Accepted { id, at } => one(Msg::Accepted(pb::Accepted {
+            id: *id,
+            at: log_id(*at),
+        })),
+        Message::Refused { id } => one(Msg::Refused(pb::RequestRef { id: *id })),
+        Message::AwaitAll { id, index } => one(Msg::AwaitAll(pb::AwaitAll {
+            id: *id,
+            index: *index,
+        })),
+        Message::AllDone { id, index } => one(Msg::AllDone(pb::AwaitAll {
+            id: *id,
+            index: *index,
+        })),
+        Message::TimeoutNow { term } => one(Msg::TimeoutNow(pb::TimeoutNow { term: *term })),
+    }
+}
+
+/// Why a peer's message was refused.
+pub(crate) type WireError = &'static str;
+
+fn need_id(id: Option<pb::LogId>) -> Result<LogId, WireError> {
+    let id = id.ok_or("a log position is missing")?;
+    Ok(LogId::new(id.term, id.index))
+}
+
+fn op_from_wire(op: Option<pb::Op>) -> Result<Op, WireError> {
+    use pb::op::Kind;
+    Ok(
+        match op.and_then(|o| o.kind).ok_or("an entry has no operation")? {
+            Kind::Put(p) => Op::Put {
+                cache: p.cache,
+                key: p.key,
+                value: p.value.to_vec(),
+                ttl_ms: p.ttl_ms,
+            },
+            Kind::Delete(d) => Op::Delete {
+                cache: d.cache,
+                key: d.key,
+            },
+            Kind::Clear(c) => Op::Clear { cache: c.cache },
+            Kind::Noop(_) => Op::Noop,
+        },
+    )
+}
+
+/// What a wire message turns into.
+#[derive(Debug)]
+pub(crate) enum Decoded {
+    Message(Message),
+    Chunk(pb::SnapshotChunk),
+}
+
+/// Decodes one wire message of the core.
+pub(crate) fn from_wire(core: pb::Core) -> Result<Decoded, WireError> {
+    let d = Duration::from_nanos;
+    let msg = match core.msg.ok_or("an empty core message")? {
+        Msg::PreVote(m) => Message::PreVote {
+            term: m.term,
+            last: need_id(m.last)?,
+        },
+        Msg::PreVoteReply(m) => Message::PreVoteReply {
+            term: m.term,
+            granted: m.granted,
+        },
+        Msg::Vote(m) => Message::Vote {
+            term: m.term,
+            last: need_id(m.last)?,
+            transfer: m.transfer,
+        },
+        Msg::VoteReply(m) => Message::VoteReply {
+            term: m.term,
+            granted: m.granted,
+        },
+        Msg::Append(m) => {
+            let prev = need_id(m.prev)?;
+            let mut entries = Vec::with_capacity(m.entries.len());
+            for (i, e) in m.entries.into_iter().enumerate() {
+                let id = need_id(e.id)?;
+                if id.index != prev.index + 1 + i as u64 {
+                    return Err("entries out of order");
+                }
+                entries.push(Entry {
+                    id,
+                    op: Arc::new(op_from_wire(e.op)?),
+                });
+            }
+            Message::Append {
+                term: m.term,
+                prev,
+                entries,
+                commit: m.commit,
+                stamp: d(m.stamp_ns),
+                echo: m.echo_ns.map(d),
+                lease: m.lease,
+            }
+        }
+        Msg::AppendReply(m) => Message::AppendReply {
+            term: m.term,
+            ok: m.ok,
+            last: m.last,
+            applied: m.applied,
+            needs_snapshot: false,
+            stamp: d(m.stamp_ns),
+            own: d(m.own_ns),
+            batch: m.batch,
+        },
+        Msg::Snapshot(chunk) => return Ok(Decoded::Chunk(chunk)),
+        Msg::Forward(m) => Message::Forward {
+            id: m.id,
+            op: Arc::new(op_from_wire(m.op)?),
+            ack: match pb::Ack::try_from(m.ack).map_err(|_| "an unknown ack level")? {
+                pb::Ack::None => Ack::None,
+                pb::Ack::Leader => Ack::Leader,
+                pb::Ack::Quorum => Ack::Quorum,
+                pb::Ack::All => Ack::All,
+            },
+        },
+        Msg::Accepted(m) => Message::Accepted {
+            id: m.id,
+            at: need_id(m.at)?,
+        },
+        Msg::Refused(m) => Message::Refused { id: m.id },
+        Msg::AwaitAll(m) => Message::AwaitAll {
+            id: m.id,
+            index: m.index,
+        },
+        Msg::AllDone(m) => Message::AllDone {
+            id: m.id,
+            index: m.index,
+        },
+        Msg::TimeoutNow(m) => Message::TimeoutNow { term: m.term },
+    };
+    Ok(Decoded::Message(msg))
+}
+
+/// A snapshot arriving in chunks from one peer.
+#[derive(Debug, Default)]
+pub(crate) struct Reassembly {
+    current: Option<(u64, LogId, u64, Vec<u8>)>,
+}
+
+/// The most a reassembled snapshot may hold.
+const MAX_SNAPSHOT: u64 = 8 << 30;
+
+impl Reassembly {
+    /// Adds a chunk; returns the whole snapshot once complete.
+    pub(crate) fn add(&mut self, c: pb::SnapshotChunk) -> Result<Option<Message>, WireError> {
+        let last = need_id(c.last)?;
+        if c.total > MAX_SNAPSHOT {
+            return Err("a snapshot larger than 8 GiB");
+        }
+        if c.offset == 0 {
+            self.current = Some((c.term, last, c.total, Vec::new()));
+        }
+        let Some((term, at, total, data)) = self.current.as_mut() else {
+            return Err("a snapshot chunk without its start");
+        };
+        if *term != c.term || *at != last || *total != c.total || data.len() as u64 != c.offset {
+            self.current = None;
+            return Err("a snapshot chunk out of sequence");
+        }
+        data.extend_from_slice(&c.data);
+        if data.len() as u64 > *total {
+            self.current = None;
+            return Err("a snapshot longer than announced");
+        }
+        if (data.len() as u64) < *total {
+            return Ok(None);
+        }
+        let (term, last, _, data) = self.current.take().expect("checked above");
+        Ok(Some(Message::Snapshot {
+            term,
+            last,
+            data: Arc::new(data),
+        }))
+    }
+}
+
+/// Encodes every cache of the store.
+pub(crate) fn encode_store(store: &Store) -> Vec<u8> {
+    let caches = store
+        .caches()
+        .filter_map(|c| match c.snapshot() {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::error!(cache = c.name(), error = %e, "cache left out of a snapshot");
+                None
+            }
+        })
+        .map(|s| pb::CacheSnapshot {
+            cache: s.cache,
+            entries: s
+                .entries
+                .into_iter()
+                .map(|e| pb::SnapshotEntry {
+                    key: e.key,
+                    value: e.value.into(),
+                    ttl_ms: e
+                        .ttl
+                        .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                })
+                .collect(),
+        })
+        .collect();
+    pb::StoreSnapshot { caches }.encode_to_vec()
+}
+
+/// Decodes a snapshot into per-cache contents.
+pub(crate) fn decode_store(data: &[u8]) -> Result<Vec<CacheSnapshot>, WireError> {
+    let s = pb::StoreSnapshot::decode(data).map_err(|_| "a snapshot that does not decode")?;
+    Ok(s.caches
+        .into_iter()
+        .map(|c| CacheSnapshot {
+            cache: c.cache,
+            entries: c
+                .entries
+                .into_iter()
+                .map(|e| SnapshotEntry {
+                    key: e.key,
+                    value: e.value.to_vec(),
+                    ttl: e.ttl_ms.map(Duration::from_millis),
+                })
+                .collect(),
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(msg: Message) {
+        let mut out = None;
+        let mut r = Reassembly::default();
+        for core in to_wire(&msg) {
+            let bytes = core.encode_to_vec();
+            let back = pb::Core::decode(bytes.as_slice()).unwrap();
+            match from_wire(back).unwrap() {
+                Decoded::Message(m) => out = Some(m),
+                Decoded::Chunk(c) => out = r.add(c).unwrap().or(out),
+            }
+        }
+        assert_eq!(out, Some(msg));
+    }
+
+    #[test]
+    fn every_message_survives_the_wire() {
+        let id = LogId::new(3, 9);
+        let put = Arc::new(Op::Put {
+            cache: "c".into(),
+            key: "k".into(),
+            value: vec![1, 2],
+            ttl_ms: Some(5),
+        });
+        for msg in [
+            Message::PreVote { term: 4, last: id },
+            Message::PreVoteReply {
+                term: 4,
+                granted: true,
+            },
+            Message::Vote {
+                term: 4,
+                last: id,
+                transfer: true,
+            },
+            Message::VoteReply {
+                term: 4,
+                granted: false,
+            },
+            Message::Append {
+                term: 3,
+                prev: LogId::new(3, 8),
+                entries: vec![
+                    Entry {
+                        id,
+                        op: Arc::clone(&put),
+                    },
+                    Entry {
+                        id: LogId::new(3, 10),
+                        op: Arc::new(Op::Clear { cache: "c".into() }),
+                    },
+                ],
+                commit: 7,
+                stamp: Duration::from_nanos(77),
+                echo: Some(Duration::from_nanos(66)),
+                lease: true,
+            },
+            Message::AppendReply {
+                term: 3,
+                ok: true,
+                last: 9,
+                applied: 8,
+                needs_snapshot: false,
+                stamp: Duration::from_nanos(1),
+                own: Duration::from_nanos(2),
+                batch: true,
+            },
+            Message::Snapshot {
+                term: 3,
+                last: id,
+                data: Arc::new(vec![7; SNAPSHOT_CHUNK * 2 + 5]),
+            },
+            Message::Snapshot {
+                term: 3,
+                last: id,
+                data: Arc::new(Vec::new()),
+            },
+            Message::Forward {
+                id: 5,
+                op: put,
+                ack: Ack::All,
+            },
+            Message::Accepted { id: 5, at: id },
+            Message::Refused { id: 5 },
+            Message::AwaitAll { id: 5, index: 9 },
+            Message::AllDone { id: 5, index: 9 },
+            Message::TimeoutNow { term: 3 },
+        ] {
+            round_trip(msg);
+        }
+    }
+
+    #[test]
+    fn malformed_messages_are_refused() {
+        assert!(from_wire(pb::Core { msg: None }).is_err());
+        let no_last = pb::Core {
+            msg: Some(Msg::Vote(pb::Vote {
+                term: 1,
+                last: None,
+                transfer: false,
+            })),
+        };
+        assert!(from_wire(no_last).is_err());
+        let gap = pb::Core {
+            msg: Some(Msg::Append(pb::Append {
+                term: 1,
+                prev: log_id(LogId::new(1, 1)),
+                entries: vec![pb::Entry {
+                    id: log_id(LogId::new(1, 5)),
+                    op: Some(op_to_wire(&Op::Noop)),
+                }],
+                ..Default::default()
+            })),
+        };
+        assert!(from_wire(gap).is_err());
+        let mut r = Reassembly::default();
+        let orphan = pb::SnapshotChunk {
+            term: 1,
+            last: log_id(LogId::new(1, 1)),
+            offset: 10,
+            total: 20,
+            data: vec![0; 10].into(),
+        };
+        assert!(r.add(orphan).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! Helpers for tests that run several members in one process on 127.0.0.1.
+#![allow(dead_code, unreachable_pub)]
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use redhac::{CacheOptions, Config, Health, Redhac, Role, Status};
+
+pub const TOKEN: &str = "a-test-token-0123456789";
+
+/// How long any wait in these tests may take.
+pub const DEADLINE: Duration = Duration::from_secs(20);
+
+/// `n` listeners on ephemeral ports and the `HA_HOSTS` naming them.
+pub fn listeners(n: usize) -> (Vec<TcpListener>, String) {
+    let ls: Vec<_> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let hosts = ls
+        .iter()
+        .map(|l| format!("http://127.0.0.1:{}", l.local_addr().unwrap().port()))
+        .collect::<Vec<_>>()
+        .join(",");
+    (ls, hosts)
+}
+
+pub fn config(hosts: &str, token: &str) -> Config {
+    Config::from_vars([
+        ("HA_MODE", "true"),
+        ("HA_HOSTS", hosts),
+        ("CACHE_AUTH_TOKEN", token),
+        ("CACHE_TLS", "false"),
+        ("CACHE_RECONNECT_TIMEOUT_LOWER", "10"),
+        ("CACHE_RECONNECT_TIMEOUT_UPPER", "50"),
+    ])
+    .expect("a valid cluster config")
+}
+
+/// Starts the member that owns `listener`, with one cache "c" of Strings.
+pub async fn member_with(listener: TcpListener, config: Config) -> Redhac {
+    let name = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
+    Redhac::builder()
+        .config(config)
+        .listener(listener)
+        .hostname(name)
+        .cache::<String>("c", CacheOptions::default())
+        .start()
+        .await
+        .expect("a member starts")
+}
+
+pub async fn member(listener: TcpListener, hosts: &str, token: &str) -> Redhac {
+    member_with(listener, config(hosts, token)).await
+}
+
+/// Starts `n` members.
+pub async fn cluster(n: usize) -> (Vec<Redhac>, String) {
+    let (ls, hosts) = listeners(n);
+    let mut nodes = Vec::new();
+    for l in ls {
+        nodes.push(member(l, &hosts, TOKEN).await);
+    }
+    (nodes, hosts)
+}
+
+/// Waits (with a deadline) until `node` reports `health`.
+pub async fn wait_health(node: &Redhac, health: Health) {
+    let mut watch = node.health();
+    tokio::time::timeout(DEADLINE, watch.wait_for(|h| *h == health))
+        .await
+        .unwrap_or_else(|_| {
+            panic!(
+                "member {} never reached {health:?}; status {:?}",
+                node.status().me,
+                node.status()
+            )
+        })
+        .expect("the health watch is open");
+}
+
+/// Polls `f` until it holds, with a deadline.
+pub async fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let start = tokio::time::Instant::now();
+    while !f() {
+        assert!(start.elapsed() < DEADLINE, "timed out waiting until {what}");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until the given members agree on one leader among them, all
+/// serving; returns the leader's position in `nodes`.
+pub async fn wait_leader(nodes: &[&Redhac]) -> usize {
+    let mut found = 0;
+    wait_until("one leader, every member serving", || {
+        let s: Vec<Status> = nodes.iter().map(|n| n.status()).collect();
+        let leaders: Vec<usize> = (0..s.len())
+            .filter(|&i| s[i].role == Role::Leader)
+            .collect();
+        let [l] = leaders.as_slice() else {
+            return false;
+        };
+        found = *l;
+        let me = s[*l].me;
+        s.iter()
+            .all(|x| x.leader == Some(me) && x.term == s[*l].term && x.serving)
+    })
+    .await;
+    found
+}

@@ -1,0 +1,166 @@
+//! The HA cache on real sockets: 3 and 5 members in one process on
+//! 127.0.0.1, elections, every ack level, failover and graceful handover.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{cluster, wait_leader, wait_until};
+use redhac::{AckLevel, Redhac, Role, WriteOptions};
+
+fn ack(level: AckLevel) -> WriteOptions {
+    WriteOptions::default().ack(level)
+}
+
+fn value_on(node: &Redhac, key: &str) -> Option<String> {
+    node.cache::<String>("c")
+        .unwrap()
+        .get(key)
+        .map(|v| (*v).clone())
+}
+
+async fn shutdown_all(nodes: Vec<Redhac>) {
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_members_elect_one_leader_and_replicate_at_every_ack_level() {
+    let (nodes, _) = cluster(3).await;
+    let all: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    let follower = &nodes[(leader + 1) % 3];
+    let c = follower.cache::<String>("c").unwrap();
+
+    // Read-your-writes on the member that wrote, at Quorum and All.
+    c.put_with("q", "quorum".into(), ack(AckLevel::Quorum))
+        .await
+        .unwrap();
+    assert_eq!(value_on(follower, "q").as_deref(), Some("quorum"));
+    // All: every member serves the new value when the call returns.
+    c.put_with("a", "all".into(), ack(AckLevel::All))
+        .await
+        .unwrap();
+    for n in &nodes {
+        assert_eq!(
+            value_on(n, "a").as_deref(),
+            Some("all"),
+            "member {}",
+            n.status().me
+        );
+    }
+    // Leader and None are ordered by the leader and reach everyone.
+    c.put_with("l", "leader".into(), ack(AckLevel::Leader))
+        .await
+        .unwrap();
+    c.put_with("n", "none".into(), ack(AckLevel::None))
+        .await
+        .unwrap();
+    wait_until("every member holds every value", || {
+        nodes.iter().all(|n| {
+            ["q", "a", "l", "n"]
+                .iter()
+                .all(|k| value_on(n, k).is_some())
+        })
+    })
+    .await;
+
+    // A delete at All is gone everywhere on return.
+    c.delete_with("a", ack(AckLevel::All)).await.unwrap();
+    for n in &nodes {
+        assert_eq!(value_on(n, "a"), None, "member {}", n.status().me);
+    }
+    // Remote lookup reaches the leader.
+    assert_eq!(
+        c.get_or_fetch("q")
+            .await
+            .unwrap()
+            .as_deref()
+            .map(String::as_str),
+        Some("quorum")
+    );
+    // Status (published on every tick) shows the entries applied.
+    wait_until("status shows the writes applied", || {
+        let s = follower.status();
+        s.commit_index >= 6 && s.applied_index == s.commit_index
+    })
+    .await;
+    shutdown_all(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_the_leader_crashes_every_quorum_write_survives() {
+    let (mut nodes, _) = cluster(3).await;
+    let all: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    let writer = nodes[(leader + 1) % 3].cache::<String>("c").unwrap();
+    for i in 0..50 {
+        writer.put(&format!("k{i}"), format!("v{i}")).await.unwrap();
+    }
+    let old_term = nodes[leader].status().term;
+    // Dropped without a graceful shutdown: no handover.
+    drop(nodes.remove(leader));
+    let survivors: Vec<&Redhac> = nodes.iter().collect();
+    let new_leader = wait_leader(&survivors).await;
+    assert!(survivors[new_leader].status().term > old_term);
+    for n in &nodes {
+        for i in 0..50 {
+            assert_eq!(value_on(n, &format!("k{i}")), Some(format!("v{i}")));
+        }
+    }
+    // And the survivors keep taking writes.
+    writer.put("after", "yes".into()).await.unwrap();
+    shutdown_all(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_shuts_down_hands_over_without_failing_writes() {
+    let (mut nodes, _) = cluster(3).await;
+    let all: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    let writer = nodes[(leader + 1) % 3].cache::<String>("c").unwrap();
+    let writes = tokio::spawn(async move {
+        let mut failed = 0;
+        for i in 0..200 {
+            let opts = WriteOptions::default().timeout(Duration::from_secs(5));
+            if writer
+                .put_with(&format!("w{i}"), "x".into(), opts)
+                .await
+                .is_err()
+            {
+                failed += 1;
+            }
+        }
+        failed
+    });
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let old = nodes.remove(leader);
+    let term = old.status().term;
+    old.shutdown().await.unwrap();
+    let rest: Vec<&Redhac> = nodes.iter().collect();
+    let new_leader = wait_leader(&rest).await;
+    assert!(rest[new_leader].status().term > term);
+    assert_eq!(
+        writes.await.unwrap(),
+        0,
+        "no write failed across the handover"
+    );
+    shutdown_all(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_members_elect_and_replicate() {
+    let (nodes, _) = cluster(5).await;
+    let all: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    assert_eq!(nodes[leader].status().role, Role::Leader);
+    let c = nodes[(leader + 3) % 5].cache::<String>("c").unwrap();
+    c.put_with("k", "v".into(), ack(AckLevel::All))
+        .await
+        .unwrap();
+    for n in &nodes {
+        assert_eq!(value_on(n, "k").as_deref(), Some("v"));
+    }
+    shutdown_all(nodes).await;
+}
