@@ -124,9 +124,15 @@ impl Node {
         self.count_pre_votes();
     }
 
+    /// Counts the replies; a member without a link was never asked and
+    /// cannot answer, so it counts as a refusal (a split vote with a crashed
+    /// member is then known lost at once, not after a whole timeout).
     fn tally(&self) -> VoteResult {
         let granted = self.votes.values().filter(|g| **g).count();
-        quorum::vote_result(granted, self.votes.len() - granted, self.members)
+        let unreachable = (0..self.members as MemberId)
+            .filter(|m| !self.votes.contains_key(m) && !self.links.contains_key(m))
+            .count();
+        quorum::vote_result(granted, self.votes.len() - granted + unreachable, self.members)
     }
 
     fn count_pre_votes(&mut self) {
@@ -210,7 +216,11 @@ impl Node {
         match self.tally() {
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => {
+                // A split vote: try again soon, after a random pause that
+                // makes another tie unlikely, rather than a whole timeout.
                 self.role = Role::Follower;
+                let f = self.timing.fast_election;
+                self.election_at = self.now + self.rng.between(f, f * 6);
                 self.report_state();
             }
             VoteResult::Pending => {}

@@ -293,6 +293,16 @@ impl Node {
         }
     }
 
+    /// When the core next needs a `Tick` (this node's clock): the runtime may
+    /// tick more often, but ticking at this time keeps elections prompt.
+    pub fn next_deadline(&self) -> Duration {
+        if self.role == Role::Leader {
+            self.now + self.timing.heartbeat / 2
+        } else {
+            self.election_at.max(self.now)
+        }
+    }
+
     /// The entry at `index`, while the log tail holds it.
     pub fn entry(&self, index: Index) -> Option<&crate::types::Entry> {
         self.log.get(index)

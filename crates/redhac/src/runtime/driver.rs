@@ -159,10 +159,14 @@ impl Driver {
         let mut ticker = tokio::time::interval(self.parts.timing.tick());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Besides the steady tick, wake exactly when the core's next
+            // timer is due (an election after the leader's link closed).
+            let due = tokio::time::Instant::from_std(self.epoch + self.node.next_deadline());
             tokio::select! {
                 Some(event) = events.recv() => self.on_link(event),
                 Some(request) = requests.recv() => self.on_request(request),
                 _ = ticker.tick() => self.on_tick(),
+                () = tokio::time::sleep_until(due) => self.step(Input::Tick),
                 () = stopped(&mut stop) => break,
             }
         }
