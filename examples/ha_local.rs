@@ -41,9 +41,12 @@ async fn start(listener: TcpListener, hosts: &str) -> Result<Redhac, BoxError> {
 async fn wait_for_leader(nodes: &[&Redhac], since: Instant) -> Result<usize, BoxError> {
     loop {
         let s: Vec<_> = nodes.iter().map(|n| n.status()).collect();
-        let leaders: Vec<usize> = (0..s.len()).filter(|&i| s[i].role == Role::Leader).collect();
+        let leaders: Vec<usize> = (0..s.len())
+            .filter(|&i| s[i].role == Role::Leader)
+            .collect();
         if let [l] = leaders.as_slice()
-            && s.iter().all(|x| x.leader == Some(s[*l].me) && x.term == s[*l].term && x.serving)
+            && s.iter()
+                .all(|x| x.leader == Some(s[*l].me) && x.term == s[*l].term && x.serving)
         {
             println!(
                 "  member {} leads term {} ({} ms); every member serves reads",
@@ -100,21 +103,32 @@ async fn main() -> Result<(), BoxError> {
         roles: vec!["admin".into()],
     };
     sessions
-        .put_with("sid-admin", admin.clone(), WriteOptions::default().ack(AckLevel::All))
+        .put_with(
+            "sid-admin",
+            admin.clone(),
+            WriteOptions::default().ack(AckLevel::All),
+        )
         .await?;
 
     println!("3. every member reads them locally");
     for n in &nodes {
         let c = n.cache::<Session>("sessions")?;
-        let hit = c.get("sid-admin").ok_or("an All write missing on a member")?;
+        let hit = c
+            .get("sid-admin")
+            .ok_or("an All write missing on a member")?;
         assert_eq!(*hit, admin);
         let mut held = 0;
         let deadline = Instant::now() + Duration::from_secs(5);
         while held < 100 && Instant::now() < deadline {
-            held = (0..100).filter(|i| c.get(&format!("sid-{i}")).is_some()).count();
+            held = (0..100)
+                .filter(|i| c.get(&format!("sid-{i}")).is_some())
+                .count();
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
-        println!("  member {}: {held}/100 sessions + sid-admin", n.status().me);
+        println!(
+            "  member {}: {held}/100 sessions + sid-admin",
+            n.status().me
+        );
         if held < 100 {
             return Err("a member misses Quorum writes".into());
         }
@@ -122,7 +136,10 @@ async fn main() -> Result<(), BoxError> {
 
     let old = nodes.remove(leader);
     let old_term = old.status().term;
-    println!("4. killing the leader (member {}, term {old_term}) without a handover", old.status().me);
+    println!(
+        "4. killing the leader (member {}, term {old_term}) without a handover",
+        old.status().me
+    );
     let killed = Instant::now();
     drop(old);
     let survivors: Vec<&Redhac> = nodes.iter().collect();
@@ -135,7 +152,9 @@ async fn main() -> Result<(), BoxError> {
     println!("5. the survivors still hold every value, and take writes");
     for n in &nodes {
         let c = n.cache::<Session>("sessions")?;
-        let held = (0..100).filter(|i| c.get(&format!("sid-{i}")).is_some()).count();
+        let held = (0..100)
+            .filter(|i| c.get(&format!("sid-{i}")).is_some())
+            .count();
         println!("  member {}: {held}/100 sessions", n.status().me);
         if held < 100 || c.get("sid-admin").is_none() {
             return Err("a value was lost in the failover".into());
@@ -146,7 +165,10 @@ async fn main() -> Result<(), BoxError> {
         .cache::<Session>("sessions")?
         .put("sid-after", admin)
         .await?;
-    println!("  a Quorum write after the failover took {} µs", w.elapsed().as_micros());
+    println!(
+        "  a Quorum write after the failover took {} µs",
+        w.elapsed().as_micros()
+    );
 
     println!("6. graceful shutdown");
     for n in nodes {

@@ -132,7 +132,11 @@ impl Node {
         let unreachable = (0..self.members as MemberId)
             .filter(|m| !self.votes.contains_key(m) && !self.links.contains_key(m))
             .count();
-        quorum::vote_result(granted, self.votes.len() - granted + unreachable, self.members)
+        quorum::vote_result(
+            granted,
+            self.votes.len() - granted + unreachable,
+            self.members,
+        )
     }
 
     fn count_pre_votes(&mut self) {
