@@ -1,12 +1,110 @@
 //! Sans-IO cluster core of redhac.
 //!
 //! A deterministic state machine per member: member list and "who am I",
-//! leader election, leader-ordered replication bookkeeping and health. It owns
-//! no sockets, clocks or tasks; time and messages are inputs and the runtime
-//! carries out its outputs, so the same code runs under tokio in production
-//! and under a seeded simulated network in tests.
+//! leader election, leader-ordered replication bookkeeping, read leases and
+//! health. It owns no sockets, clocks, tasks or global randomness: time and
+//! messages are inputs, a seeded RNG draws its timeouts, and the runtime
+//! carries out its outputs. The same code runs under tokio in `redhac` and
+//! under a seeded simulated network in this crate's tests.
 //!
-//! (Protocol documentation: see the section below, filled in with the core.)
+//! # Driving a node
+//!
+//! ```
+//! use std::{sync::Arc, time::Duration};
+//! use redhac_membership::{Ack, Config, Input, Node, Op, Output, Timing};
+//!
+//! // A cluster of one: it elects itself and commits at once.
+//! let mut node = Node::new(Config::new(0, 1, Timing::default(), 42), Duration::ZERO);
+//! let later = Duration::from_secs(5); // after the restart vote delay
+//! node.step(later, Input::Tick);
+//! let op = Arc::new(Op::Put { cache: "c".into(), key: "k".into(), value: b"v".to_vec(), ttl_ms: None });
+//! let out = node.step(later, Input::Propose { id: 1, op, ack: Ack::Quorum, deadline: later * 2 });
+//! assert!(out.iter().any(|o| matches!(o, Output::Apply(e) if e.id.index == 2)));
+//! assert!(out.iter().any(|o| matches!(o, Output::Resolve { id: 1, result: Ok(Some(_)) })));
+//! ```
+//!
+//! A runtime owns one [`Node`] and feeds it, in one task:
+//! - [`Input::Tick`] at least every [`Timing::tick`], and at
+//!   [`Node::next_deadline`];
+//! - [`Input::Connected`] when an authenticated link to a peer is up (with what
+//!   the peer reported about itself: [`Node::hello`] on its side), and
+//!   [`Input::Disconnected`] when it goes down. Messages in flight on a link
+//!   that went down may be lost; on a link that is up they must arrive in
+//!   order, each at most once. One link per peer: a newer one replaces the old;
+//! - [`Input::Receive`] for each message from a peer's current link;
+//! - [`Input::Propose`] for the application's writes, [`Input::Shutdown`]
+//!   before stopping.
+//!
+//! `now` is a monotonic clock of this process (any epoch). Nodes never compare
+//! each other's clocks: stamps travel only to be echoed back to their owner.
+//!
+//! It carries out every [`Output`] in order before the next input: sends
+//! messages (dropping them when the peer has no link), applies entries to
+//! its caches *synchronously* (a snapshot taken later reflects exactly the
+//! entries applied), encodes or installs snapshots, resolves writes, clears
+//! caches, opens its read gate until the time of [`Output::Serving`] (checked
+//! on every read against the clock, so a process resumed after a pause does
+//! not serve), and reports health and state.
+//!
+//! # The protocol
+//!
+//! **Members.** [`members`] parses `HA_HOSTS` and finds "me" by exact host or
+//! host:port. Member ids are indexes in that list; every member must have the
+//! same list (the runtime compares a fingerprint at connect).
+//!
+//! **Election** (Raft's rules, votes in memory). Terms only grow; one vote per
+//! term; a candidate needs a majority of the configured members and a log at
+//! least as up to date as each voter's (last term, then last index).
+//! - *Pre-vote*: before a real election a node asks whether it would win; a
+//!   member with an open link to a leader heard within `T` says no, so one lost
+//!   link never unseats a healthy leader.
+//! - *Vote guard*: a member that heard the leader less than `G` ago votes for
+//!   no one else (except after the leader's `TimeoutNow`).
+//! - *Recovery*: a (re)started member votes only once it has heard a leader, or
+//!   is linked to every member (adopting the highest term they report) and one
+//!   maximum election timeout has passed, or every member reports term 0 and
+//!   an empty log (a whole-cluster cold start, which elects at once).
+//! - *Fast paths*: with no leader known and a majority just linked, or when
+//!   the leader's link closes, a node stands after a short random delay (and
+//!   after the guard), not a whole timeout. A split vote retries soon.
+//! - *Check-quorum*: a leader that heard no majority within `T` steps down.
+//! - *Handover*: on [`Input::Shutdown`] a leader stops taking writes, brings its
+//!   most up-to-date follower level with its log, sends it `TimeoutNow`, and
+//!   reports [`Output::ShutdownReady`].
+//!
+//! **Replication.** The leader gives each change a (term, index) and appends it
+//! to a bounded in-memory log tail. It sends each follower, in `Append`
+//! messages, the entries after what the follower holds, with the previous
+//! entry's id; several frames may be in flight per follower. A follower whose
+//! log does not hold that previous entry drops the conflicting suffix (and
+//! invalidates the keys of entries it had applied from it) and answers with a
+//! hint; the leader steps back, or sends a snapshot when the follower is behind
+//! the tail's start. An entry is committed once a majority holds it and it is
+//! of the leader's term (the new leader's first entry is a no-op, so earlier
+//! entries commit with it). Every member applies committed entries only, in
+//! order.
+//!
+//! **Writes** ([`Ack`]) are routed to the leader: appended there, or forwarded
+//! over the leader's link, or held until a leader is known, until their
+//! deadline. `Leader` resolves when the leader ordered it, `Quorum` when the
+//! member that wrote has applied it (hence a majority holds it), `All` when,
+//! besides, every member applied it or provably stopped serving reads.
+//!
+//! **Leases.** A follower serves reads while it holds a lease: each `Append`
+//! from a leader that holds its own lease echoes the stamp of the follower's
+//! latest reply, and once the follower applied everything that `Append` said
+//! was committed, it may serve until that stamp plus `L`. The leader therefore
+//! knows each follower's lease ends before the arrival of its latest reply plus
+//! `L` (and, for one granted by an earlier leader, before this leader's election
+//! plus `L`), which is what `All` waits for when a member does not answer. The
+//! leader serves until the newest stamp a majority echoed plus `G`, less a drift
+//! margin: no voter elects anyone else before that.
+//!
+//! **Health** by links: Good (every member), Degraded (a majority, itself
+//! included), Bad (fewer: caches cleared, writes refused, nothing served).
+//!
+//! The simulation in `tests/sim` checks these rules after every event; see the
+//! README's "Testing".
 
 mod election;
 mod log;
@@ -18,6 +116,9 @@ mod rng;
 mod timing;
 mod types;
 mod writes;
+
+#[cfg(test)]
+mod tests;
 
 pub use members::{HostEntry, find_me};
 pub use node::{Config, Faults, Node, NodeStatus, PeerStatus};

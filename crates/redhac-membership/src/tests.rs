@@ -1,0 +1,302 @@
+//! One input, the exact outputs (openraft's engine-test style).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::types::{Entry, Health, Input, LogId, Message, Op, Output, PeerHello, Role};
+use crate::{Config, Node, Timing};
+
+const T: Duration = Duration::from_secs(2);
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn node(me: u32, members: usize) -> Node {
+    Node::new(Config::new(me, members, Timing::new(T), 7), Duration::ZERO)
+}
+
+fn put(key: &str) -> Arc<Op> {
+    Arc::new(Op::Put {
+        cache: "c".into(),
+        key: key.into(),
+        value: vec![1],
+        ttl_ms: None,
+    })
+}
+
+fn entry(term: u64, index: u64, op: &Arc<Op>) -> Entry {
+    Entry {
+        id: LogId::new(term, index),
+        op: Arc::clone(op),
+    }
+}
+
+fn connect_all(n: &mut Node, now: Duration, peers: &[u32], term: u64) -> Vec<Output> {
+    let mut out = Vec::new();
+    for &peer in peers {
+        let hello = PeerHello {
+            term,
+            last: LogId::default(),
+        };
+        out.extend(n.step(now, Input::Connected { peer, hello }));
+    }
+    out
+}
+
+fn append(term: u64, prev: LogId, entries: Vec<Entry>, commit: u64) -> Message {
+    Message::Append {
+        term,
+        prev,
+        entries,
+        commit,
+        stamp: ms(1),
+        echo: None,
+        lease: false,
+    }
+}
+
+fn reply(term: u64, ok: bool, last: u64, applied: u64, now: Duration) -> Output {
+    Output::Send {
+        to: 1,
+        msg: Message::AppendReply {
+            term,
+            ok,
+            last,
+            applied,
+            needs_snapshot: false,
+            stamp: ms(1),
+            own: now,
+            batch: true,
+        },
+    }
+}
+
+#[test]
+fn a_follower_refuses_a_pre_vote_while_its_leader_is_live() {
+    let mut n = node(0, 3);
+    connect_all(&mut n, ms(0), &[1, 2], 1);
+    n.step(
+        ms(10),
+        Input::Receive {
+            from: 1,
+            msg: append(1, LogId::default(), vec![], 0),
+        },
+    );
+    let out = n.step(
+        ms(20),
+        Input::Receive {
+            from: 2,
+            msg: Message::PreVote {
+                term: 2,
+                last: LogId::new(1, 5),
+            },
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Output::Send {
+            to: 2,
+            msg: Message::PreVoteReply {
+                term: 2,
+                granted: false
+            }
+        }]
+    );
+}
+
+#[test]
+fn a_whole_cold_cluster_elects_without_the_restart_delay() {
+    let mut n = node(0, 3);
+    connect_all(&mut n, ms(0), &[1, 2], 0);
+    // Well before one maximum election timeout: the cold start rule allows it.
+    let out = n.step(ms(100), Input::Tick);
+    let pre_votes = out
+        .iter()
+        .filter(|o| {
+            matches!(
+                o,
+                Output::Send {
+                    msg: Message::PreVote { term: 1, .. },
+                    ..
+                }
+            )
+        })
+        .count();
+    assert_eq!(pre_votes, 2, "{out:?}");
+    let out = n.step(
+        ms(101),
+        Input::Receive {
+            from: 1,
+            msg: Message::PreVoteReply {
+                term: 1,
+                granted: true,
+            },
+        },
+    );
+    assert!(out.contains(&Output::State {
+        term: 1,
+        role: Role::Candidate,
+        leader: None
+    }));
+    let out = n.step(
+        ms(102),
+        Input::Receive {
+            from: 2,
+            msg: Message::VoteReply {
+                term: 1,
+                granted: true,
+            },
+        },
+    );
+    assert!(out.contains(&Output::State {
+        term: 1,
+        role: Role::Leader,
+        leader: Some(0)
+    }));
+}
+
+#[test]
+fn a_restarted_member_does_not_vote_before_it_recovers() {
+    let mut n = node(0, 3);
+    // Peers report a running cluster: not a cold start.
+    connect_all(&mut n, ms(0), &[1], 4);
+    let out = n.step(
+        ms(10),
+        Input::Receive {
+            from: 1,
+            msg: Message::Vote {
+                term: 5,
+                last: LogId::new(4, 9),
+                transfer: false,
+            },
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Output::Send {
+            to: 1,
+            msg: Message::VoteReply {
+                term: 4,
+                granted: false
+            }
+        }],
+        "it learned term 4 from the Hello, and refuses"
+    );
+}
+
+#[test]
+fn losing_the_majority_clears_the_caches_and_refuses_writes() {
+    let mut n = node(0, 3);
+    connect_all(&mut n, ms(0), &[1, 2], 1);
+    assert_eq!(
+        n.step(ms(1), Input::Disconnected { peer: 1 }),
+        vec![Output::Health(Health::Degraded)]
+    );
+    assert_eq!(
+        n.step(ms(2), Input::Disconnected { peer: 2 }),
+        vec![Output::Health(Health::Bad), Output::InvalidateAll]
+    );
+    let out = n.step(
+        ms(3),
+        Input::Propose {
+            id: 9,
+            op: put("k"),
+            ack: crate::Ack::Quorum,
+            deadline: ms(5000),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![Output::Resolve {
+            id: 9,
+            result: Err(crate::WriteError::NoQuorum)
+        }]
+    );
+}
+
+#[test]
+fn a_follower_applies_committed_entries_and_acks() {
+    let mut n = node(0, 3);
+    connect_all(&mut n, ms(0), &[1, 2], 1);
+    let (a, b) = (put("a"), put("b"));
+    let out = n.step(
+        ms(10),
+        Input::Receive {
+            from: 1,
+            msg: append(
+                1,
+                LogId::default(),
+                vec![entry(1, 1, &a), entry(1, 2, &b)],
+                1,
+            ),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            Output::State {
+                term: 1,
+                role: Role::Follower,
+                leader: Some(1)
+            },
+            Output::Apply(entry(1, 1, &a)),
+            reply(1, true, 2, 1, ms(10)),
+        ]
+    );
+}
+
+#[test]
+fn truncating_applied_entries_invalidates_their_keys() {
+    let mut n = node(0, 3);
+    connect_all(&mut n, ms(0), &[1, 2], 1);
+    let (a, b, c) = (put("a"), put("b"), put("c"));
+    n.step(
+        ms(10),
+        Input::Receive {
+            from: 1,
+            msg: append(
+                1,
+                LogId::default(),
+                vec![entry(1, 1, &a), entry(1, 2, &b)],
+                2,
+            ),
+        },
+    );
+    // A leader of a later term holds another entry at index 2 (only possible
+    // after a majority lost its memory): the applied "b" cannot be undone.
+    let out = n.step(
+        ms(20),
+        Input::Receive {
+            from: 1,
+            msg: append(3, LogId::new(1, 1), vec![entry(3, 2, &c)], 2),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            Output::State {
+                term: 3,
+                role: Role::Follower,
+                leader: Some(1)
+            },
+            Output::InvalidateKeys(vec![("c".into(), Some("b".into()))]),
+            Output::Apply(entry(3, 2, &c)),
+            reply(3, true, 2, 2, ms(20)),
+        ]
+    );
+}
+
+#[test]
+fn a_follower_that_lacks_the_previous_entry_says_where_to_resume() {
+    let mut n = node(0, 3);
+    connect_all(&mut n, ms(0), &[1, 2], 1);
+    let out = n.step(
+        ms(10),
+        Input::Receive {
+            from: 1,
+            msg: append(1, LogId::new(1, 7), vec![entry(1, 8, &put("x"))], 7),
+        },
+    );
+    assert_eq!(out.last(), Some(&reply(1, false, 0, 0, ms(10))));
+}
