@@ -8,42 +8,34 @@ use crate::quorum::{self, VoteResult};
 use crate::types::{LogId, MemberId, Message, Op, Output, Role, Term};
 
 impl Node {
-    /// Whether this node may vote (for itself included).
+    /// Whether this node may vote (for itself included) yet.
     ///
-    /// Votes and terms live in memory, so a node that (re)started may have
-    /// voted in a term it no longer remembers, and if a majority restarts at
-    /// once, a term may even be reused while an older leader of that term
-    /// survives somewhere. So a started node votes only once it has
-    /// *recovered* the cluster's term: by hearing a leader, or by reaching
-    /// every member (adopting the highest term they report) and waiting out
-    /// any election that could have been running (one maximum election
-    /// timeout), or when the whole cluster is provably cold.
+    /// A member that (re)started forgot when it last heard a leader, so it
+    /// waits out the vote guard `G` from its start: a leader it heard before
+    /// may still serve reads under its lease. A whole-cluster cold start,
+    /// where no leader can exist, elects at once. (Terms start at a wall-clock
+    /// floor, so forgotten votes cannot be cast twice: see `Config::term_floor`.)
     pub(crate) fn may_vote(&self) -> bool {
-        self.recovered || self.cluster_is_cold() || self.faults.no_recovery
-    }
-
-    /// The recovery rule's second way: every member linked, the election
-    /// timeout waited out.
-    pub(crate) fn try_recover(&mut self) {
-        if !self.recovered
-            && !self.faults.vote_delay_forever
-            && self.links.len() + 1 == self.members
-            && self.now >= self.started + self.timing.election_timeout * 2
-        {
-            self.recovered = true;
+        if self.faults.vote_delay_forever {
+            return self.cluster_is_cold();
         }
+        self.now >= self.started + self.timing.vote_guard
+            || self.cluster_is_cold()
+            || self.faults.no_vote_delay
     }
 
-    /// Every member told us, and we know, that it is at term 0 with an empty
-    /// log: no leader and no vote can exist yet.
+    /// Every member is linked and reported an empty log, as has this one: no
+    /// leader exists (a leader's log holds at least its first entry), so
+    /// none can be serving reads.
     pub(crate) fn cluster_is_cold(&self) -> bool {
-        self.term == 0
-            && self.log.last() == LogId::default()
+        self.log.last() == LogId::default()
             && self.links.len() + 1 == self.members
-            && self
-                .links
-                .values()
-                .all(|h| h.term == 0 && h.last == LogId::default())
+            && self.links.values().all(|h| h.last == LogId::default())
+    }
+
+    /// The term this node would stand in: above its own and its floor.
+    pub(crate) fn next_term(&self) -> Term {
+        (self.term + 1).max(self.floor)
     }
 
     /// Heard the leader less than the vote guard ago (or leads): the leader
@@ -76,9 +68,8 @@ impl Node {
             return;
         }
         let mut earliest = self.now;
-        self.try_recover();
         if !self.may_vote() {
-            earliest = earliest.max(self.started + self.timing.election_timeout * 2);
+            earliest = earliest.max(self.started + self.timing.vote_guard);
         }
         if let Some(heard) = self.heard_leader {
             earliest = earliest.max(heard + self.timing.vote_guard);
@@ -98,7 +89,7 @@ impl Node {
         }
         self.votes.clear();
         self.votes.insert(self.me, true);
-        let (term, last) = (self.term + 1, self.log.last());
+        let (term, last) = (self.next_term(), self.log.last());
         let peers: Vec<MemberId> = self.links.keys().copied().collect();
         for p in peers {
             self.send(p, Message::PreVote { term, last });
@@ -107,6 +98,19 @@ impl Node {
     }
 
     pub(crate) fn on_pre_vote(&mut self, from: MemberId, term: Term, last: LogId) {
+        if term < self.floor {
+            // Below this incarnation's floor: say so, so the candidate stands
+            // higher next time.
+            let floor = self.floor;
+            self.send(
+                from,
+                Message::PreVoteReply {
+                    term: floor,
+                    granted: false,
+                },
+            );
+            return;
+        }
         let granted = term > self.term
             && self.up_to_date(last)
             && !self.live_leader()
@@ -117,7 +121,11 @@ impl Node {
     }
 
     pub(crate) fn on_pre_vote_reply(&mut self, from: MemberId, term: Term, granted: bool) {
-        if self.role != Role::PreCandidate || term != self.term + 1 {
+        if !granted && term > self.next_term() {
+            // A voter's floor: stand at least there.
+            self.floor = self.floor.max(term);
+        }
+        if self.role != Role::PreCandidate || term != self.next_term() {
             return;
         }
         self.votes.insert(from, granted);
@@ -152,7 +160,8 @@ impl Node {
 
     /// A real election in a new term.
     pub(crate) fn start_candidacy(&mut self, transfer: bool) {
-        self.term += 1;
+        self.term = self.next_term();
+        self.pristine = false;
         self.voted_for = Some(self.me);
         self.role = Role::Candidate;
         self.leader = None;
@@ -181,12 +190,13 @@ impl Node {
 
     pub(crate) fn on_vote(&mut self, from: MemberId, term: Term, last: LogId, transfer: bool) {
         let refuse = term < self.term
+            || term < self.floor
             || (!transfer && self.leader_guard())
             || !self.may_vote()
             || self.shutting_down;
         if refuse {
             let reply = Message::VoteReply {
-                term: self.term,
+                term: self.term.max(self.floor),
                 granted: false,
             };
             self.send(from, reply);
@@ -200,6 +210,7 @@ impl Node {
             && self.role != Role::Leader;
         if granted {
             self.voted_for = Some(from);
+            self.pristine = false;
             self.election_at = self.now + self.random_timeout();
             // Someone else may lead soon: stop serving at once.
             self.lease_until = None;
@@ -233,6 +244,8 @@ impl Node {
 
     fn become_leader(&mut self) {
         self.role = Role::Leader;
+        // Its caches are what the cluster has now; no one can send it more.
+        self.needs_snapshot = false;
         self.leader = Some(self.me);
         self.leader_since = self.now;
         self.heard_leader = None;

@@ -60,10 +60,14 @@
 //!   link never unseats a healthy leader.
 //! - *Vote guard*: a member that heard the leader less than `G` ago votes for
 //!   no one else (except after the leader's `TimeoutNow`).
-//! - *Recovery*: a (re)started member votes only once it has heard a leader, or
-//!   is linked to every member (adopting the highest term they report) and one
-//!   maximum election timeout has passed, or every member reports term 0 and
-//!   an empty log (a whole-cluster cold start, which elects at once).
+//! - *Restarts*: votes live in memory, so each incarnation starts its terms at
+//!   a wall-clock floor ([`Config::term_floor`]) and never votes or stands
+//!   below it: a restarted member cannot vote twice in a term or reuse one.
+//!   Until it first votes, stands or follows, it follows a leader of a lower
+//!   term rather than deposing it. It votes only after the vote guard `G`
+//!   from its start (it forgot the leader it heard), unless every member is
+//!   linked and reports an empty log (a whole-cluster cold start, which
+//!   elects at once).
 //! - *Fast paths*: with no leader known and a majority just linked, or when
 //!   the leader's link closes, a node stands after a short random delay (and
 //!   after the guard), not a whole timeout. A split vote retries soon.

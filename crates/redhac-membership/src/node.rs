@@ -24,6 +24,16 @@ pub struct Config {
     /// Seed of the node's random timeouts. Mixed with `me`, so members given
     /// the same seed still draw different timeouts.
     pub seed: u64,
+    /// The lowest term this incarnation may vote or stand in: the wall clock
+    /// at start in milliseconds times 1024 ([`Config::wall_clock_floor`]).
+    /// Votes live in memory, so without it a restarted member could vote
+    /// twice in a term, or a majority that restarted at once could reuse a
+    /// term an older leader still holds entries of. With it, every term a
+    /// restarted member takes part in is newer than any before its start,
+    /// as long as the members' clocks agree within the time a restart takes.
+    /// (A member that has not yet voted or followed anyone follows a leader
+    /// of a lower term, so a restart does not depose a healthy leader.)
+    pub term_floor: Term,
     /// Rules to break on purpose, so the simulation can show it catches
     /// each broken invariant. All off by default; never set them otherwise.
     #[doc(hidden)]
@@ -38,8 +48,14 @@ impl Config {
             members,
             timing,
             seed,
+            term_floor: 0,
             faults: Faults::default(),
         }
+    }
+
+    /// The floor for a member starting at `unix_millis` (wall clock).
+    pub fn wall_clock_floor(unix_millis: u64) -> Term {
+        unix_millis.saturating_mul(1024)
     }
 }
 
@@ -55,7 +71,8 @@ pub struct Faults {
     pub all_ignores_leases: bool,
     pub renew_when_lagging: bool,
     pub vote_delay_forever: bool,
-    pub no_recovery: bool,
+    pub no_vote_delay: bool,
+    pub no_term_floor: bool,
 }
 
 /// The leader's view of one follower.
@@ -77,6 +94,10 @@ pub(crate) struct Progress {
     pub(crate) echo: Option<Duration>,
     /// The latest leader stamp the follower echoed.
     pub(crate) stamp: Option<Duration>,
+    /// The follower's caches were cleared: send it a snapshot.
+    pub(crate) wants_snapshot: bool,
+    /// When a snapshot last went out to it.
+    pub(crate) snapshot_sent: Option<Duration>,
     /// When the leader last sent this follower anything.
     pub(crate) last_sent: Duration,
 }
@@ -92,6 +113,8 @@ impl Progress {
             last_ack: None,
             echo: None,
             stamp: None,
+            wants_snapshot: false,
+            snapshot_sent: None,
             last_sent: now.saturating_sub(Duration::from_secs(3600)),
         }
     }
@@ -154,15 +177,19 @@ pub struct Node {
     pub(crate) heard_leader: Option<Duration>,
     /// When to try an election, unless a leader is heard before.
     pub(crate) election_at: Duration,
-    /// Whether this node knows the cluster's term well enough to vote (see
-    /// `may_vote`).
-    pub(crate) recovered: bool,
+    /// This incarnation never votes or stands below this term.
+    pub(crate) floor: Term,
+    /// Neither voted, stood nor followed yet: may follow a leader whose term
+    /// is below its floor (see `Config::term_floor`).
+    pub(crate) pristine: bool,
     /// Replies to the current pre-vote or vote: member -> granted.
     pub(crate) votes: BTreeMap<MemberId, bool>,
 
     pub(crate) log: Log,
     pub(crate) commit: Index,
     pub(crate) applied: Index,
+    /// The caches were cleared (health Bad): ask the leader for a snapshot.
+    pub(crate) needs_snapshot: bool,
 
     pub(crate) links: BTreeMap<MemberId, PeerHello>,
     pub(crate) health: Health,
@@ -195,6 +222,11 @@ impl Node {
         let timing = config.timing;
         let mut rng = Rng::new(config.seed, config.me);
         let members = config.members.max(1);
+        let floor = if config.faults.no_term_floor {
+            0
+        } else {
+            config.term_floor
+        };
         let election_at = now + rng.between(timing.election_timeout, timing.election_timeout * 2);
         Self {
             me: config.me,
@@ -204,17 +236,19 @@ impl Node {
             rng,
             now,
             started: now,
-            term: 0,
+            term: floor,
             voted_for: None,
             role: Role::Follower,
             leader: None,
             heard_leader: None,
             election_at,
-            recovered: false,
+            floor,
+            pristine: true,
             votes: BTreeMap::new(),
             log: Log::default(),
             commit: 0,
             applied: 0,
+            needs_snapshot: false,
             links: BTreeMap::new(),
             health: quorum::health(1, members),
             progress: BTreeMap::new(),
@@ -344,10 +378,6 @@ impl Node {
         }
         let before = self.links.len();
         self.links.insert(peer, hello);
-        if !self.recovered && hello.term > self.term && !self.faults.no_recovery {
-            // Recovering: learn the terms in use before standing or voting.
-            self.become_follower(hello.term, None);
-        }
         if self.role == Role::Leader {
             // A new link: what was in flight on the old one is lost, and
             // the peer may be a new incarnation with an empty log.
@@ -429,7 +459,7 @@ impl Node {
                 ok,
                 last,
                 applied,
-                needs_snapshot: _,
+                needs_snapshot,
                 stamp,
                 own,
                 batch,
@@ -440,6 +470,7 @@ impl Node {
                     ok,
                     last,
                     applied,
+                    needs_snapshot,
                     stamp,
                     own,
                     batch,
@@ -495,6 +526,7 @@ impl Node {
             // The log stays (it still counts in elections); the caches go,
             // and refill from entries applied from now on.
             self.out.push(Output::InvalidateAll);
+            self.needs_snapshot = true;
             if !self.faults.serve_when_bad {
                 self.lease_until = None;
             }

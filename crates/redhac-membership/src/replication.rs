@@ -27,6 +27,7 @@ pub(crate) struct Reply {
     pub(crate) ok: bool,
     pub(crate) last: Index,
     pub(crate) applied: Index,
+    pub(crate) needs_snapshot: bool,
     pub(crate) stamp: Duration,
     pub(crate) own: Duration,
     pub(crate) batch: bool,
@@ -59,7 +60,7 @@ impl Node {
                 }
                 let next = p.next;
                 let probing = p.probing;
-                if next - 1 < self.log.base().index {
+                if next - 1 < self.log.base().index || p.wants_snapshot {
                     self.send_snapshot(peer);
                     sent = true;
                     continue;
@@ -118,6 +119,8 @@ impl Node {
         );
         let p = self.progress.get_mut(&peer).expect("caller checked");
         p.next = last.index + 1;
+        p.wants_snapshot = false;
+        p.snapshot_sent = Some(self.now);
         p.inflight += 1;
         p.probing = false;
         p.last_sent = self.now;
@@ -133,7 +136,7 @@ impl Node {
         if a.term == self.term && self.role == Role::Leader {
             return; // two leaders in one term cannot happen; ignore rather than obey
         }
-        if a.term < self.term {
+        if a.term < self.term && !self.follow_below_floor(from, a.term) {
             self.reply(from, a.stamp, false, self.log.last().index, batch);
             return;
         }
@@ -182,12 +185,25 @@ impl Node {
         self.reply(from, a.stamp, true, matched, batch);
     }
 
+    /// A member that never voted, stood or followed in this incarnation
+    /// joins a leader whose term is below its floor, rather than deposing
+    /// it: it cast no vote it could now contradict.
+    fn follow_below_floor(&mut self, from: MemberId, term: Term) -> bool {
+        if !self.pristine {
+            return false;
+        }
+        self.term = term;
+        self.voted_for = Some(from);
+        self.role = crate::types::Role::Follower;
+        true
+    }
+
     fn heard_from_leader(&mut self, from: MemberId, term: Term) {
+        self.pristine = false;
         if term > self.term || self.role != Role::Follower || self.leader != Some(from) {
             self.become_follower(term, Some(from));
         }
         self.heard_leader = Some(self.now);
-        self.recovered = true;
         self.election_at = self.now + self.random_timeout();
     }
 
@@ -197,7 +213,7 @@ impl Node {
             ok,
             last,
             applied: self.applied,
-            needs_snapshot: false,
+            needs_snapshot: self.needs_snapshot,
             stamp,
             own: self.now,
             batch,
@@ -239,12 +255,13 @@ impl Node {
         last: LogId,
         data: Arc<Vec<u8>>,
     ) {
-        if term < self.term {
+        if term < self.term && !self.follow_below_floor(from, term) {
             self.reply(from, Duration::ZERO, false, self.log.last().index, true);
             return;
         }
         self.heard_from_leader(from, term);
         self.out.push(Output::InstallSnapshot { last, data });
+        self.needs_snapshot = false;
         self.log.reset_to(last);
         self.applied = last.index;
         self.commit = last.index;
@@ -271,6 +288,14 @@ impl Node {
             p.stamp = Some(p.stamp.map_or(r.stamp, |s| s.max(r.stamp)));
         }
         p.applied = r.applied;
+        // Replies sent before a snapshot arrived still ask for one: send
+        // another only if none went out within the election timeout.
+        if r.needs_snapshot
+            && p.snapshot_sent
+                .is_none_or(|t| self.now >= t + self.timing.election_timeout)
+        {
+            p.wants_snapshot = true;
+        }
         if r.ok {
             p.matched = p.matched.max(r.last);
             p.next = p.next.max(r.last + 1);

@@ -157,12 +157,55 @@ fn a_whole_cold_cluster_elects_without_the_restart_delay() {
 }
 
 #[test]
-fn a_restarted_member_does_not_vote_before_it_recovers() {
+fn a_restarted_member_waits_out_the_vote_guard() {
     let mut n = node(0, 3);
-    // Peers report a running cluster: not a cold start.
-    connect_all(&mut n, ms(0), &[1], 4);
+    // A peer with a non-empty log: not a cold start, so a leader may exist.
+    let hello = PeerHello {
+        term: 4,
+        last: LogId::new(4, 9),
+    };
+    n.step(ms(0), Input::Connected { peer: 1, hello });
+    let vote = |term| Input::Receive {
+        from: 1,
+        msg: Message::Vote {
+            term,
+            last: LogId::new(4, 9),
+            transfer: false,
+        },
+    };
+    let refused = Output::Send {
+        to: 1,
+        msg: Message::VoteReply {
+            term: 0,
+            granted: false,
+        },
+    };
+    assert_eq!(n.step(ms(10), vote(5)), vec![refused]);
+    let out = n.step(T, vote(5));
+    assert!(
+        out.contains(&Output::Send {
+            to: 1,
+            msg: Message::VoteReply {
+                term: 5,
+                granted: true
+            }
+        }),
+        "{out:?}"
+    );
+}
+
+fn floored(me: u32, floor: u64) -> Node {
+    let mut c = Config::new(me, 3, Timing::new(T), 7);
+    c.term_floor = floor;
+    Node::new(c, Duration::ZERO)
+}
+
+#[test]
+fn a_member_never_votes_below_its_term_floor_and_says_so() {
+    let mut n = floored(0, 1000);
+    connect_all(&mut n, ms(0), &[1, 2], 4);
     let out = n.step(
-        ms(10),
+        T,
         Input::Receive {
             from: 1,
             msg: Message::Vote {
@@ -177,11 +220,36 @@ fn a_restarted_member_does_not_vote_before_it_recovers() {
         vec![Output::Send {
             to: 1,
             msg: Message::VoteReply {
-                term: 4,
+                term: 1000,
                 granted: false
             }
-        }],
-        "it learned term 4 from the Hello, and refuses"
+        }]
+    );
+}
+
+#[test]
+fn a_fresh_member_follows_a_leader_below_its_floor_instead_of_deposing_it() {
+    let mut n = floored(0, 1000);
+    connect_all(&mut n, ms(0), &[1, 2], 4);
+    let a = put("a");
+    let out = n.step(
+        ms(10),
+        Input::Receive {
+            from: 1,
+            msg: append(4, LogId::default(), vec![entry(4, 1, &a)], 1),
+        },
+    );
+    assert_eq!(
+        out,
+        vec![
+            Output::State {
+                term: 4,
+                role: Role::Follower,
+                leader: Some(1)
+            },
+            Output::Apply(entry(4, 1, &a)),
+            reply(4, true, 1, 1, ms(10)),
+        ]
     );
 }
 

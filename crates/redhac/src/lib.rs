@@ -16,7 +16,7 @@ pub use cache::{Cache, MAX_KEY_LEN};
 pub use config::Config;
 pub use error::{Error, Result, StoreError};
 pub use node::{Builder, Redhac};
-pub use redhac_membership::HostEntry;
+pub use redhac_membership::{HostEntry, Timing};
 pub use redhac_store::{
     CacheOptions, Capacity, Event, EventKind, Events, EventsError, Origin, Value,
 };

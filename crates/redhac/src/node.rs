@@ -83,6 +83,22 @@ impl Builder {
         self
     }
 
+    /// HA mode, advanced: the cluster core's timeouts and limits. Default:
+    /// [`Timing::new`](redhac_membership::Timing::new) of
+    /// `CACHE_ELECTION_TIMEOUT`. Every member should use the same.
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let mut timing = redhac::Timing::new(Duration::from_secs(2));
+    /// timing.log_capacity = 1024; // fall back to snapshots sooner
+    /// let builder = redhac::Redhac::builder().timing(timing);
+    /// # drop(builder);
+    /// ```
+    pub fn timing(mut self, timing: redhac_membership::Timing) -> Self {
+        self.cluster.timing = Some(timing);
+        self
+    }
+
     /// Registers a cache of `V` values under `name`. Every member of a
     /// cluster must register the same caches with the same types.
     pub fn cache<V: Value>(mut self, name: impl Into<String>, options: CacheOptions) -> Self {

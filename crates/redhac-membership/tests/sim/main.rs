@@ -175,9 +175,9 @@ fn catches_a_node_voting_twice_in_a_term() {
 }
 
 #[test]
-fn catches_restarted_nodes_voting_before_they_recover() {
+fn catches_a_restarted_node_that_reuses_old_terms() {
     let faults = Faults {
-        no_recovery: true,
+        no_term_floor: true,
         ..Faults::default()
     };
     // Needs a partition, a crash right after a vote and a second candidacy

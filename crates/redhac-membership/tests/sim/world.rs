@@ -200,6 +200,10 @@ impl World {
         };
         let mut config = Config::new(id, self.opts.nodes, self.timing, seed);
         config.faults = self.opts.faults;
+        // Wall clocks agree within a few milliseconds (less than a restart).
+        let skew = self.rng.below(5);
+        let wall_ms = (self.now.as_millis() as u64 + skew).saturating_sub(2);
+        config.term_floor = Config::wall_clock_floor(wall_ms);
         let n = &mut self.nodes[id as usize];
         n.inc += 1;
         n.store.clear();

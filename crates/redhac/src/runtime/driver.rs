@@ -126,7 +126,11 @@ fn op_of(op: WriteOp) -> Op {
 impl Driver {
     pub(crate) fn new(parts: Parts) -> Self {
         let epoch = Instant::now();
-        let config = core::Config::new(parts.me, parts.members.len(), parts.timing, parts.seed);
+        let mut config = core::Config::new(parts.me, parts.members.len(), parts.timing, parts.seed);
+        let wall_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        config.term_floor = core::Config::wall_clock_floor(wall_ms);
         let node = Node::new(config, Duration::ZERO);
         let health = health_of(node.status().health);
         parts.health.send_replace(health);

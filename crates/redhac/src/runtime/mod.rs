@@ -78,6 +78,8 @@ pub(crate) struct ClusterOptions {
     pub(crate) listener: Option<std::net::TcpListener>,
     /// The name that finds this member in `HA_HOSTS`.
     pub(crate) hostname: Option<String>,
+    /// The core's timing, when not derived from the election timeout.
+    pub(crate) timing: Option<redhac_membership::Timing>,
 }
 
 /// The application's side of a running cluster member.
@@ -181,7 +183,9 @@ impl Cluster {
             health,
             status: status_tx,
             hello: hello_tx,
-            timing: redhac_membership::Timing::new(config.election_timeout),
+            timing: options
+                .timing
+                .unwrap_or_else(|| redhac_membership::Timing::new(config.election_timeout)),
             seed: generation,
         });
         tasks.push(tokio::spawn(driver.run(events_rx, requests_rx, stop_rx)));

@@ -107,3 +107,47 @@ pub async fn wait_leader(nodes: &[&Redhac]) -> usize {
     .await;
     found
 }
+
+pub mod proxy;
+
+/// Members behind proxies: `HA_HOSTS` names the proxies, each member listens
+/// on its own port behind its proxy and finds itself by the proxy's address.
+pub struct Proxied {
+    pub proxies: Vec<proxy::Proxy>,
+    pub hosts: String,
+}
+
+impl Proxied {
+    /// Binds `n` member listeners and a proxy in front of each.
+    pub async fn new(n: usize) -> (Self, Vec<TcpListener>) {
+        let ls: Vec<_> = (0..n)
+            .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
+            .collect();
+        let mut proxies = Vec::new();
+        for l in &ls {
+            proxies.push(proxy::Proxy::start(l.local_addr().unwrap()).await);
+        }
+        let hosts = proxies
+            .iter()
+            .map(|p| format!("http://{}", p.addr()))
+            .collect::<Vec<_>>()
+            .join(",");
+        (Self { proxies, hosts }, ls)
+    }
+
+    /// Starts member `i` on `listener`, found in `HA_HOSTS` by its proxy.
+    pub async fn member(
+        &self,
+        i: usize,
+        listener: TcpListener,
+        builder: impl FnOnce(redhac::Builder) -> redhac::Builder,
+    ) -> Redhac {
+        self.proxies[i].retarget(listener.local_addr().unwrap());
+        let b = Redhac::builder()
+            .config(config(&self.hosts, TOKEN))
+            .listener(listener)
+            .hostname(self.proxies[i].addr().to_string())
+            .cache::<String>("c", CacheOptions::default());
+        builder(b).start().await.expect("a member starts")
+    }
+}

@@ -1,0 +1,135 @@
+//! Faults between members on real sockets, through a fault-injecting proxy
+//! in front of each member: a cut-off minority, late joiners and restarts
+//! catching up, a member with another member list.
+
+mod common;
+
+use std::net::TcpListener;
+
+use common::{
+    Proxied, TOKEN, config, listeners, member, member_with, wait_health, wait_leader, wait_until,
+};
+use redhac::{AckLevel, Error, Health, Redhac, Timing, WriteOptions};
+
+fn get(node: &Redhac, key: &str) -> Option<String> {
+    node.cache::<String>("c")
+        .unwrap()
+        .get(key)
+        .map(|v| (*v).clone())
+}
+
+fn all() -> WriteOptions {
+    WriteOptions::default().ack(AckLevel::All)
+}
+
+/// A small log tail, so catching up needs a snapshot.
+fn small_log(b: redhac::Builder) -> redhac::Builder {
+    let mut t = Timing::new(std::time::Duration::from_secs(2));
+    t.log_capacity = 8;
+    b.timing(t)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cut_off_member_serves_nothing_refuses_writes_and_catches_up_after_healing() {
+    let (p, ls) = Proxied::new(3).await;
+    let mut nodes = Vec::new();
+    for (i, l) in ls.into_iter().enumerate() {
+        nodes.push(p.member(i, l, small_log).await);
+    }
+    let refs: Vec<&Redhac> = nodes.iter().collect();
+    wait_leader(&refs).await;
+    let c0 = nodes[0].cache::<String>("c").unwrap();
+    for i in 0..10 {
+        c0.put_with(&format!("before{i}"), "x".into(), all())
+            .await
+            .unwrap();
+    }
+    assert_eq!(get(&nodes[2], "before0").as_deref(), Some("x"));
+
+    // Member 2 (dialled by 0 and 1 through its proxy) is cut off.
+    p.proxies[2].cut();
+    wait_health(&nodes[2], Health::Bad).await;
+    assert_eq!(
+        get(&nodes[2], "before0"),
+        None,
+        "a member in Bad serves nothing"
+    );
+    let c2 = nodes[2].cache::<String>("c").unwrap();
+    assert!(matches!(
+        c2.put("k", "v".into()).await,
+        Err(Error::NoQuorum)
+    ));
+
+    // The majority elects (if it must) and keeps writing.
+    let majority: Vec<&Redhac> = nodes[..2].iter().collect();
+    wait_leader(&majority).await;
+    for i in 0..20 {
+        c0.put(&format!("during{i}"), "y".into()).await.unwrap();
+    }
+
+    p.proxies[2].heal();
+    wait_until("the healed member holds the majority's values", || {
+        (0..10).all(|i| get(&nodes[2], &format!("before{i}")).is_some())
+            && (0..20).all(|i| get(&nodes[2], &format!("during{i}")).is_some())
+    })
+    .await;
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_and_a_restarted_member_catch_up_from_a_snapshot() {
+    let (p, ls) = Proxied::new(3).await;
+    let mut ls = ls.into_iter();
+    let a = p.member(0, ls.next().unwrap(), small_log).await;
+    let b = p.member(1, ls.next().unwrap(), small_log).await;
+    wait_leader(&[&a, &b]).await;
+    let ca = a.cache::<String>("c").unwrap();
+    for i in 0..50 {
+        ca.put(&format!("k{i}"), format!("v{i}")).await.unwrap();
+    }
+    // Far more entries than the log keeps: only a snapshot can bring these.
+    let late = p.member(2, ls.next().unwrap(), small_log).await;
+    wait_until("the late joiner holds every value", || {
+        (0..50).all(|i| get(&late, &format!("k{i}")) == Some(format!("v{i}")))
+    })
+    .await;
+
+    // Crash it (no handover), write more, restart it at the same address.
+    drop(late);
+    for i in 50..80 {
+        ca.put(&format!("k{i}"), format!("v{i}")).await.unwrap();
+    }
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let again = p.member(2, l, small_log).await;
+    wait_until("the restarted member holds every value", || {
+        (0..80).all(|i| get(&again, &format!("k{i}")) == Some(format!("v{i}")))
+    })
+    .await;
+    wait_leader(&[&a, &b, &again]).await;
+    for n in [a, b, again] {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_with_another_member_list_never_joins() {
+    let (ls, hosts) = listeners(3);
+    let mut ls = ls.into_iter();
+    let a = member(ls.next().unwrap(), &hosts, TOKEN).await;
+    let b = member(ls.next().unwrap(), &hosts, TOKEN).await;
+    let other_list = format!("{hosts},http://127.0.0.1:1");
+    let c = member_with(ls.next().unwrap(), config(&other_list, TOKEN)).await;
+    wait_leader(&[&a, &b]).await;
+    wait_health(&a, Health::Degraded).await;
+    assert_eq!(*c.health().borrow(), Health::Bad);
+    assert_eq!(a.status().members.iter().filter(|m| m.connected).count(), 2);
+    assert!(matches!(
+        c.cache::<String>("c").unwrap().put("k", "v".into()).await,
+        Err(Error::NoQuorum)
+    ));
+    for n in [a, b, c] {
+        n.shutdown().await.unwrap();
+    }
+}
