@@ -14,6 +14,7 @@
 #![allow(missing_docs)]
 
 mod floor;
+mod ha;
 mod redis_baseline;
 mod w1;
 
@@ -34,8 +35,10 @@ fn main() {
 
     eprintln!("== moka (raw)");
     rows.push(w1::moka_row(&rt));
-    eprintln!("== redhac (standalone; the HA rows come with the HA runtime)");
+    eprintln!("== redhac standalone (get and memory, for reference)");
     rows.push(w1::redhac_row(&rt));
+    eprintln!("== redhac (3 members in this process, plaintext)");
+    rows.push(ha::row(&rt));
     eprintln!("== transport floor (tonic ping-pong)");
     rows.push(rt.block_on(floor::row()));
     eprintln!("== redis (primary + 2 replicas, SET + WAIT 1)");
@@ -69,6 +72,11 @@ fn print_ratios(rows: &[Map<String, Value>]) {
             "memory per entry: redhac / raw moka",
             ("redhac", "rss_per_entry_bytes"),
             ("moka", "rss_per_entry_bytes"),
+        ),
+        (
+            "follower quorum write p50: redhac / transport rtt",
+            ("redhac", "w_follower_p50_us"),
+            ("transport-floor", "rtt_p50_us"),
         ),
         (
             "quorum write p50: redhac / redis",

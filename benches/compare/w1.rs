@@ -34,7 +34,10 @@ pub(crate) fn key(i: usize) -> String {
 
 /// ns per get over 100,000 gets of present keys, run as a spawned task; the
 /// median of five rounds.
-fn get_ns(rt: &tokio::runtime::Runtime, get: Arc<dyn Fn(&str) -> bool + Send + Sync>) -> f64 {
+pub(crate) fn get_ns(
+    rt: &tokio::runtime::Runtime,
+    get: Arc<dyn Fn(&str) -> bool + Send + Sync>,
+) -> f64 {
     let keys: Arc<Vec<String>> = Arc::new((0..KEYS).map(key).collect());
     let mut rounds: Vec<f64> = (0..5)
         .map(|_| {
@@ -84,13 +87,13 @@ pub(crate) fn redhac_row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
     });
     let get_ns = get_ns(rt, Arc::new(move |k| cache.get(k).is_some()));
     crate::row(
-        "redhac",
+        "redhac-standalone",
         json!({ "mode": "standalone", "get_ns": get_ns, "rss_per_entry_bytes": rss_per_entry("redhac") }),
     )
 }
 
 /// Resident bytes per entry, measured in a fresh child process.
-fn rss_per_entry(system: &str) -> f64 {
+pub(crate) fn rss_per_entry(system: &str) -> f64 {
     let out = std::process::Command::new(std::env::current_exe().expect("this binary"))
         .args(["--rss-child", system])
         .output()

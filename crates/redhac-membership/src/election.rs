@@ -161,7 +161,6 @@ impl Node {
     /// A real election in a new term.
     pub(crate) fn start_candidacy(&mut self, transfer: bool) {
         self.term = self.next_term();
-        self.pristine = false;
         self.voted_for = Some(self.me);
         self.role = Role::Candidate;
         self.leader = None;
@@ -210,7 +209,6 @@ impl Node {
             && self.role != Role::Leader;
         if granted {
             self.voted_for = Some(from);
-            self.pristine = false;
             self.election_at = self.now + self.random_timeout();
             // Someone else may lead soon: stop serving at once.
             self.lease_until = None;
@@ -220,11 +218,15 @@ impl Node {
     }
 
     pub(crate) fn on_vote_reply(&mut self, from: MemberId, term: Term, granted: bool) {
-        if term > self.term {
-            self.become_follower(term, None);
-            return;
+        if term > self.term && !granted {
+            // The voter is past this term, or this term is below the floor
+            // of a voter that started later: a refusal, and a floor for the
+            // next candidacy. Not a reason to give up a term already won: the
+            // voter follows this leader if it never took part in a higher
+            // term, and otherwise its replies depose it.
+            self.floor = self.floor.max(term);
         }
-        if self.role != Role::Candidate || term != self.term {
+        if self.role != Role::Candidate || term < self.term || (granted && term != self.term) {
             return;
         }
         self.votes.insert(from, granted);
@@ -285,6 +287,23 @@ impl Node {
         self.leader = leader;
         if changed {
             self.report_state();
+        }
+    }
+
+    /// A peer is in a newer term. A follower or candidate follows it. A
+    /// healthy leader usually meets one because a member restarted (its
+    /// terms start at its floor): rather than leave the cluster leaderless
+    /// for an election timeout, it stands again at once above that term, as
+    /// its own handover (voters skip the live-leader guard; this leader
+    /// stopped serving when it stepped down).
+    pub(crate) fn higher_term_seen(&mut self, term: Term) {
+        let reelect = self.role == Role::Leader
+            && !self.shutting_down
+            && self.health != crate::types::Health::Bad
+            && self.commit >= self.term_start;
+        self.become_follower(term, None);
+        if reelect {
+            self.start_candidacy(true);
         }
     }
 

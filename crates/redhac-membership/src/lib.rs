@@ -31,9 +31,14 @@
 //!   [`Input::Disconnected`] when it goes down. Messages in flight on a link
 //!   that went down may be lost; on a link that is up they must arrive in
 //!   order, each at most once. One link per peer: a newer one replaces the old;
-//! - [`Input::Receive`] for each message from a peer's current link;
+//! - [`Input::Receive`] for each message from a peer's current link (a
+//!   message from a peer without `Connected` first is dropped);
 //! - [`Input::Propose`] for the application's writes, [`Input::Shutdown`]
 //!   before stopping.
+//!
+//! Build each incarnation's [`Config`] with [`Config::term_floor`] set from
+//! the wall clock ([`Config::wall_clock_floor`]): terms live in memory, and
+//! the floor is what keeps a restarted member from reusing them.
 //!
 //! `now` is a monotonic clock of this process (any epoch). Nodes never compare
 //! each other's clocks: stamps travel only to be echoed back to their owner.
@@ -63,8 +68,9 @@
 //! - *Restarts*: votes live in memory, so each incarnation starts its terms at
 //!   a wall-clock floor ([`Config::term_floor`]) and never votes or stands
 //!   below it: a restarted member cannot vote twice in a term or reuse one.
-//!   Until it first votes, stands or follows, it follows a leader of a lower
-//!   term rather than deposing it. It votes only after the vote guard `G`
+//!   A healthy leader that meets such a higher term stands again above it
+//!   at once (as its own handover), so a restart costs a round trip, not an
+//!   election timeout. A restarted member votes only after the vote guard `G`
 //!   from its start (it forgot the leader it heard), unless every member is
 //!   linked and reports an empty log (a whole-cluster cold start, which
 //!   elects at once).

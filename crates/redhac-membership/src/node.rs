@@ -31,8 +31,9 @@ pub struct Config {
     /// term an older leader still holds entries of. With it, every term a
     /// restarted member takes part in is newer than any before its start,
     /// as long as the members' clocks agree within the time a restart takes.
-    /// (A member that has not yet voted or followed anyone follows a leader
-    /// of a lower term, so a restart does not depose a healthy leader.)
+    /// (A healthy leader that meets a restarted member's higher term stands
+    /// again above it at once, so a restart costs a round trip, not an
+    /// election timeout.)
     pub term_floor: Term,
     /// Rules to break on purpose, so the simulation can show it catches
     /// each broken invariant. All off by default; never set them otherwise.
@@ -179,9 +180,6 @@ pub struct Node {
     pub(crate) election_at: Duration,
     /// This incarnation never votes or stands below this term.
     pub(crate) floor: Term,
-    /// Neither voted, stood nor followed yet: may follow a leader whose term
-    /// is below its floor (see `Config::term_floor`).
-    pub(crate) pristine: bool,
     /// Replies to the current pre-vote or vote: member -> granted.
     pub(crate) votes: BTreeMap<MemberId, bool>,
 
@@ -243,7 +241,6 @@ impl Node {
             heard_leader: None,
             election_at,
             floor,
-            pristine: true,
             votes: BTreeMap::new(),
             log: Log::default(),
             commit: 0,

@@ -133,10 +133,13 @@ impl Node {
 
     pub(crate) fn on_append(&mut self, from: MemberId, a: Append) {
         let batch = !a.entries.is_empty();
+        if a.prev.index == 0 && a.prev.term != 0 {
+            return; // malformed: nothing precedes index 1
+        }
         if a.term == self.term && self.role == Role::Leader {
             return; // two leaders in one term cannot happen; ignore rather than obey
         }
-        if a.term < self.term && !self.follow_below_floor(from, a.term) {
+        if a.term < self.term {
             self.reply(from, a.stamp, false, self.log.last().index, batch);
             return;
         }
@@ -148,7 +151,7 @@ impl Node {
             if a.prev.index <= self.log.last().index {
                 self.truncate_from(a.prev.index);
             }
-            let hint = self.log.last().index.min(a.prev.index - 1);
+            let hint = self.log.last().index.min(a.prev.index.saturating_sub(1));
             self.reply(from, a.stamp, false, hint, batch);
             return;
         }
@@ -185,21 +188,7 @@ impl Node {
         self.reply(from, a.stamp, true, matched, batch);
     }
 
-    /// A member that never voted, stood or followed in this incarnation
-    /// joins a leader whose term is below its floor, rather than deposing
-    /// it: it cast no vote it could now contradict.
-    fn follow_below_floor(&mut self, from: MemberId, term: Term) -> bool {
-        if !self.pristine {
-            return false;
-        }
-        self.term = term;
-        self.voted_for = Some(from);
-        self.role = crate::types::Role::Follower;
-        true
-    }
-
     fn heard_from_leader(&mut self, from: MemberId, term: Term) {
-        self.pristine = false;
         if term > self.term || self.role != Role::Follower || self.leader != Some(from) {
             self.become_follower(term, Some(from));
         }
@@ -255,7 +244,7 @@ impl Node {
         last: LogId,
         data: Arc<Vec<u8>>,
     ) {
-        if term < self.term && !self.follow_below_floor(from, term) {
+        if term < self.term {
             self.reply(from, Duration::ZERO, false, self.log.last().index, true);
             return;
         }
@@ -270,7 +259,7 @@ impl Node {
 
     pub(crate) fn on_append_reply(&mut self, from: MemberId, r: Reply) {
         if r.term > self.term {
-            self.become_follower(r.term, None);
+            self.higher_term_seen(r.term);
             return;
         }
         if self.role != Role::Leader || r.term < self.term {

@@ -228,28 +228,76 @@ fn a_member_never_votes_below_its_term_floor_and_says_so() {
 }
 
 #[test]
-fn a_fresh_member_follows_a_leader_below_its_floor_instead_of_deposing_it() {
-    let mut n = floored(0, 1000);
-    connect_all(&mut n, ms(0), &[1, 2], 4);
-    let a = put("a");
-    let out = n.step(
-        ms(10),
+fn a_leader_meeting_a_restarted_members_floor_stands_again_above_it() {
+    let mut n = node(0, 3);
+    connect_all(&mut n, ms(0), &[1, 2], 0);
+    n.step(ms(100), Input::Tick);
+    n.step(
+        ms(101),
         Input::Receive {
             from: 1,
-            msg: append(4, LogId::default(), vec![entry(4, 1, &a)], 1),
+            msg: Message::PreVoteReply {
+                term: 1,
+                granted: true,
+            },
         },
     );
-    assert_eq!(
-        out,
-        vec![
-            Output::State {
-                term: 4,
-                role: Role::Follower,
-                leader: Some(1)
+    n.step(
+        ms(102),
+        Input::Receive {
+            from: 1,
+            msg: Message::VoteReply {
+                term: 1,
+                granted: true,
             },
-            Output::Apply(entry(4, 1, &a)),
-            reply(4, true, 1, 1, ms(10)),
-        ]
+        },
+    );
+    // Its noop commits with member 1's ack.
+    n.step(
+        ms(103),
+        Input::Receive {
+            from: 1,
+            msg: Message::AppendReply {
+                term: 1,
+                ok: true,
+                last: 1,
+                applied: 0,
+                needs_snapshot: false,
+                stamp: ms(102),
+                own: ms(103),
+                batch: true,
+            },
+        },
+    );
+    assert_eq!(n.status().commit, 1);
+    // Member 2 restarted: its terms start at its floor, 5000.
+    let out = n.step(
+        ms(104),
+        Input::Receive {
+            from: 2,
+            msg: Message::AppendReply {
+                term: 5000,
+                ok: false,
+                last: 0,
+                applied: 0,
+                needs_snapshot: false,
+                stamp: ms(102),
+                own: ms(1),
+                batch: true,
+            },
+        },
+    );
+    let vote = Message::Vote {
+        term: 5001,
+        last: LogId::new(1, 1),
+        transfer: true,
+    };
+    assert!(
+        out.contains(&Output::Send {
+            to: 1,
+            msg: vote.clone()
+        }) && out.contains(&Output::Send { to: 2, msg: vote }),
+        "{out:?}"
     );
 }
 

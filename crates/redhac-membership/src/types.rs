@@ -118,6 +118,8 @@ pub enum WriteError {
     ShuttingDown,
 }
 
+impl std::error::Error for WriteError {}
+
 impl fmt::Display for WriteError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -132,7 +132,16 @@ impl Checker {
                 self.leaders.insert(s.term, me);
             }
         }
-        if let Some(c) = self.max_committed()
+        // Raft's leader completeness: every leader of a later term holds
+        // every committed entry (a stale leader of an earlier term can
+        // neither commit nor get a lease).
+        let earlier = self
+            .committed
+            .values()
+            .rev()
+            .map(|(id, _)| *id)
+            .find(|id| id.term < s.term);
+        if let Some(c) = earlier
             && !node.holds(c)
         {
             self.violation(

@@ -300,7 +300,7 @@ impl World {
                 }
                 let granted = matches!(msg, Message::VoteReply { granted: true, .. });
                 self.step(to, Input::Receive { from, msg });
-                if granted && self.opts.crash_voters && self.rng.chance(0.3) {
+                if granted && self.opts.crash_voters && !self.healed && self.rng.chance(0.3) {
                     self.crash(from);
                 }
             }

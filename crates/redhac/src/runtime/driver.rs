@@ -158,8 +158,6 @@ impl Driver {
         mut requests: mpsc::Receiver<Request>,
         mut stop: watch::Receiver<bool>,
     ) {
-        let span = tracing::info_span!("redhac", me = self.parts.me);
-        let _guard = span.enter();
         let mut ticker = tokio::time::interval(self.parts.timing.tick());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

@@ -188,7 +188,13 @@ impl Cluster {
                 .unwrap_or_else(|| redhac_membership::Timing::new(config.election_timeout)),
             seed: generation,
         });
-        tasks.push(tokio::spawn(driver.run(events_rx, requests_rx, stop_rx)));
+        // The span rides with the task (never held across an await), so
+        // members sharing a process log under their own ids.
+        let span = tracing::info_span!("redhac", me);
+        tasks.push(tokio::spawn(tracing::Instrument::instrument(
+            driver.run(events_rx, requests_rx, stop_rx),
+            span,
+        )));
         Ok(Self {
             requests,
             status,

@@ -3,19 +3,26 @@
 //!
 //! Runs when `REDHAC_CHAOS=1` (`.ci/run` sets it when a Docker engine is
 //! reachable); with `CI=true` and no engine it fails instead of skipping.
-//! Until the cluster core lands, the suite checks what the link layer owes:
-//! members find each other by hostname, and health by links follows every
-//! fault and recovers after it. The history checker (`checker.rs`) is ready for
-//! the consistency runs that replication will make possible.
+//! Members find each other by hostname and health by links follows every
+//! fault; meanwhile a client per member writes and reads through the HTTP
+//! API, and the checker (`checker.rs`) verifies the whole history against
+//! DESIGN §3: no stale read after an `All` write, none older than the lease
+//! after a `Quorum` write, no acknowledged write lost, no write acknowledged
+//! by a cut-off minority, every member converged.
 
-#[allow(dead_code)]
 mod checker;
 mod cluster;
 mod http;
+mod workload;
 
 use std::time::{Duration, Instant};
 
+use checker::Fault;
 use cluster::Cluster;
+use tokio::sync::watch;
+
+/// The compose cluster's read lease: `CACHE_ELECTION_TIMEOUT` 1 s, L = T/2.
+const LEASE: Duration = Duration::from_millis(500);
 
 const IMAGE: &str = "redhac-node:chaos";
 const WAIT: Duration = Duration::from_secs(60);
@@ -42,7 +49,7 @@ async fn all(cluster: &Cluster, members: &[usize], health: &str) -> Duration {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn link_layer_survives_faults_across_containers() {
+async fn the_cluster_stays_consistent_through_faults_across_containers() {
     if !wanted() {
         eprintln!("multi-host suite skipped: set REDHAC_CHAOS=1 with a Docker engine to run it");
         return;
@@ -54,17 +61,40 @@ async fn link_layer_survives_faults_across_containers() {
 
     let t = all(&c, &[0, 1, 2], "Good").await;
     summary.push(format!("cold start to all Good: {t:?}"));
+    wait_ready(&c).await;
 
+    let rec = workload::Recorder::new();
+    let (stop, stop_rx) = watch::channel(false);
+    let clients: Vec<_> = (0..3)
+        .map(|i| tokio::spawn(workload::client(rec.clone(), i, c.http(i), stop_rx.clone())))
+        .collect();
+    let mut faults = Vec::new();
+    let mut fault = |name: &str, start: Duration, minority: &[usize]| {
+        faults.push(Fault {
+            name: name.into(),
+            start,
+            end: rec.at(),
+            minority: minority.to_vec(),
+        });
+    };
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    let begin = rec.at();
     c.kill(0).unwrap();
     let detect = all(&c, &[1, 2], "Degraded").await;
+    fault("kill -9 member 0", begin, &[]);
     c.start(0).unwrap();
     let recover = all(&c, &[0, 1, 2], "Good").await;
     summary.push(format!(
         "kill -9 member 0: others Degraded after {detect:?}, all Good {recover:?} after restart"
     ));
 
+    // Minority windows open once the fault is in place: writes acked
+    // before that were acked by a majority.
     c.disconnect(2).unwrap();
+    let begin = rec.at();
     let detect = all(&c, &[0, 1], "Degraded").await;
+    fault("disconnect member 2", begin, &[2]);
     c.connect(2).unwrap();
     let recover = all(&c, &[0, 1, 2], "Good").await;
     summary.push(format!(
@@ -73,7 +103,9 @@ async fn link_layer_survives_faults_across_containers() {
 
     c.disconnect(0).unwrap();
     c.disconnect(1).unwrap();
+    let begin = rec.at();
     let detect = all(&c, &[2], "Bad").await;
+    fault("every member alone", begin, &[0, 1, 2]);
     c.connect(0).unwrap();
     c.connect(1).unwrap();
     let recover = all(&c, &[0, 1, 2], "Good").await;
@@ -82,7 +114,9 @@ async fn link_layer_survives_faults_across_containers() {
     ));
 
     c.pause(1).unwrap();
+    let begin = rec.at();
     let detect = all(&c, &[0, 2], "Degraded").await;
+    fault("pause member 1", begin, &[1]);
     c.unpause(1).unwrap();
     let recover = all(&c, &[0, 1, 2], "Good").await;
     summary.push(format!(
@@ -90,14 +124,124 @@ async fn link_layer_survives_faults_across_containers() {
     ));
 
     let start = Instant::now();
+    let begin = rec.at();
     for i in 0..3 {
         c.restart(i).unwrap();
         all(&c, &[0, 1, 2], "Good").await;
     }
+    fault("rolling restart", begin, &[]);
     summary.push(format!(
         "rolling restart of 3 members: {:?}",
         start.elapsed()
     ));
 
+    // Stop the clients, let every member serve, then an All write as a
+    // barrier: after it every serving member has applied everything.
+    stop.send_replace(true);
+    for client in clients {
+        client.await.unwrap();
+    }
+    wait_ready(&c).await;
+    let barrier = http::request(
+        &c.http(0),
+        "PUT",
+        "/v1/cache/default/barrier?ack=all",
+        "b",
+        Duration::from_secs(15),
+    )
+    .await;
+    assert!(
+        matches!(barrier, Ok((200, _))),
+        "the barrier write failed: {barrier:?}"
+    );
+    wait_ready(&c).await;
+    let addrs: Vec<String> = (0..3).map(|i| c.http(i)).collect();
+    let finals = workload::finals(&addrs).await;
+    let history = rec.history();
+    let report = checker::check(&history, &faults, LEASE, &finals);
+    let writes = history
+        .iter()
+        .filter(|e| matches!(e.op, checker::Op::Write { .. }))
+        .count();
+    let acked = history
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.op,
+                checker::Op::Write {
+                    outcome: checker::Outcome::Ok,
+                    ..
+                }
+            )
+        })
+        .count();
+    let hits = history
+        .iter()
+        .filter(|e| {
+            matches!(
+                e.op,
+                checker::Op::Read {
+                    seen: Ok(Some(_)),
+                    ..
+                }
+            )
+        })
+        .count();
+    summary.push(format!(
+        "history: {} operations ({writes} writes, {acked} acknowledged; {hits} reads that hit), {} faults, {} violations, largest staleness {:?}",
+        report.operations,
+        faults.len(),
+        report.violations.len(),
+        report.max_staleness
+    ));
+    for (name, gap) in &report.unavailability {
+        summary.push(format!(
+            "longest write unavailability during {name}: {gap:?}"
+        ));
+    }
     println!("multi-host summary:\n  {}", summary.join("\n  "));
+    for v in report.violations.iter().take(10) {
+        let detail = |i: usize| format!("{:?}", history.get(i));
+        let events = match v {
+            checker::Violation::Phantom { read } => detail(*read),
+            checker::Violation::StaleAfterAll { read, newer }
+            | checker::Violation::StaleAfterQuorum { read, newer } => {
+                format!("{} after {}", detail(*read), detail(*newer))
+            }
+            checker::Violation::MinorityAck { write, .. } => detail(*write),
+            _ => String::new(),
+        };
+        println!("violation: {v} {events}");
+    }
+    assert!(
+        report.violations.is_empty(),
+        "the history broke the guarantees; see above\n{}",
+        c.logs()
+    );
+}
+
+/// Waits until every member answers ready (serving reads).
+async fn wait_ready(c: &Cluster) {
+    let start = Instant::now();
+    for i in 0..3 {
+        loop {
+            let r = http::request(
+                &c.http(i),
+                "GET",
+                "/health/ready",
+                "",
+                Duration::from_secs(2),
+            )
+            .await;
+            if matches!(r, Ok((200, _))) {
+                break;
+            }
+            assert!(
+                start.elapsed() < WAIT,
+                "member {i} never became ready\n{}",
+                c.logs()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

@@ -1,0 +1,193 @@
+//! Workload W1 on a redhac cluster: three members in this process on
+//! 127.0.0.1, plaintext, default timing (election timeout 2 s).
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use redhac::{Cache, CacheOptions, Config, Redhac, Role, WriteOptions};
+use serde_json::{Map, Value, json};
+
+use crate::w1::{KEYS, Val, key, val};
+
+async fn start_cluster() -> Vec<Redhac> {
+    let listeners: Vec<TcpListener> = (0..3)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let hosts = listeners
+        .iter()
+        .map(|l| format!("http://{}", l.local_addr().expect("addr")))
+        .collect::<Vec<_>>()
+        .join(",");
+    // All three start at the same instant, as spawned tasks.
+    let starts: Vec<_> = listeners
+        .into_iter()
+        .map(|l| {
+            let hosts = hosts.clone();
+            tokio::spawn(async move {
+                let me = l.local_addr().expect("addr").to_string();
+                let config = Config::from_vars([
+                    ("HA_MODE", "true"),
+                    ("HA_HOSTS", hosts.as_str()),
+                    ("CACHE_AUTH_TOKEN", "compare-bench-token-0123456789"),
+                    ("CACHE_TLS", "false"),
+                ])
+                .expect("config");
+                Redhac::builder()
+                    .config(config)
+                    .listener(l)
+                    .hostname(me)
+                    .cache::<Val>("w1", CacheOptions::default().max_capacity(100_000))
+                    .start()
+                    .await
+                    .expect("a member starts")
+            })
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.expect("a start task"));
+    }
+    nodes
+}
+
+/// Waits for one leader with every given member serving; its position.
+async fn leader(nodes: &[&Redhac]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s: Vec<_> = nodes.iter().map(|n| n.status()).collect();
+        let leaders: Vec<usize> = (0..s.len())
+            .filter(|&i| s[i].role == Role::Leader)
+            .collect();
+        if let [l] = leaders.as_slice()
+            && s.iter().all(|x| x.leader == Some(s[*l].me) && x.serving)
+        {
+            return *l;
+        }
+        assert!(Instant::now() < deadline, "no leader: {s:?}");
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+async fn shutdown(nodes: Vec<Redhac>) {
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
+
+/// Sequential Quorum writes on one member: (p50, p99, mean) in µs.
+async fn latency(cache: Cache<Val>) -> (f64, f64, f64) {
+    tokio::spawn(async move {
+        for i in 0..1_000 {
+            cache
+                .put(key(i % KEYS), val(i))
+                .await
+                .expect("warm-up write");
+        }
+        let mut samples = Vec::with_capacity(10_000);
+        for i in 0..10_000 {
+            let t = Instant::now();
+            cache.put(key(i % KEYS), val(i)).await.expect("write");
+            samples.push(t.elapsed());
+        }
+        crate::percentiles_us(samples)
+    })
+    .await
+    .expect("the latency task")
+}
+
+/// 64 tasks writing at Quorum for 5 s, spread over `caches`: ops/s.
+async fn throughput(caches: Vec<Cache<Val>>) -> f64 {
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks: Vec<_> = (0..64)
+        .map(|t| {
+            let (cache, done, stop) =
+                (caches[t % caches.len()].clone(), done.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut i = t;
+                while !stop.load(Ordering::Relaxed) {
+                    if cache.put(key(i % KEYS), val(i)).await.is_ok() {
+                        done.fetch_add(1, Ordering::Relaxed);
+                    }
+                    i += 64;
+                }
+            })
+        })
+        .collect();
+    let t = Instant::now();
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.store(true, Ordering::Relaxed);
+    let n = done.load(Ordering::Relaxed);
+    let secs = t.elapsed().as_secs_f64();
+    for task in tasks {
+        task.await.expect("a writer");
+    }
+    n as f64 / secs
+}
+
+pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
+    let mut cold = Vec::new();
+    for _ in 0..20 {
+        let t = Instant::now();
+        let nodes = rt.block_on(start_cluster());
+        rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
+        cold.push(t.elapsed());
+        rt.block_on(shutdown(nodes));
+    }
+    let (cold_p50, cold_p99, _) = crate::percentiles_us(cold);
+    eprintln!("   cold start p50 {:.1} ms", cold_p50 / 1e3);
+
+    let mut failover = Vec::new();
+    for _ in 0..10 {
+        let mut nodes = rt.block_on(start_cluster());
+        let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
+        let survivor = nodes[(l + 1) % 3].cache::<Val>("w1").expect("cache");
+        let t = Instant::now();
+        drop(nodes.remove(l)); // a crash: no handover
+        rt.block_on(async {
+            let opts = WriteOptions::default().timeout(Duration::from_millis(500));
+            while survivor.put_with("failover", val(0), opts).await.is_err() {}
+        });
+        failover.push(t.elapsed());
+        rt.block_on(shutdown(nodes));
+    }
+    let (failover_p50, _, _) = crate::percentiles_us(failover);
+    eprintln!("   failover p50 {:.1} ms", failover_p50 / 1e3);
+
+    let nodes = rt.block_on(start_cluster());
+    let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
+    let caches: Vec<Cache<Val>> = nodes
+        .iter()
+        .map(|n| n.cache::<Val>("w1").expect("cache"))
+        .collect();
+    let (lead, follow) = (caches[l].clone(), caches[(l + 1) % 3].clone());
+    let (w_p50, w_p99, w_mean) = rt.block_on(latency(lead.clone()));
+    eprintln!("   leader write p50 {w_p50:.1} µs");
+    let (f_p50, f_p99, _) = rt.block_on(latency(follow.clone()));
+    eprintln!("   follower write p50 {f_p50:.1} µs");
+    let tput = rt.block_on(throughput(vec![lead]));
+    let spread = rt.block_on(throughput(caches.clone()));
+    eprintln!("   throughput {tput:.0} ops/s on the leader, {spread:.0} spread");
+    let get = crate::w1::get_ns(rt, Arc::new(move |k| follow.get(k).is_some()));
+    rt.block_on(shutdown(nodes));
+    crate::row(
+        "redhac",
+        json!({
+            "mode": "3 members in one process, plaintext",
+            "cold_start_p50_ms": cold_p50 / 1e3,
+            "cold_start_p99_ms": cold_p99 / 1e3,
+            "failover_p50_ms": failover_p50 / 1e3,
+            "w_leader_p50_us": w_p50,
+            "w_leader_p99_us": w_p99,
+            "w_leader_mean_us": w_mean,
+            "w_follower_p50_us": f_p50,
+            "w_follower_p99_us": f_p99,
+            "w_tput_ops": tput,
+            "w_tput_spread_ops": spread,
+            "get_ns": get,
+            "rss_per_entry_bytes": crate::w1::rss_per_entry("redhac"),
+        }),
+    )
+}

@@ -1,0 +1,189 @@
+//! Hostile input: arbitrary messages, from members and non-members, at any
+//! time, in any order. The core never panics, and its own state stays sound:
+//! it applies only what it holds, in order, and serves nothing in Bad.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use redhac_membership::{
+    Ack, Config, Entry, Health, Input, LogId, Message, Node, Op, Output, PeerHello, Timing,
+};
+
+fn log_id() -> impl Strategy<Value = LogId> {
+    (0u64..6, 0u64..12).prop_map(|(t, i)| LogId::new(t, i))
+}
+
+fn op() -> impl Strategy<Value = Arc<Op>> {
+    prop_oneof![
+        ("[a-c]", "[k-m]", any::<Vec<u8>>(), any::<Option<u64>>()).prop_map(|(c, k, v, ttl)| {
+            Op::Put {
+                cache: c,
+                key: k,
+                value: v,
+                ttl_ms: ttl,
+            }
+        }),
+        ("[a-c]", "[k-m]").prop_map(|(c, k)| Op::Delete { cache: c, key: k }),
+        "[a-c]".prop_map(|c| Op::Clear { cache: c }),
+        Just(Op::Noop),
+    ]
+    .prop_map(Arc::new)
+}
+
+fn ack() -> impl Strategy<Value = Ack> {
+    prop_oneof![
+        Just(Ack::None),
+        Just(Ack::Leader),
+        Just(Ack::Quorum),
+        Just(Ack::All)
+    ]
+}
+
+fn ms() -> impl Strategy<Value = Duration> {
+    (0u64..10_000).prop_map(Duration::from_millis)
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    let entries = prop::collection::vec((0u64..6, op()), 0..4);
+    prop_oneof![
+        (0u64..8, log_id()).prop_map(|(term, last)| Message::PreVote { term, last }),
+        (0u64..8, any::<bool>())
+            .prop_map(|(term, granted)| Message::PreVoteReply { term, granted }),
+        (0u64..8, log_id(), any::<bool>()).prop_map(|(term, last, transfer)| Message::Vote {
+            term,
+            last,
+            transfer
+        }),
+        (0u64..8, any::<bool>()).prop_map(|(term, granted)| Message::VoteReply { term, granted }),
+        (
+            0u64..8,
+            log_id(),
+            entries,
+            0u64..14,
+            ms(),
+            proptest::option::of(ms()),
+            any::<bool>()
+        )
+            .prop_map(|(term, prev, es, commit, stamp, echo, lease)| {
+                // Entries follow prev, as the wire decoder enforces.
+                let entries = es
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (t, op))| Entry {
+                        id: LogId::new(t, prev.index + 1 + i as u64),
+                        op,
+                    })
+                    .collect();
+                Message::Append {
+                    term,
+                    prev,
+                    entries,
+                    commit,
+                    stamp,
+                    echo,
+                    lease,
+                }
+            }),
+        (
+            0u64..8,
+            any::<bool>(),
+            0u64..14,
+            0u64..14,
+            any::<bool>(),
+            ms(),
+            ms(),
+            any::<bool>()
+        )
+            .prop_map(
+                |(term, ok, last, applied, needs_snapshot, stamp, own, batch)| {
+                    Message::AppendReply {
+                        term,
+                        ok,
+                        last,
+                        applied,
+                        needs_snapshot,
+                        stamp,
+                        own,
+                        batch,
+                    }
+                }
+            ),
+        (0u64..8, log_id(), any::<Vec<u8>>()).prop_map(|(term, last, d)| Message::Snapshot {
+            term,
+            last,
+            data: Arc::new(d)
+        }),
+        (0u64..9, op(), ack()).prop_map(|(id, op, ack)| Message::Forward { id, op, ack }),
+        (0u64..9, log_id()).prop_map(|(id, at)| Message::Accepted { id, at }),
+        (0u64..9).prop_map(|id| Message::Refused { id }),
+        (0u64..9, 0u64..14).prop_map(|(id, index)| Message::AwaitAll { id, index }),
+        (0u64..9, 0u64..14).prop_map(|(id, index)| Message::AllDone { id, index }),
+        (0u64..8).prop_map(|term| Message::TimeoutNow { term }),
+    ]
+}
+
+fn input() -> impl Strategy<Value = Input> {
+    // Peers 0..4 of a 3-member cluster: 0 is the node itself, 3 is no member.
+    let peer = 0u32..4;
+    prop_oneof![
+        Just(Input::Tick),
+        (peer.clone(), 0u64..8, log_id()).prop_map(|(peer, term, last)| Input::Connected {
+            peer,
+            hello: PeerHello { term, last }
+        }),
+        peer.clone().prop_map(|peer| Input::Disconnected { peer }),
+        (peer.clone(), message()).prop_map(|(from, msg)| Input::Receive { from, msg }),
+        (peer, message()).prop_map(|(from, msg)| Input::Receive { from, msg }),
+        (0u64..9, op(), ack(), ms()).prop_map(|(id, op, ack, deadline)| Input::Propose {
+            id,
+            op,
+            ack,
+            deadline
+        }),
+        Just(Input::Shutdown),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn random_inputs_never_panic_and_keep_the_node_sound(
+        steps in prop::collection::vec((0u64..400, input()), 1..80),
+        floor in 0u64..3,
+    ) {
+        let mut config = Config::new(1, 3, Timing::new(Duration::from_secs(2)), 5);
+        config.term_floor = floor;
+        let mut node = Node::new(config, Duration::ZERO);
+        let mut now = Duration::ZERO;
+        let mut applied = 0u64;
+        let mut health = Health::Bad;
+        for (advance, input) in steps {
+            now += Duration::from_millis(advance);
+            let out = node.step(now, input);
+            for o in &out {
+                match o {
+                    Output::Apply(e) => {
+                        prop_assert_eq!(e.id.index, applied + 1, "entries apply in order");
+                        applied = e.id.index;
+                    }
+                    Output::InstallSnapshot { last, .. } => applied = last.index,
+                    Output::Health(h) => health = *h,
+                    Output::Send { to, .. } | Output::SendSnapshot { to, .. } => {
+                        prop_assert!(*to != 1 && *to < 3, "sends only to other members: {}", to);
+                    }
+                    _ => {}
+                }
+            }
+            let s = node.status();
+            applied = s.applied; // a truncation may lower it
+            prop_assert!(s.applied <= s.commit, "{:?}", s);
+            prop_assert!(s.commit <= s.last.index, "{:?}", s);
+            prop_assert_eq!(s.health, health);
+            if s.health == Health::Bad {
+                prop_assert!(!node.serving(now), "serves in Bad: {:?}", s);
+            }
+        }
+    }
+}
