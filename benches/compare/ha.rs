@@ -167,10 +167,15 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
     eprintln!("   leader write p50 {w_p50:.1} µs");
     let (f_p50, f_p99, _) = rt.block_on(latency(follow.clone()));
     eprintln!("   follower write p50 {f_p50:.1} µs");
+    // Reads on the follower, its moka housekeeping caught up first (it
+    // defers write bookkeeping to later reads).
+    follow.run_pending_tasks();
+    let reader = follow.clone();
+    let get = crate::w1::get_ns(rt, Arc::new(move |k| reader.get(k).is_some()));
+    eprintln!("   follower get {get:.1} ns");
     let tput = rt.block_on(throughput(vec![lead]));
     let spread = rt.block_on(throughput(caches.clone()));
     eprintln!("   throughput {tput:.0} ops/s on the leader, {spread:.0} spread");
-    let get = crate::w1::get_ns(rt, Arc::new(move |k| follow.get(k).is_some()));
     rt.block_on(shutdown(nodes));
     crate::row(
         "redhac",
@@ -190,4 +195,29 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
             "rss_per_entry_bytes": crate::w1::rss_per_entry("redhac"),
         }),
     )
+}
+
+/// Profiling aid: follower gets in a loop for 20 s (`REDHAC_PROBE_HA_GET=1`).
+pub(crate) fn probe_get(rt: &tokio::runtime::Runtime) {
+    let nodes = rt.block_on(start_cluster());
+    let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
+    let lead = nodes[l].cache::<Val>("w1").expect("cache");
+    rt.block_on(async {
+        for i in 0..KEYS {
+            lead.put(key(i), val(i)).await.expect("put");
+        }
+    });
+    let follow = nodes[(l + 1) % 3].cache::<Val>("w1").expect("cache");
+    eprintln!("probing follower gets for 20 s, pid {}", std::process::id());
+    let until = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < until {
+        let ns = crate::w1::get_ns(
+            rt,
+            Arc::new({
+                let f = follow.clone();
+                move |k| f.get(k).is_some()
+            }),
+        );
+        eprintln!("  {ns:.1} ns/get");
+    }
 }

@@ -31,6 +31,10 @@ fn main() {
         .enable_all()
         .build()
         .expect("a runtime");
+    if std::env::var("REDHAC_PROBE_HA_GET").is_ok() {
+        ha::probe_get(&rt);
+        return;
+    }
     let mut rows: Vec<Map<String, Value>> = Vec::new();
 
     eprintln!("== moka (raw)");

@@ -275,6 +275,12 @@ impl<V: Value> Cache<V> {
     pub fn entry_count(&self) -> u64 {
         self.typed.entry_count()
     }
+
+    /// Runs the local cache's deferred housekeeping now (moka applies
+    /// writes to its eviction structures lazily, on later reads).
+    pub fn run_pending_tasks(&self) {
+        self.typed.run_pending_tasks();
+    }
 }
 
 fn check_key(key: &str) -> Result<()> {

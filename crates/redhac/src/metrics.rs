@@ -31,3 +31,7 @@ pub const TERM: &str = "redhac_term";
 pub const REPLICATION_LAG: &str = "redhac_replication_lag_entries";
 /// Gauge: entries held in every cache of this member.
 pub const CACHE_ENTRIES: &str = "redhac_cache_entries";
+/// Counter: bytes of frames received from peers (after the handshake).
+pub const BYTES_IN: &str = "redhac_bytes_in_total";
+/// Counter: bytes of frames queued to peers.
+pub const BYTES_OUT: &str = "redhac_bytes_out_total";

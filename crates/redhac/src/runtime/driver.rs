@@ -550,8 +550,13 @@ impl Driver {
         let Some(link) = self.links.get(&peer) else {
             return false;
         };
-        match link.tx.try_send(Frame { kind: Some(kind) }) {
-            Ok(()) => true,
+        let frame = Frame { kind: Some(kind) };
+        let bytes = prost::Message::encoded_len(&frame) as u64;
+        match link.tx.try_send(frame) {
+            Ok(()) => {
+                metrics::counter!(crate::metrics::BYTES_OUT).increment(bytes);
+                true
+            }
             Err(TrySendError::Full(_)) => {
                 tracing::warn!(
                     peer,

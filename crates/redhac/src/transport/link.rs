@@ -273,7 +273,9 @@ impl LinkSetup {
                     Some(Ok(Frame { kind: Some(frame::Kind::Hello(_) | frame::Kind::Auth(_)) })) => {
                         break "protocol violation: a second handshake frame".to_owned();
                     }
-                    Some(Ok(Frame { kind: Some(frame) })) => {
+                    Some(Ok(f @ Frame { kind: Some(_) })) => {
+                        metrics::counter!(crate::metrics::BYTES_IN).increment(prost::Message::encoded_len(&f) as u64);
+                        let Some(frame) = f.kind else { continue };
                         if self.events.send(LinkEvent::Frame { peer: p, link, frame }).await.is_err() {
                             break "the node stopped".to_owned();
                         }

@@ -1,0 +1,121 @@
+//! Arbitrary input sequences for one member's cluster core: messages from
+//! members and non-members, links up and down, writes and time, in any
+//! order. The core must never panic, and must apply entries in order.
+
+#![no_main]
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use libfuzzer_sys::fuzz_target;
+use redhac_membership::{
+    Ack, Config, Entry, Input, LogId, Message, Node, Op, Output, PeerHello, Timing,
+};
+
+/// Reads the fuzzer's bytes as small numbers.
+struct Bytes<'a>(&'a [u8]);
+
+impl Bytes<'_> {
+    fn u8(&mut self) -> Option<u8> {
+        let (b, rest) = self.0.split_first()?;
+        self.0 = rest;
+        Some(*b)
+    }
+    fn small(&mut self) -> Option<u64> {
+        self.u8().map(|b| u64::from(b % 16))
+    }
+    fn id(&mut self) -> Option<LogId> {
+        Some(LogId::new(self.small()?, self.small()?))
+    }
+    fn ms(&mut self) -> Option<Duration> {
+        Some(Duration::from_millis(u64::from(self.u8()?) * 8))
+    }
+    fn op(&mut self) -> Option<Arc<Op>> {
+        let key = format!("k{}", self.small()?);
+        Some(Arc::new(match self.u8()? % 4 {
+            0 => Op::Put { cache: "c".into(), key, value: vec![self.u8()?], ttl_ms: None },
+            1 => Op::Delete { cache: "c".into(), key },
+            2 => Op::Clear { cache: "c".into() },
+            _ => Op::Noop,
+        }))
+    }
+    fn ack(&mut self) -> Option<Ack> {
+        Some([Ack::None, Ack::Leader, Ack::Quorum, Ack::All][usize::from(self.u8()? % 4)])
+    }
+    fn message(&mut self) -> Option<Message> {
+        let term = self.small()?;
+        Some(match self.u8()? % 13 {
+            0 => Message::PreVote { term, last: self.id()? },
+            1 => Message::PreVoteReply { term, granted: self.u8()? % 2 == 0 },
+            2 => Message::Vote { term, last: self.id()?, transfer: self.u8()? % 2 == 0 },
+            3 => Message::VoteReply { term, granted: self.u8()? % 2 == 0 },
+            4 => {
+                let prev = self.id()?;
+                let n = self.small()? % 4;
+                let mut entries = Vec::new();
+                for i in 0..n {
+                    entries.push(Entry { id: LogId::new(self.small()?, prev.index + 1 + i), op: self.op()? });
+                }
+                Message::Append {
+                    term,
+                    prev,
+                    entries,
+                    commit: self.small()?,
+                    stamp: self.ms()?,
+                    echo: if self.u8()? % 2 == 0 { Some(self.ms()?) } else { None },
+                    lease: self.u8()? % 2 == 0,
+                }
+            }
+            5 => Message::AppendReply {
+                term,
+                ok: self.u8()? % 2 == 0,
+                last: self.small()?,
+                applied: self.small()?,
+                needs_snapshot: self.u8()? % 2 == 0,
+                stamp: self.ms()?,
+                own: self.ms()?,
+                batch: self.u8()? % 2 == 0,
+            },
+            6 => Message::Snapshot { term, last: self.id()?, data: Arc::new(vec![self.u8()?]) },
+            7 => Message::Forward { id: self.small()?, op: self.op()?, ack: self.ack()? },
+            8 => Message::Accepted { id: self.small()?, at: self.id()? },
+            9 => Message::Refused { id: self.small()? },
+            10 => Message::AwaitAll { id: self.small()?, index: self.small()? },
+            11 => Message::AllDone { id: self.small()?, index: self.small()? },
+            _ => Message::TimeoutNow { term },
+        })
+    }
+    fn input(&mut self) -> Option<Input> {
+        let peer = u32::from(self.u8()? % 4);
+        Some(match self.u8()? % 6 {
+            0 => Input::Tick,
+            1 => Input::Connected { peer, hello: PeerHello { term: self.small()?, last: self.id()? } },
+            2 => Input::Disconnected { peer },
+            3 | 4 => Input::Receive { from: peer, msg: self.message()? },
+            _ => Input::Propose { id: self.small()?, op: self.op()?, ack: self.ack()?, deadline: self.ms()? },
+        })
+    }
+}
+
+fuzz_target!(|data: &[u8]| {
+    let mut bytes = Bytes(data);
+    let mut node = Node::new(Config::new(1, 3, Timing::new(Duration::from_secs(1)), 3), Duration::ZERO);
+    let mut now = Duration::ZERO;
+    let mut applied = 0;
+    while let (Some(advance), Some(input)) = (bytes.ms(), bytes.input()) {
+        now += advance;
+        for out in node.step(now, input) {
+            match out {
+                Output::Apply(e) => {
+                    assert_eq!(e.id.index, applied + 1, "entries apply in order");
+                    applied = e.id.index;
+                }
+                Output::InstallSnapshot { last, .. } => applied = last.index,
+                _ => {}
+            }
+        }
+        let s = node.status();
+        applied = s.applied;
+        assert!(s.applied <= s.commit && s.commit <= s.last.index, "{s:?}");
+    }
+});
