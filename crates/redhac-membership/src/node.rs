@@ -99,6 +99,9 @@ pub(crate) struct Progress {
     pub(crate) wants_snapshot: bool,
     /// When a snapshot last went out to it.
     pub(crate) snapshot_sent: Option<Duration>,
+    /// Its first echo arrived: send at once, so its lease starts now rather
+    /// than at the next heartbeat.
+    pub(crate) prompt: bool,
     /// When the leader last sent this follower anything.
     pub(crate) last_sent: Duration,
 }
@@ -116,6 +119,7 @@ impl Progress {
             stamp: None,
             wants_snapshot: false,
             snapshot_sent: None,
+            prompt: false,
             last_sent: now.saturating_sub(Duration::from_secs(3600)),
         }
     }
@@ -386,15 +390,19 @@ impl Node {
             self.progress.insert(peer, p);
         }
         self.update_health();
-        // Fast cold start: no leader known and a majority just linked.
+        // Fast start: no leader known and a majority just linked, or every
+        // member (a cold cluster may then vote at once).
         let majority = quorum::majority(self.members);
+        let just_majority = before + 1 < majority && self.links.len() + 1 >= majority;
+        let just_all = self.links.len() + 1 == self.members && before < self.links.len();
+        let fast = self.timing.fast_election;
         if self.leader.is_none()
             && self.role == Role::Follower
-            && before + 1 < majority
-            && self.links.len() + 1 >= majority
+            && (just_majority || just_all)
+            && self.election_at > self.now + fast
         {
-            let at = self.now + self.rng.between(Duration::ZERO, self.timing.fast_election);
-            self.election_at = self.election_at.min(at);
+            // One draw: a second one would bunch the members' starts together.
+            self.election_at = self.now + self.rng.between(Duration::ZERO, fast);
         }
     }
 

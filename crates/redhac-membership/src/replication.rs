@@ -82,6 +82,7 @@ impl Node {
             let p = &self.progress[&peer];
             if !sent
                 && (self.commit_dirty
+                    || p.prompt
                     || heartbeat_due(p.last_sent, self.now, self.timing.heartbeat))
             {
                 let prev = p.next - 1;
@@ -98,6 +99,7 @@ impl Node {
         };
         let p = self.progress.get_mut(&peer).expect("caller checked");
         p.last_sent = self.now;
+        p.prompt = false;
         let msg = Message::Append {
             term: self.term,
             prev: LogId::new(prev_term, prev),
@@ -272,6 +274,7 @@ impl Node {
             p.inflight = p.inflight.saturating_sub(1);
         }
         p.last_ack = Some(self.now);
+        p.prompt |= p.echo.is_none();
         p.echo = Some(r.own);
         if r.stamp > Duration::ZERO {
             p.stamp = Some(p.stamp.map_or(r.stamp, |s| s.max(r.stamp)));

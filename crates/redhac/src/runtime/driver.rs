@@ -422,10 +422,16 @@ impl Driver {
                 self.publish_status();
                 self.parts.health.send_replace(health);
             }
-            Output::Serving(until) => match until {
-                Some(until) => self.parts.gate.open_until(self.epoch + until),
-                None => self.parts.gate.close(),
-            },
+            Output::Serving(until) => {
+                let was = self.parts.gate.open();
+                match until {
+                    Some(until) => self.parts.gate.open_until(self.epoch + until),
+                    None => self.parts.gate.close(),
+                }
+                if was != self.parts.gate.open() {
+                    self.publish_status(); // readiness follows at once
+                }
+            }
             Output::State { term, role, leader } => {
                 if role == CoreRole::Candidate {
                     metrics::counter!(crate::metrics::ELECTIONS).increment(1);
