@@ -186,8 +186,17 @@ impl Driver {
 
     fn step(&mut self, input: Input) {
         let outputs = self.node.step(self.now(), input);
+        let before = self.health;
         for out in outputs {
             self.carry_out(out);
+        }
+        if self.health != before {
+            // Only now, with every output of the step carried out (caches
+            // cleared, gate closed): whoever wakes on the health watch sees
+            // a member that already behaves as it says, and a status that
+            // agrees with it.
+            self.publish_status();
+            self.parts.health.send_replace(self.health);
         }
     }
 
@@ -417,10 +426,6 @@ impl Driver {
                     Health::Degraded => 1.0,
                     Health::Bad => 0.0,
                 });
-                // Status first: whoever wakes on the health watch sees a
-                // status that already agrees with it.
-                self.publish_status();
-                self.parts.health.send_replace(health);
             }
             Output::Serving(until) => {
                 let was = self.parts.gate.open();
