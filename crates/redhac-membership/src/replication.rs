@@ -33,6 +33,18 @@ pub(crate) struct Reply {
     pub(crate) batch: bool,
 }
 
+/// Entry terms never decrease along a log and never exceed the term of the
+/// leader that sends them.
+fn terms_fit(a: &Append) -> bool {
+    let mut last = a.prev.term;
+    a.prev.term <= a.term
+        && a.entries.iter().all(|e| {
+            let ok = e.id.term >= last && e.id.term <= a.term;
+            last = e.id.term;
+            ok
+        })
+}
+
 impl Node {
     /// Appends a new entry of this leader's term.
     pub(crate) fn append_local(&mut self, op: Arc<Op>) -> LogId {
@@ -135,8 +147,8 @@ impl Node {
 
     pub(crate) fn on_append(&mut self, from: MemberId, a: Append) {
         let batch = !a.entries.is_empty();
-        if a.prev.index == 0 && a.prev.term != 0 {
-            return; // malformed: nothing precedes index 1
+        if a.prev.index == 0 && a.prev.term != 0 || !terms_fit(&a) {
+            return; // malformed: no leader sends this
         }
         if a.term == self.term && self.role == Role::Leader {
             return; // two leaders in one term cannot happen; ignore rather than obey
