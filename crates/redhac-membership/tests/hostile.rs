@@ -66,11 +66,21 @@ fn message() -> impl Strategy<Value = Message> {
             any::<bool>()
         )
             .prop_map(|(term, prev, es, commit, stamp, echo, lease)| {
-                // Entries follow prev, as the wire decoder enforces.
+                // Entries follow prev, as the wire decoder enforces; their
+                // terms mostly fit a leader's log (between prev's and the
+                // message's, not decreasing), sometimes not.
+                let mut terms: Vec<u64> = es.iter().map(|(t, _)| *t).collect();
+                if term >= prev.term && term % 4 != 0 {
+                    for t in &mut terms {
+                        *t = prev.term + *t % (term - prev.term + 1);
+                    }
+                    terms.sort_unstable();
+                }
                 let entries = es
                     .into_iter()
+                    .zip(terms)
                     .enumerate()
-                    .map(|(i, (t, op))| Entry {
+                    .map(|(i, ((_, op), t))| Entry {
                         id: LogId::new(t, prev.index + 1 + i as u64),
                         op,
                     })
