@@ -101,6 +101,19 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
         "network disconnect member 2: Degraded after {detect:?}, Good {recover:?} after reconnect"
     ));
 
+    // The leader cut off in a minority: the other two elect anew.
+    let leader = current_leader(&c).await;
+    c.disconnect(leader).unwrap();
+    let begin = rec.at();
+    let others: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+    let detect = all(&c, &others, "Degraded").await;
+    fault("disconnect the leader", begin, &[leader]);
+    c.connect(leader).unwrap();
+    let recover = all(&c, &[0, 1, 2], "Good").await;
+    summary.push(format!(
+        "network disconnect of the leader (member {leader}): others Degraded after {detect:?}, Good {recover:?} after reconnect"
+    ));
+
     c.disconnect(0).unwrap();
     c.disconnect(1).unwrap();
     let begin = rec.at();
@@ -218,6 +231,28 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
         "the history broke the guarantees; see above\n{}",
         c.logs()
     );
+}
+
+/// The member every member names as leader (waits for agreement).
+async fn current_leader(c: &Cluster) -> usize {
+    let start = Instant::now();
+    loop {
+        let mut leaders = Vec::new();
+        for i in 0..3 {
+            leaders.push(c.status(i).await.and_then(|s| s["leader"].as_u64()));
+        }
+        if let Some(Some(l)) = leaders.first().copied()
+            && leaders.iter().all(|x| *x == Some(l))
+        {
+            return l as usize;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "no agreed leader: {leaders:?}\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Waits until every member answers ready (serving reads).
