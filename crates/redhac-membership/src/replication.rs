@@ -83,7 +83,9 @@ impl Node {
                 let entries = self.log.slice(next, self.timing.max_batch);
                 let count = entries.len() as Index;
                 self.send_append(peer, next - 1, entries, lease);
-                let p = self.progress.get_mut(&peer).expect("peer listed above");
+                let Some(p) = self.progress.get_mut(&peer) else {
+                    break; // listed above, in this same step
+                };
                 p.next = next + count;
                 p.inflight += 1;
                 sent = true;
@@ -109,7 +111,9 @@ impl Node {
         let Some(prev_term) = self.log.term_at(prev) else {
             return;
         };
-        let p = self.progress.get_mut(&peer).expect("caller checked");
+        let Some(p) = self.progress.get_mut(&peer) else {
+            return;
+        };
         p.last_sent = self.now;
         p.prompt = false;
         let msg = Message::Append {
@@ -125,13 +129,15 @@ impl Node {
     }
 
     fn send_snapshot(&mut self, peer: MemberId) {
-        let last = LogId::new(
-            self.log
-                .term_at(self.applied)
-                .expect("the applied entry is in the log or its base"),
-            self.applied,
-        );
-        let p = self.progress.get_mut(&peer).expect("caller checked");
+        // The applied entry is always in the log or is its base; should that
+        // ever fail, send nothing rather than a snapshot with a wrong id.
+        let Some(term) = self.log.term_at(self.applied) else {
+            return;
+        };
+        let last = LogId::new(term, self.applied);
+        let Some(p) = self.progress.get_mut(&peer) else {
+            return;
+        };
         p.next = last.index + 1;
         p.wants_snapshot = false;
         p.snapshot_sent = Some(self.now);

@@ -330,7 +330,9 @@ impl Reassembly {
         if (data.len() as u64) < *total {
             return Ok(None);
         }
-        let (term, last, _, data) = self.current.take().expect("checked above");
+        let Some((term, last, _, data)) = self.current.take() else {
+            return Err("a snapshot chunk without its start"); // checked above
+        };
         Ok(Some(Message::Snapshot {
             term,
             last,
