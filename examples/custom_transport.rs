@@ -154,6 +154,14 @@ impl Member {
                 let gate = until.map(|u| self.epoch + u);
                 self.view.send_modify(|v| v.gate = gate);
             }
+            // A real transport logs these (a warning for violations).
+            Output::Rejected { from, what, why } => {
+                eprintln!(
+                    "member {}: refused {what} from {from}: {}",
+                    self.me,
+                    why.as_str()
+                );
+            }
             Output::State { .. } | Output::Health(_) | Output::ShutdownReady => {}
         }
     }

@@ -249,6 +249,7 @@ impl Node {
         // Its caches are what the cluster has now; no one can send it more.
         self.needs_snapshot = false;
         self.leader = Some(self.me);
+        self.term_leader = Some((self.term, self.me));
         self.leader_since = self.now;
         self.heard_leader = None;
         self.transfer = None;

@@ -8,7 +8,8 @@ use crate::quorum;
 use crate::rng::Rng;
 use crate::timing::Timing;
 use crate::types::{
-    Health, Index, Input, LogId, MemberId, Message, Output, PeerHello, RequestId, Role, Term,
+    Health, Index, Input, LogId, MemberId, Message, Output, PeerHello, Rejection, RequestId, Role,
+    Term,
 };
 use crate::writes::Pending;
 
@@ -178,6 +179,9 @@ pub struct Node {
     pub(crate) voted_for: Option<MemberId>,
     pub(crate) role: Role,
     pub(crate) leader: Option<MemberId>,
+    /// The leader of the latest term one was known of, kept when its link
+    /// drops: no one else may lead that term.
+    pub(crate) term_leader: Option<(Term, MemberId)>,
     /// When the current leader was last heard (a message of its term).
     pub(crate) heard_leader: Option<Duration>,
     /// When to try an election, unless a leader is heard before.
@@ -242,6 +246,7 @@ impl Node {
             voted_for: None,
             role: Role::Follower,
             leader: None,
+            term_leader: None,
             heard_leader: None,
             election_at,
             floor,
@@ -354,6 +359,11 @@ impl Node {
         self.serving_until().is_some_and(|until| now < until)
     }
 
+    /// Reports a message the core did not act on.
+    pub(crate) fn reject(&mut self, from: MemberId, what: &'static str, why: Rejection) {
+        self.out.push(Output::Rejected { from, what, why });
+    }
+
     pub(crate) fn send(&mut self, to: MemberId, msg: Message) {
         if self.links.contains_key(&to) {
             self.out.push(Output::Send { to, msg });
@@ -428,6 +438,7 @@ impl Node {
 
     fn receive(&mut self, from: MemberId, msg: Message) {
         if from == self.me || from as usize >= self.members || !self.links.contains_key(&from) {
+            self.reject(from, msg.name(), Rejection::NotLinked);
             return;
         }
         match msg {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::node::Node;
 use crate::quorum;
-use crate::types::{Entry, Index, LogId, MemberId, Message, Op, Output, Role, Term};
+use crate::types::{Entry, Index, LogId, MemberId, Message, Op, Output, Rejection, Role, Term};
 
 /// An `Append` as received.
 #[derive(Debug)]
@@ -154,16 +154,12 @@ impl Node {
     pub(crate) fn on_append(&mut self, from: MemberId, a: Append) {
         let batch = !a.entries.is_empty();
         if a.prev.index == 0 && a.prev.term != 0 || !terms_fit(&a) {
-            return; // malformed: no leader sends this
-        }
-        if a.term == self.term && self.role == Role::Leader {
-            return; // two leaders in one term cannot happen; ignore rather than obey
-        }
-        if a.term < self.term {
-            self.reply(from, a.stamp, false, self.log.last().index, batch);
+            self.reject(from, "Append", Rejection::Malformed);
             return;
         }
-        self.heard_from_leader(from, a.term);
+        if !self.may_lead(from, a.term, a.stamp, batch, "Append") {
+            return;
+        }
         let base = self.log.base().index;
         if a.prev.index >= base && !self.log.has(a.prev) {
             // A gap, or a conflicting entry at prev: drop from prev on and
@@ -208,10 +204,36 @@ impl Node {
         self.reply(from, a.stamp, true, matched, batch);
     }
 
+    /// Whether `from` may lead this node in `term`; if so, this node
+    /// follows it. A stale term is answered with this node's term; leader
+    /// traffic from someone other than the leader this node knows for that
+    /// term (itself included) is refused: a term has one leader.
+    fn may_lead(
+        &mut self,
+        from: MemberId,
+        term: Term,
+        stamp: Duration,
+        batch: bool,
+        what: &'static str,
+    ) -> bool {
+        if term < self.term {
+            self.reject(from, what, Rejection::StaleTerm);
+            self.reply(from, stamp, false, self.log.last().index, batch);
+            return false;
+        }
+        if matches!(self.term_leader, Some((t, l)) if t == term && l != from) {
+            self.reject(from, what, Rejection::NotTheLeader);
+            return false;
+        }
+        self.heard_from_leader(from, term);
+        true
+    }
+
     fn heard_from_leader(&mut self, from: MemberId, term: Term) {
         if term > self.term || self.role != Role::Follower || self.leader != Some(from) {
             self.become_follower(term, Some(from));
         }
+        self.term_leader = Some((term, from));
         self.heard_leader = Some(self.now);
         self.election_at = self.now + self.random_timeout();
     }
@@ -264,11 +286,13 @@ impl Node {
         last: LogId,
         data: Arc<Vec<u8>>,
     ) {
-        if term < self.term {
-            self.reply(from, Duration::ZERO, false, self.log.last().index, true);
+        if last.index == 0 && last.term != 0 || last.term > term {
+            self.reject(from, "Snapshot", Rejection::Malformed);
             return;
         }
-        self.heard_from_leader(from, term);
+        if !self.may_lead(from, term, Duration::ZERO, true, "Snapshot") {
+            return;
+        }
         self.out.push(Output::InstallSnapshot { last, data });
         self.needs_snapshot = false;
         self.log.reset_to(last);

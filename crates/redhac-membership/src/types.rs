@@ -413,4 +413,48 @@ pub enum Output {
     },
     /// Shutdown may proceed: leadership was handed over, or there was none.
     ShutdownReady,
+    /// A peer's message was not acted on. The runtime logs it (a warning
+    /// when `why.is_violation()`) and counts it; nothing else is to be done.
+    Rejected {
+        /// The sender.
+        from: MemberId,
+        /// The message's kind, for the log.
+        what: &'static str,
+        /// Why.
+        why: Rejection,
+    },
+}
+
+/// Why the core did not act on a peer's message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Rejection {
+    /// From a term older than this node's: normal after a partition heals.
+    StaleTerm,
+    /// From a member with no link up (a message that raced its link's end),
+    /// from this node itself, or from an index outside the member list.
+    NotLinked,
+    /// Leader traffic (entries, a snapshot) from a member that is not the
+    /// leader of its term: this node already follows, or is, another leader
+    /// of that term. No correct member sends it.
+    NotTheLeader,
+    /// A message no correct member sends (impossible log positions or
+    /// entry terms).
+    Malformed,
+}
+
+impl Rejection {
+    /// Whether a correct member can never cause it (worth a warning).
+    pub fn is_violation(self) -> bool {
+        matches!(self, Self::NotTheLeader | Self::Malformed)
+    }
+
+    /// A short name for logs and metric labels.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::StaleTerm => "stale_term",
+            Self::NotLinked => "not_linked",
+            Self::NotTheLeader => "not_the_leader",
+            Self::Malformed => "malformed",
+        }
+    }
 }

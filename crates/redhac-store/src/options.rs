@@ -114,10 +114,10 @@ impl CacheOptions {
             ("time_to_live", self.time_to_live),
             ("time_to_idle", self.time_to_idle),
         ] {
-            if let Some(d) = d {
-                if d.is_zero() || d > MAX_TTL {
-                    return bad(&format!("{what} is {d:?}; use between 1 ns and 100 years"));
-                }
+            if let Some(d) = d
+                && (d.is_zero() || d > MAX_TTL)
+            {
+                return bad(&format!("{what} is {d:?}; use between 1 ns and 100 years"));
             }
         }
         if self.event_buffer == 0 {

@@ -13,6 +13,9 @@ pub const CACHE_MISSES: &str = "redhac_cache_misses_total";
 /// Counter: links refused at the handshake (TLS, token, member list,
 /// version, member index, limits).
 pub const LINKS_REFUSED: &str = "redhac_links_refused_total";
+/// Counter: peer messages refused, by `reason` (`malformed`,
+/// `not_the_leader`, `stale_term`, `not_linked`).
+pub const MESSAGES_REFUSED: &str = "redhac_messages_refused_total";
 /// Counter: links that passed the handshake (connects and reconnects), by `peer`.
 pub const LINKS_UP: &str = "redhac_links_up_total";
 /// Gauge: members this one has a link to.

@@ -60,6 +60,13 @@ pub struct Status {
     pub applied_index: u64,
     /// Highest log index known committed.
     pub commit_index: u64,
+    /// Links refused at the handshake since start: TLS, token, member list,
+    /// protocol version or limits (each is also logged as a warning).
+    pub links_refused: u64,
+    /// Peer messages refused since start: malformed, leader traffic from a
+    /// member that is not the leader, a stale term, or from a member with no
+    /// link (the first two are logged as warnings).
+    pub messages_refused: u64,
 }
 
 impl Status {
@@ -74,6 +81,8 @@ impl Status {
             members: Vec::new(),
             applied_index: 0,
             commit_index: 0,
+            links_refused: 0,
+            messages_refused: 0,
         }
     }
 }

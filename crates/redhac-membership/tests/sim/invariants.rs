@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redhac_membership::{
-    Ack, Entry, Health, LogId, MemberId, Op, RequestId, Role, Term, Timing, WriteError, quorum,
+    Ack, Entry, Health, LogId, MemberId, Op, Rejection, RequestId, Role, Term, Timing, WriteError,
+    quorum,
 };
 
 use crate::world::World;
@@ -151,6 +152,21 @@ impl Checker {
                     s.term, s.last
                 ),
             );
+        }
+    }
+
+    /// Invariant: honest members never send what a node must refuse as a
+    /// protocol violation (malformed, or leader traffic from a non-leader).
+    pub(crate) fn rejected(
+        &mut self,
+        w: &World,
+        id: MemberId,
+        from: MemberId,
+        what: &str,
+        why: Rejection,
+    ) {
+        if why.is_violation() {
+            self.violation(w.now, format!("n{id} refused {what} from n{from}: {why:?}"));
         }
     }
 

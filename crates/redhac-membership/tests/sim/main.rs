@@ -68,7 +68,7 @@ fn options(nodes: usize, seed: u64) -> Options {
     Options {
         nodes,
         seed,
-        same_seed: seed % 4 == 0,
+        same_seed: seed.is_multiple_of(4),
         crash_voters: seed % 3 == 1,
         faults: Faults::default(),
         chaos: Duration::from_secs(60),

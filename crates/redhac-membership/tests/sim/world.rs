@@ -438,6 +438,9 @@ impl World {
                 n.applied = n.node.as_ref().expect("alive").status().applied;
             }
             Output::Serving(until) => self.nodes[id as usize].serving_until = until,
+            Output::Rejected { from, what, why } => {
+                self.check(|c, w| c.rejected(w, id, from, what, why));
+            }
             Output::Health(_) | Output::State { .. } | Output::ShutdownReady => {}
         }
     }

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use redhac_membership::{
@@ -18,7 +19,7 @@ use redhac_membership::{
 use redhac_proto::{Frame, LookupRequest, LookupResponse, frame};
 use redhac_store::{Origin, Store};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{Notify, mpsc, oneshot, watch};
 
 use super::wire::{self, Decoded, Reassembly};
 use super::{Fetched, Request, WriteOp};
@@ -41,13 +42,22 @@ pub(crate) struct Parts {
     pub(crate) hello: watch::Sender<HelloState>,
     pub(crate) timing: core::Timing,
     pub(crate) seed: u64,
+    /// Peer messages refused (read by `Cluster::status`).
+    pub(crate) refused: Arc<AtomicU64>,
 }
 
-/// An authenticated link to a peer.
+/// An authenticated link to a peer; dropping it ends the link's task.
 #[derive(Debug)]
 struct Link {
     id: u64,
     tx: mpsc::Sender<Frame>,
+    close: Arc<Notify>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.close.notify_one();
+    }
 }
 
 /// A write waiting for the core.
@@ -228,8 +238,16 @@ impl Driver {
                 link,
                 hello,
                 tx,
+                close,
             } => {
-                if let Some(old) = self.links.insert(peer, Link { id: link, tx }) {
+                if let Some(old) = self.links.insert(
+                    peer,
+                    Link {
+                        id: link,
+                        tx,
+                        close,
+                    },
+                ) {
                     tracing::debug!(
                         peer,
                         old = old.id,
@@ -276,7 +294,7 @@ impl Driver {
                     Ok(Some(msg)) => self.step(Input::Receive { from: peer, msg }),
                     Ok(None) => {}
                     Err(reason) => {
-                        tracing::warn!(peer, reason, "a malformed core message; closing the link");
+                        self.refuse(peer, "Core", "malformed", reason, true);
                         self.drop_link(peer);
                     }
                 }
@@ -300,9 +318,33 @@ impl Driver {
                 }
             }
             frame::Kind::Hello(_) | frame::Kind::Auth(_) => {
-                tracing::warn!(peer, "a handshake frame on an open link; closing it");
+                let why = "a handshake frame on an open link; closing the link";
+                self.refuse(peer, "Hello/Auth", "malformed", why, true);
                 self.drop_link(peer);
             }
+        }
+    }
+
+    /// Logs and counts a peer message this member did not act on.
+    fn refuse(&self, peer: u32, what: &str, reason: &'static str, detail: &str, warn: bool) {
+        self.parts.refused.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::MESSAGES_REFUSED, "reason" => reason).increment(1);
+        if warn {
+            tracing::warn!(
+                peer,
+                message = what,
+                reason,
+                detail,
+                "refused a peer's message"
+            );
+        } else {
+            tracing::debug!(
+                peer,
+                message = what,
+                reason,
+                detail,
+                "refused a peer's message"
+            );
         }
     }
 
@@ -446,6 +488,9 @@ impl Driver {
                 }
                 self.role = role;
                 self.publish_status();
+            }
+            Output::Rejected { from, what, why } => {
+                self.refuse(from, what, why.as_str(), "", why.is_violation());
             }
             Output::ShutdownReady => {
                 for reply in self.shutdown.drain(..) {
@@ -617,6 +662,9 @@ impl Driver {
             members,
             applied_index: s.applied,
             commit_index: s.commit,
+            // Filled in by `Cluster::status` from the shared counters.
+            links_refused: 0,
+            messages_refused: 0,
         });
     }
 }

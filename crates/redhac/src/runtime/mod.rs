@@ -6,10 +6,12 @@
 //! applied to the store, writes resolved, the read gate opened and closed.
 
 mod driver;
+#[cfg(test)]
+mod hostile_tests;
 mod wire;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redhac_store::Store;
@@ -89,6 +91,8 @@ pub(crate) struct Cluster {
     status: watch::Receiver<Status>,
     stop: watch::Sender<bool>,
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    links_refused: Arc<AtomicU64>,
+    messages_refused: Arc<AtomicU64>,
 }
 
 /// How long a link's handshake may take.
@@ -138,6 +142,8 @@ impl Cluster {
         let (events_tx, events_rx) = mpsc::channel(config.buf_server.max(members.len() * 4));
         let (stop, stop_rx) = watch::channel(false);
         let generation = generation();
+        let links_refused = Arc::new(AtomicU64::new(0));
+        let messages_refused = Arc::new(AtomicU64::new(0));
         let setup = Arc::new(LinkSetup {
             me: me as u32,
             generation,
@@ -156,7 +162,8 @@ impl Cluster {
             hello_state: hello_rx,
             events: events_tx,
             next_link: AtomicU64::new(0),
-            refused: Arc::new(AtomicU64::new(0)),
+            refused: Arc::clone(&links_refused),
+            messages_refused: Arc::clone(&messages_refused),
             tls,
             links_per_member: (0..members.len()).map(|_| Default::default()).collect(),
         });
@@ -187,6 +194,7 @@ impl Cluster {
                 .timing
                 .unwrap_or_else(|| redhac_membership::Timing::new(config.election_timeout)),
             seed: generation,
+            refused: Arc::clone(&messages_refused),
         });
         // The span rides with the task (never held across an await), so
         // members sharing a process log under their own ids.
@@ -200,6 +208,8 @@ impl Cluster {
             status,
             stop,
             tasks: std::sync::Mutex::new(tasks),
+            links_refused,
+            messages_refused,
         })
     }
 
@@ -245,7 +255,10 @@ impl Cluster {
 
     /// The latest status the runtime published.
     pub(crate) fn status(&self) -> Status {
-        self.status.borrow().clone()
+        let mut s = self.status.borrow().clone();
+        s.links_refused = self.links_refused.load(Ordering::Relaxed);
+        s.messages_refused = self.messages_refused.load(Ordering::Relaxed);
+        s
     }
 
     /// Hands leadership over (when leading), stops links and the runtime.

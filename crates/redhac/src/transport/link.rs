@@ -14,7 +14,7 @@ use redhac_proto::cluster_client::ClusterClient;
 use redhac_proto::cluster_server::{Cluster, ClusterServer};
 use redhac_proto::{Auth, Frame, Hello, PROTOCOL_VERSION, frame};
 use tokio::net::TcpListener;
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Endpoint, Server};
@@ -53,12 +53,14 @@ pub(crate) struct PeerHello {
 /// What links tell the runtime.
 #[derive(Debug)]
 pub(crate) enum LinkEvent {
-    /// A link passed the handshake; `tx` writes to it.
+    /// A link passed the handshake; `tx` writes to it, `close` ends it
+    /// (`notify_one`), whatever the peer keeps sending.
     Up {
         peer: u32,
         link: u64,
         hello: PeerHello,
         tx: mpsc::Sender<Frame>,
+        close: Arc<Notify>,
     },
     /// A frame arrived on a link.
     Frame {
@@ -112,6 +114,8 @@ pub(crate) struct LinkSetup {
     pub(crate) next_link: AtomicU64,
     /// Handshakes this node refused (TLS, token, list, version or member).
     pub(crate) refused: Arc<AtomicU64>,
+    /// Frames refused on authenticated links (shared with the runtime).
+    pub(crate) messages_refused: Arc<AtomicU64>,
     /// TLS for every link, unless `CACHE_TLS` is false.
     pub(crate) tls: Option<TlsSetup>,
     /// Accepted links per member index.
@@ -252,6 +256,7 @@ impl LinkSetup {
     {
         let link = self.next_link.fetch_add(1, Ordering::Relaxed);
         let p = peer.member;
+        let close = Arc::new(Notify::new());
         if self
             .events
             .send(LinkEvent::Up {
@@ -259,6 +264,7 @@ impl LinkSetup {
                 link,
                 hello: peer,
                 tx,
+                close: Arc::clone(&close),
             })
             .await
             .is_err()
@@ -270,9 +276,6 @@ impl LinkSetup {
         let reason = loop {
             tokio::select! {
                 frame = inbound.next() => match frame {
-                    Some(Ok(Frame { kind: Some(frame::Kind::Hello(_) | frame::Kind::Auth(_)) })) => {
-                        break "protocol violation: a second handshake frame".to_owned();
-                    }
                     Some(Ok(f @ Frame { kind: Some(_) })) => {
                         metrics::counter!(crate::metrics::BYTES_IN).increment(prost::Message::encoded_len(&f) as u64);
                         let Some(frame) = f.kind else { continue };
@@ -280,11 +283,19 @@ impl LinkSetup {
                             break "the node stopped".to_owned();
                         }
                     }
-                    Some(Ok(Frame { kind: None })) => break "protocol violation: an empty frame".to_owned(),
+                    Some(Ok(Frame { kind: None })) => {
+                        self.refuse_message(p, "an empty frame");
+                        break "protocol violation: an empty frame".to_owned();
+                    }
+                    Some(Err(status)) if malformed(&status) => {
+                        self.refuse_message(p, status.message());
+                        break format!("protocol violation: {}", status.message());
+                    }
                     Some(Err(status)) => break format!("stream error: {}", status.message()),
                     None => break "closed by the peer".to_owned(),
                 },
                 () = stopped(&mut shutdown) => break "shutting down".to_owned(),
+                () = close.notified() => break "closed by this node".to_owned(),
             }
         };
         tracing::info!(peer = p, link, %reason, "link down");
@@ -296,6 +307,13 @@ impl LinkSetup {
                 reason,
             })
             .await;
+    }
+
+    /// Counts and logs bytes from an authenticated peer that are not a frame.
+    fn refuse_message(&self, peer: u32, detail: &str) {
+        self.messages_refused.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::MESSAGES_REFUSED, "reason" => "malformed").increment(1);
+        tracing::warn!(peer, detail, "refused a peer's frame; closing the link");
     }
 
     fn reconnect_delay(&self) -> Duration {
@@ -342,6 +360,15 @@ impl LinkSetup {
         self.run(hello, inbound, tx, shutdown.clone()).await;
         Ok(())
     }
+}
+
+/// Whether a stream error means the peer sent bytes that are not frames
+/// (cut short, undecodable, over the size limit) rather than a network fault.
+fn malformed(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Internal | tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+    )
 }
 
 /// Resolves once the node shuts down (or its shutdown sender is gone).

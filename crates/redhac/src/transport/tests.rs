@@ -42,6 +42,7 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
         events: events_tx,
         next_link: AtomicU64::new(0),
         refused: Arc::new(AtomicU64::new(0)),
+        messages_refused: Arc::new(AtomicU64::new(0)),
         tls,
         links_per_member: (0..hosts.len()).map(|_| Default::default()).collect(),
     };

@@ -73,7 +73,11 @@ pub(crate) async fn client(
         let op = match seq % 6 {
             0 | 1 => {
                 let value = format!("n{node}-{seq}");
-                let ack = if seq % 12 == 0 { Ack::All } else { Ack::Quorum };
+                let ack = if seq.is_multiple_of(12) {
+                    Ack::All
+                } else {
+                    Ack::Quorum
+                };
                 let level = if ack == Ack::All { "all" } else { "quorum" };
                 let path = format!("/v1/cache/default/{key}?ack={level}");
                 let answer = http::request(&addr, "PUT", &path, &value, DEADLINE).await;
@@ -84,7 +88,7 @@ pub(crate) async fn client(
                     outcome: outcome(&answer),
                 }
             }
-            2 if seq % 5 == 0 => {
+            2 if seq.is_multiple_of(5) => {
                 let path = format!("/v1/cache/default/{key}?ack=all");
                 let answer = http::request(&addr, "DELETE", &path, "", DEADLINE).await;
                 Op::Write {
