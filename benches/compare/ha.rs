@@ -221,3 +221,27 @@ pub(crate) fn probe_get(rt: &tokio::runtime::Runtime) {
         eprintln!("  {ns:.1} ns/get");
     }
 }
+
+/// Optimising aid: Quorum write latency on the leader and on a follower
+/// against the transport floor, three rounds (`REDHAC_PROBE_WRITES=1`).
+pub(crate) fn probe_writes(rt: &tokio::runtime::Runtime) {
+    let nodes = rt.block_on(start_cluster());
+    let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
+    let cache = |i: usize| nodes[i].cache::<Val>("w1").expect("cache");
+    for round in 1..=3 {
+        let floor = rt.block_on(crate::floor::row());
+        let rtt = floor
+            .get("rtt_p50_us")
+            .and_then(Value::as_f64)
+            .unwrap_or(f64::NAN);
+        let (lp50, lp99, _) = rt.block_on(latency(cache(l)));
+        let (fp50, fp99, _) = rt.block_on(latency(cache((l + 1) % 3)));
+        eprintln!(
+            "round {round}: rtt p50 {rtt:.1} µs; leader p50 {lp50:.1} p99 {lp99:.1} µs ({:.2}x); \
+             follower p50 {fp50:.1} p99 {fp99:.1} µs ({:.2}x)",
+            lp50 / rtt,
+            fp50 / rtt
+        );
+    }
+    rt.block_on(shutdown(nodes));
+}

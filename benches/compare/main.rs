@@ -10,6 +10,10 @@
 //!
 //! Load generators run as tasks on a multi-thread runtime, as an application's
 //! would. Memory is measured in child processes (this binary re-executed).
+//!
+//! Quick looks while optimising: `REDHAC_PROBE_WRITES=1` measures only the
+//! Quorum write latencies against the transport floor (three rounds);
+//! `REDHAC_PROBE_HA_GET=1` loops follower gets for a profiler.
 
 #![allow(missing_docs)]
 
@@ -33,6 +37,10 @@ fn main() {
         .expect("a runtime");
     if std::env::var("REDHAC_PROBE_HA_GET").is_ok() {
         ha::probe_get(&rt);
+        return;
+    }
+    if std::env::var("REDHAC_PROBE_WRITES").is_ok() {
+        ha::probe_writes(&rt);
         return;
     }
     let mut rows: Vec<Map<String, Value>> = Vec::new();
