@@ -19,13 +19,16 @@ use redhac_membership::{
 use redhac_proto::{Frame, LookupRequest, LookupResponse, frame};
 use redhac_store::{Origin, Store};
 use tokio::sync::mpsc::error::TrySendError;
-use tokio::sync::{Notify, mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio_stream::{StreamExt, StreamMap};
 
 use super::wire::{self, Decoded, Reassembly};
 use super::{Fetched, Request, WriteOp};
 use crate::gate::ReadGate;
 use crate::status::{Health, MemberStatus, Role, Status};
-use crate::transport::link::{HelloState, LinkEvent, PeerHello, stopped};
+use crate::transport::link::{
+    Held, HelloState, Inbound, InboundItem, LinkUp, PeerHello, malformed, stopped,
+};
 use crate::write::AckLevel;
 use crate::{Error, Result};
 use redhac_membership::HostEntry;
@@ -46,18 +49,23 @@ pub(crate) struct Parts {
     pub(crate) refused: Arc<AtomicU64>,
 }
 
-/// An authenticated link to a peer; dropping it ends the link's task.
+/// An authenticated link to a peer; dropping it (and its inbound stream)
+/// closes the link.
 #[derive(Debug)]
 struct Link {
     id: u64,
     tx: mpsc::Sender<Frame>,
-    close: Arc<Notify>,
+    _held: Held,
 }
 
-impl Drop for Link {
-    fn drop(&mut self) {
-        self.close.notify_one();
-    }
+/// What woke the runtime.
+enum Woke {
+    Link(LinkUp),
+    Inbound(u32, InboundItem),
+    Request(Request),
+    Tick,
+    Due,
+    Stop,
 }
 
 /// A write waiting for the core.
@@ -80,6 +88,8 @@ pub(crate) struct Driver {
     node: Node,
     epoch: Instant,
     links: BTreeMap<u32, Link>,
+    /// Every link's incoming frames, by peer.
+    inbound: StreamMap<u32, Inbound>,
     snapshots: BTreeMap<u32, Reassembly>,
     next_id: RequestId,
     writes: HashMap<RequestId, Waiting>,
@@ -149,6 +159,7 @@ impl Driver {
             node,
             epoch,
             links: BTreeMap::new(),
+            inbound: StreamMap::new(),
             snapshots: BTreeMap::new(),
             next_id: 1,
             writes: HashMap::new(),
@@ -164,7 +175,7 @@ impl Driver {
     /// Runs until shutdown.
     pub(crate) async fn run(
         mut self,
-        mut events: mpsc::Receiver<LinkEvent>,
+        mut events: mpsc::Receiver<LinkUp>,
         mut requests: mpsc::Receiver<Request>,
         mut stop: watch::Receiver<bool>,
     ) {
@@ -174,14 +185,28 @@ impl Driver {
             // Besides the steady tick, wake exactly when the core's next
             // timer is due (an election after the leader's link closed).
             let due = tokio::time::Instant::from_std(self.epoch + self.node.next_deadline());
-            tokio::select! {
-                Some(event) = events.recv() => self.on_link(event),
-                Some(request) = requests.recv() => self.on_request(request),
-                _ = ticker.tick() => self.on_tick(),
-                () = tokio::time::sleep_until(due) => self.step(Input::Tick),
-                () = stopped(&mut stop) => break,
+            // Links' frames are read here, not by a task per link: each
+            // frame reaches the core without a hand-off between tasks.
+            let woke = tokio::select! {
+                Some((peer, item)) = self.inbound.next(), if !self.inbound.is_empty() => {
+                    Woke::Inbound(peer, item)
+                }
+                Some(up) = events.recv() => Woke::Link(up),
+                Some(request) = requests.recv() => Woke::Request(request),
+                _ = ticker.tick() => Woke::Tick,
+                () = tokio::time::sleep_until(due) => Woke::Due,
+                () = stopped(&mut stop) => Woke::Stop,
+            };
+            match woke {
+                Woke::Inbound(peer, item) => self.on_inbound(peer, item),
+                Woke::Link(up) => self.on_link(up),
+                Woke::Request(request) => self.on_request(request),
+                Woke::Tick => self.on_tick(),
+                Woke::Due => self.step(Input::Tick),
+                Woke::Stop => break,
             }
         }
+        self.inbound.clear();
         self.links.clear();
         self.parts.gate.close();
         for (_, w) in self.writes.drain() {
@@ -231,53 +256,77 @@ impl Driver {
         metrics::gauge!(crate::metrics::CACHE_ENTRIES).set(entries as f64);
     }
 
-    fn on_link(&mut self, event: LinkEvent) {
-        match event {
-            LinkEvent::Up {
+    fn on_link(&mut self, up: LinkUp) {
+        let LinkUp {
+            peer,
+            link,
+            hello,
+            tx,
+            inbound,
+            held,
+        } = up;
+        let new = Link {
+            id: link,
+            tx,
+            _held: held,
+        };
+        if let Some(old) = self.links.insert(peer, new) {
+            tracing::debug!(
                 peer,
-                link,
-                hello,
-                tx,
-                close,
-            } => {
-                if let Some(old) = self.links.insert(
-                    peer,
-                    Link {
-                        id: link,
-                        tx,
-                        close,
-                    },
-                ) {
-                    tracing::debug!(
-                        peer,
-                        old = old.id,
-                        new = link,
-                        "a newer link replaces the old one"
-                    );
-                }
-                self.snapshots.remove(&peer);
-                self.step(Input::Connected {
-                    peer,
-                    hello: peer_hello(&hello),
-                });
-            }
-            LinkEvent::Down { peer, link, reason } => {
-                if self.links.get(&peer).is_some_and(|l| l.id == link) {
-                    tracing::debug!(peer, link, %reason, "link removed");
-                    self.drop_link(peer);
-                }
-            }
-            LinkEvent::Frame { peer, link, frame } => {
-                if self.links.get(&peer).is_some_and(|l| l.id == link) {
-                    self.on_frame(peer, frame);
-                }
-            }
+                old = old.id,
+                new = link,
+                "a newer link replaces the old one"
+            );
         }
+        self.inbound.insert(peer, inbound);
+        self.snapshots.remove(&peer);
+        self.step(Input::Connected {
+            peer,
+            hello: peer_hello(&hello),
+        });
         metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.links.len() as f64);
     }
 
+    /// What a link's stream gave: a frame, an error, or its end.
+    fn on_inbound(&mut self, peer: u32, item: InboundItem) {
+        match item {
+            Some(Ok(f @ Frame { kind: Some(_) })) => {
+                let bytes = prost::Message::encoded_len(&f) as u64;
+                metrics::counter!(crate::metrics::BYTES_IN).increment(bytes);
+                if let Some(kind) = f.kind {
+                    self.on_frame(peer, kind);
+                }
+            }
+            Some(Ok(Frame { kind: None })) => {
+                self.refuse(
+                    peer,
+                    "Frame",
+                    "malformed",
+                    "an empty frame; closing the link",
+                    true,
+                );
+                self.drop_link(peer);
+            }
+            Some(Err(status)) if malformed(&status) => {
+                let detail = format!("{}; closing the link", status.message());
+                self.refuse(peer, "Frame", "malformed", &detail, true);
+                self.drop_link(peer);
+            }
+            Some(Err(status)) => {
+                tracing::info!(peer, error = status.message(), "link down: stream error");
+                self.drop_link(peer);
+            }
+            None => {
+                tracing::info!(peer, "link down: closed by the peer");
+                self.drop_link(peer);
+            }
+        }
+    }
+
     fn drop_link(&mut self, peer: u32) {
+        self.inbound.remove(&peer);
         if self.links.remove(&peer).is_some() {
+            metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.links.len() as f64);
             self.snapshots.remove(&peer);
             self.step(Input::Disconnected { peer });
         }

@@ -163,7 +163,6 @@ impl Cluster {
             events: events_tx,
             next_link: AtomicU64::new(0),
             refused: Arc::clone(&links_refused),
-            messages_refused: Arc::clone(&messages_refused),
             tls,
             links_per_member: (0..members.len()).map(|_| Default::default()).collect(),
         });

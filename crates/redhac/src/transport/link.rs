@@ -14,7 +14,7 @@ use redhac_proto::cluster_client::ClusterClient;
 use redhac_proto::cluster_server::{Cluster, ClusterServer};
 use redhac_proto::{Auth, Frame, Hello, PROTOCOL_VERSION, frame};
 use tokio::net::TcpListener;
-use tokio::sync::{Notify, Semaphore, mpsc, watch};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream};
 use tokio_stream::{Stream, StreamExt};
 use tonic::transport::{Endpoint, Server};
@@ -50,30 +50,64 @@ pub(crate) struct PeerHello {
     pub(crate) state: HelloState,
 }
 
-/// What links tell the runtime.
+/// A link that passed the handshake, handed to the runtime, which from then
+/// on reads `inbound` itself (no task hop per frame) and writes to `tx`.
+/// Dropping `held` (with the rest) ends the link.
 #[derive(Debug)]
-pub(crate) enum LinkEvent {
-    /// A link passed the handshake; `tx` writes to it, `close` ends it
-    /// (`notify_one`), whatever the peer keeps sending.
-    Up {
-        peer: u32,
-        link: u64,
-        hello: PeerHello,
-        tx: mpsc::Sender<Frame>,
-        close: Arc<Notify>,
-    },
-    /// A frame arrived on a link.
-    Frame {
-        peer: u32,
-        link: u64,
-        frame: frame::Kind,
-    },
-    /// A link closed.
-    Down {
-        peer: u32,
-        link: u64,
-        reason: String,
-    },
+pub(crate) struct LinkUp {
+    pub(crate) peer: u32,
+    pub(crate) link: u64,
+    pub(crate) hello: PeerHello,
+    pub(crate) tx: mpsc::Sender<Frame>,
+    pub(crate) inbound: Inbound,
+    pub(crate) held: Held,
+}
+
+/// What a link's stream yields: a frame or an error; `None` once, at its end.
+pub(crate) type InboundItem = Option<Result<Frame, Status>>;
+
+/// A link's incoming frames, then one `None` when the stream ends.
+pub(crate) struct Inbound(Pin<Box<dyn Stream<Item = InboundItem> + Send>>);
+
+impl Inbound {
+    fn new<S>(stream: S) -> Self
+    where
+        S: Stream<Item = Result<Frame, Status>> + Send + 'static,
+    {
+        Self(Box::pin(stream.map(Some).chain(tokio_stream::once(None))))
+    }
+}
+
+impl std::fmt::Debug for Inbound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Inbound")
+    }
+}
+
+impl Stream for Inbound {
+    type Item = InboundItem;
+
+    fn poll_next(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
+/// Keeps a link's connection open while whoever holds it lives.
+#[derive(Debug)]
+pub(crate) struct Held {
+    _release: oneshot::Sender<()>,
+}
+
+/// Whether a stream error means the peer sent bytes that are not frames
+/// (cut short, undecodable, over the size limit) rather than a network fault.
+pub(crate) fn malformed(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        tonic::Code::Internal | tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
+    )
 }
 
 /// Why a link failed.
@@ -110,12 +144,10 @@ pub(crate) struct LinkSetup {
     pub(crate) reconnect: (Duration, Duration),
     pub(crate) handshake_timeout: Duration,
     pub(crate) hello_state: watch::Receiver<HelloState>,
-    pub(crate) events: mpsc::Sender<LinkEvent>,
+    pub(crate) events: mpsc::Sender<LinkUp>,
     pub(crate) next_link: AtomicU64,
     /// Handshakes this node refused (TLS, token, list, version or member).
     pub(crate) refused: Arc<AtomicU64>,
-    /// Frames refused on authenticated links (shared with the runtime).
-    pub(crate) messages_refused: Arc<AtomicU64>,
     /// TLS for every link, unless `CACHE_TLS` is false.
     pub(crate) tls: Option<TlsSetup>,
     /// Accepted links per member index.
@@ -244,76 +276,38 @@ impl LinkSetup {
         }
     }
 
-    /// After the handshake: report the link, forward its frames, report its end.
+    /// After the handshake: hands the link to the runtime, then keeps its
+    /// connection until the runtime drops it or the node stops.
     async fn run<S>(
         &self,
         peer: PeerHello,
-        mut inbound: S,
+        inbound: S,
         tx: mpsc::Sender<Frame>,
         mut shutdown: watch::Receiver<bool>,
     ) where
-        S: Stream<Item = Result<Frame, Status>> + Unpin,
+        S: Stream<Item = Result<Frame, Status>> + Send + 'static,
     {
         let link = self.next_link.fetch_add(1, Ordering::Relaxed);
         let p = peer.member;
-        let close = Arc::new(Notify::new());
-        if self
-            .events
-            .send(LinkEvent::Up {
-                peer: p,
-                link,
-                hello: peer,
-                tx,
-                close: Arc::clone(&close),
-            })
-            .await
-            .is_err()
-        {
+        let (held, released) = oneshot::channel();
+        let up = LinkUp {
+            peer: p,
+            link,
+            hello: peer,
+            tx,
+            inbound: Inbound::new(inbound),
+            held: Held { _release: held },
+        };
+        if self.events.send(up).await.is_err() {
             return;
         }
         tracing::info!(peer = p, link, "link up");
         metrics::counter!(crate::metrics::LINKS_UP, "peer" => p.to_string()).increment(1);
-        let reason = loop {
-            tokio::select! {
-                frame = inbound.next() => match frame {
-                    Some(Ok(f @ Frame { kind: Some(_) })) => {
-                        metrics::counter!(crate::metrics::BYTES_IN).increment(prost::Message::encoded_len(&f) as u64);
-                        let Some(frame) = f.kind else { continue };
-                        if self.events.send(LinkEvent::Frame { peer: p, link, frame }).await.is_err() {
-                            break "the node stopped".to_owned();
-                        }
-                    }
-                    Some(Ok(Frame { kind: None })) => {
-                        self.refuse_message(p, "an empty frame");
-                        break "protocol violation: an empty frame".to_owned();
-                    }
-                    Some(Err(status)) if malformed(&status) => {
-                        self.refuse_message(p, status.message());
-                        break format!("protocol violation: {}", status.message());
-                    }
-                    Some(Err(status)) => break format!("stream error: {}", status.message()),
-                    None => break "closed by the peer".to_owned(),
-                },
-                () = stopped(&mut shutdown) => break "shutting down".to_owned(),
-                () = close.notified() => break "closed by this node".to_owned(),
-            }
-        };
-        tracing::info!(peer = p, link, %reason, "link down");
-        let _ = self
-            .events
-            .send(LinkEvent::Down {
-                peer: p,
-                link,
-                reason,
-            })
-            .await;
-    }
-
-    /// Counts and logs bytes from an authenticated peer that are not a frame.
-    fn refuse_message(&self, peer: u32, detail: &str) {
-        self.messages_refused.fetch_add(1, Ordering::Relaxed);
-        metrics::counter!(crate::metrics::MESSAGES_REFUSED, "reason" => "malformed").increment(1);
-        tracing::warn!(peer, detail, "refused a peer's frame; closing the link");
+        tokio::select! {
+            _ = released => {}
+            () = stopped(&mut shutdown) => {}
+        }
+        tracing::debug!(peer = p, link, "link released");
     }
 
     fn reconnect_delay(&self) -> Duration {
@@ -360,15 +354,6 @@ impl LinkSetup {
         self.run(hello, inbound, tx, shutdown.clone()).await;
         Ok(())
     }
-}
-
-/// Whether a stream error means the peer sent bytes that are not frames
-/// (cut short, undecodable, over the size limit) rather than a network fault.
-fn malformed(status: &Status) -> bool {
-    matches!(
-        status.code(),
-        tonic::Code::Internal | tonic::Code::OutOfRange | tonic::Code::ResourceExhausted
-    )
 }
 
 /// Resolves once the node shuts down (or its shutdown sender is gone).

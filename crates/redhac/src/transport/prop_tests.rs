@@ -37,7 +37,6 @@ fn setup() -> (LinkSetup, Vec<u8>) {
         events,
         next_link: AtomicU64::new(0),
         refused: Arc::new(AtomicU64::new(0)),
-        messages_refused: Arc::new(AtomicU64::new(0)),
         tls: None,
         links_per_member: (0..3).map(|_| Default::default()).collect(),
     };

@@ -7,15 +7,16 @@ use std::time::Duration;
 use redhac_proto::{LookupRequest, frame};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio_stream::StreamExt;
 
 use super::auth::{Secret, fingerprint};
-use super::link::{Expect, HelloState, LinkEvent, LinkSetup, dial, serve};
+use super::link::{Expect, HelloState, LinkSetup, LinkUp, dial, serve};
 use super::tls::TlsSetup;
 use redhac_membership::HostEntry;
 
 pub(super) struct Side {
     setup: Arc<LinkSetup>,
-    events: mpsc::Receiver<LinkEvent>,
+    events: mpsc::Receiver<LinkUp>,
     _hello: watch::Sender<HelloState>,
 }
 
@@ -42,7 +43,6 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
         events: events_tx,
         next_link: AtomicU64::new(0),
         refused: Arc::new(AtomicU64::new(0)),
-        messages_refused: Arc::new(AtomicU64::new(0)),
         tls,
         links_per_member: (0..hosts.len()).map(|_| Default::default()).collect(),
     };
@@ -57,7 +57,7 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
     )
 }
 
-pub(super) async fn next(side: &mut Side) -> LinkEvent {
+pub(super) async fn next(side: &mut Side) -> LinkUp {
     tokio::time::timeout(Duration::from_secs(10), side.events.recv())
         .await
         .expect("an event within 10 s")
@@ -93,14 +93,8 @@ pub(super) async fn pair(spec: Spec) -> (Side, Side, watch::Sender<bool>) {
 
 /// Waits for both ends to report the link up.
 pub(super) async fn assert_link_up(a: &mut Side, b: &mut Side) {
-    assert!(
-        matches!(next(a).await, LinkEvent::Up { peer: 1, .. }),
-        "member 0 has no link"
-    );
-    assert!(
-        matches!(next(b).await, LinkEvent::Up { peer: 0, .. }),
-        "member 1 has no link"
-    );
+    assert_eq!(next(a).await.peer, 1, "member 0 has no link to member 1");
+    assert_eq!(next(b).await.peer, 0, "member 1 has no link to member 0");
 }
 
 #[tokio::test]
@@ -110,26 +104,10 @@ async fn authenticated_link_carries_frames_both_ways() {
         ..Spec::default()
     })
     .await;
-    let (
-        LinkEvent::Up {
-            peer: pa,
-            hello: ha,
-            tx: txa,
-            ..
-        },
-        LinkEvent::Up {
-            peer: pb,
-            hello: hb,
-            tx: txb,
-            ..
-        },
-    ) = (next(&mut a).await, next(&mut b).await)
-    else {
-        panic!("both ends must report Up first");
-    };
-    assert_eq!((pa, pb), (1, 0));
-    assert_eq!((ha.generation, hb.generation), (101, 100));
-    assert_eq!(ha.state.term, 3);
+    let (up_a, mut up_b) = (next(&mut a).await, next(&mut b).await);
+    assert_eq!((up_a.peer, up_b.peer), (1, 0));
+    assert_eq!((up_a.hello.generation, up_b.hello.generation), (101, 100));
+    assert_eq!(up_a.hello.state.term, 3);
     let lookup = |id| redhac_proto::Frame {
         kind: Some(frame::Kind::LookupRequest(LookupRequest {
             id,
@@ -137,40 +115,36 @@ async fn authenticated_link_carries_frames_both_ways() {
             key: "k".into(),
         })),
     };
+    let LinkUp {
+        tx: txa,
+        inbound: mut ina,
+        held: held_a,
+        ..
+    } = up_a;
     txa.send(lookup(7)).await.unwrap();
-    txb.send(lookup(8)).await.unwrap();
-    match next(&mut b).await {
-        LinkEvent::Frame {
-            peer: 0,
-            frame: frame::Kind::LookupRequest(r),
-            ..
-        } => assert_eq!(r.id, 7),
+    up_b.tx.send(lookup(8)).await.unwrap();
+    let received = |item: Option<Option<Result<redhac_proto::Frame, tonic::Status>>>| match item {
+        Some(Some(Ok(redhac_proto::Frame {
+            kind: Some(frame::Kind::LookupRequest(r)),
+        }))) => r.id,
         other => panic!("unexpected {other:?}"),
-    }
-    match next(&mut a).await {
-        LinkEvent::Frame {
-            peer: 1,
-            frame: frame::Kind::LookupRequest(r),
-            ..
-        } => assert_eq!(r.id, 8),
-        other => panic!("unexpected {other:?}"),
-    }
-    // A runtime closes a link by dropping its sender: the peer sees the end,
-    // its runtime drops its own sender, and the dialler then reconnects.
-    drop(txa);
-    assert!(matches!(
-        next(&mut b).await,
-        LinkEvent::Down { peer: 0, .. }
-    ));
-    drop(txb);
-    assert!(matches!(
-        next(&mut a).await,
-        LinkEvent::Down { peer: 1, .. }
-    ));
+    };
+    assert_eq!(received(up_b.inbound.next().await), 7);
+    assert_eq!(received(ina.next().await), 8);
+    // A runtime closes a link by dropping it: the peer's stream ends, its
+    // runtime drops its side, and the dialler then reconnects.
+    drop((txa, held_a));
     assert!(
-        matches!(next(&mut a).await, LinkEvent::Up { peer: 1, .. }),
-        "reconnected"
+        matches!(up_b.inbound.next().await, Some(None)),
+        "member 1 saw the end"
     );
+    drop(up_b);
+    assert!(
+        matches!(ina.next().await, Some(None) | Some(Some(Err(_)))),
+        "member 0 saw the end"
+    );
+    drop(ina);
+    assert_eq!(next(&mut a).await.peer, 1, "reconnected");
     let _ = stop.send(true);
 }
 
@@ -280,7 +254,7 @@ async fn a_member_gets_at_most_two_links() {
     }
     let mut ups = 0;
     while let Ok(event) = b.events.try_recv() {
-        ups += usize::from(matches!(event, LinkEvent::Up { peer: 0, .. }));
+        ups += usize::from(event.peer == 0);
     }
     assert_eq!(ups, 2);
     let _ = stop.send(true);
