@@ -164,3 +164,35 @@ async fn five_members_elect_and_replicate() {
     }
     shutdown_all(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_fire_and_forget_writes_on_a_follower_loses_none() {
+    let (nodes, _) = cluster(3).await;
+    let all: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    let follower = nodes[(leader + 1) % 3].cache::<String>("c").unwrap();
+    // As fast as the caller can: more than any link buffer holds.
+    const N: usize = 5_000;
+    for i in 0..N {
+        follower
+            .put_with(format!("burst-{i}"), "x".into(), ack(AckLevel::None))
+            .await
+            .unwrap();
+    }
+    // A barrier ordered after the burst on the same member.
+    follower
+        .put_with("barrier", "b".into(), ack(AckLevel::All))
+        .await
+        .unwrap();
+    let on_leader = nodes[leader].cache::<String>("c").unwrap();
+    let missing: Vec<usize> = (0..N)
+        .filter(|i| on_leader.get(&format!("burst-{i}")).is_none())
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "{} of {N} writes lost, e.g. {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    shutdown_all(nodes).await;
+}

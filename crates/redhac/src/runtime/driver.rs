@@ -7,7 +7,7 @@
 //! peer go through that link's bounded channel; a peer that does not keep up
 //! loses its link rather than being buffered for.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -55,13 +55,23 @@ pub(crate) struct Parts {
 struct Link {
     id: u64,
     tx: mpsc::Sender<Frame>,
+    /// Frames that found the channel full, sent in order as room frees up.
+    /// While the link to the leader has any, no new request is taken in.
+    backlog: VecDeque<Frame>,
     _held: Held,
 }
+
+/// Frames a link may hold back before its peer counts as stuck and the link
+/// is dropped. Request intake stops at the first one, so only bursts the
+/// core makes by itself (re-routing queued writes) can get here.
+const MAX_BACKLOG: usize = 1 << 16;
 
 /// What woke the runtime.
 enum Woke {
     Link(LinkUp),
     Inbound(u32, InboundItem),
+    /// A link with a backlog has room again.
+    Room(u32, mpsc::OwnedPermit<Frame>),
     Request(Request),
     Tick,
     Due,
@@ -97,6 +107,8 @@ pub(crate) struct Driver {
     shutdown: Vec<oneshot::Sender<()>>,
     health: Health,
     role: CoreRole,
+    /// The leader, as the core last said.
+    leader: Option<u32>,
 }
 
 fn health_of(h: CoreHealth) -> Health {
@@ -167,6 +179,7 @@ impl Driver {
             shutdown: Vec::new(),
             health,
             role: CoreRole::Follower,
+            leader: None,
         };
         driver.publish_status();
         driver
@@ -185,6 +198,12 @@ impl Driver {
             // Besides the steady tick, wake exactly when the core's next
             // timer is due (an election after the leader's link closed).
             let due = tokio::time::Instant::from_std(self.epoch + self.node.next_deadline());
+            let backlogged = self
+                .links
+                .iter()
+                .find(|(_, l)| !l.backlog.is_empty())
+                .map(|(p, l)| (*p, l.tx.clone()));
+            let intake = !self.leader_link_backlogged();
             // Links' frames are read here, not by a task per link: each
             // frame reaches the core without a hand-off between tasks.
             let woke = tokio::select! {
@@ -192,7 +211,13 @@ impl Driver {
                     Woke::Inbound(peer, item)
                 }
                 Some(up) = events.recv() => Woke::Link(up),
-                Some(request) = requests.recv() => Woke::Request(request),
+                (peer, Ok(permit)) = async {
+                    match backlogged {
+                        Some((peer, tx)) => (peer, tx.reserve_owned().await),
+                        None => std::future::pending().await,
+                    }
+                } => Woke::Room(peer, permit),
+                Some(request) = requests.recv(), if intake => Woke::Request(request),
                 _ = ticker.tick() => Woke::Tick,
                 () = tokio::time::sleep_until(due) => Woke::Due,
                 () = stopped(&mut stop) => Woke::Stop,
@@ -200,6 +225,7 @@ impl Driver {
             match woke {
                 Woke::Inbound(peer, item) => self.on_inbound(peer, item),
                 Woke::Link(up) => self.on_link(up),
+                Woke::Room(peer, permit) => self.flush_backlog(peer, Some(permit)),
                 Woke::Request(request) => self.on_request(request),
                 Woke::Tick => self.on_tick(),
                 Woke::Due => self.step(Input::Tick),
@@ -268,6 +294,7 @@ impl Driver {
         let new = Link {
             id: link,
             tx,
+            backlog: VecDeque::new(),
             _held: held,
         };
         if let Some(old) = self.links.insert(peer, new) {
@@ -536,6 +563,7 @@ impl Driver {
                     tracing::info!(term, ?role, ?leader, "role changed");
                 }
                 self.role = role;
+                self.leader = leader;
                 self.publish_status();
             }
             Output::Rejected { from, what, why } => {
@@ -651,30 +679,73 @@ impl Driver {
 
     /// Sends without waiting: a full channel means the peer does not keep
     /// up, and it loses its link instead of being buffered for.
+    /// Sends in order without waiting: what finds the channel full waits in
+    /// the link's backlog; a peer that leaves `MAX_BACKLOG` frames unread
+    /// loses its link instead of being buffered for without end.
     fn send_frame(&mut self, peer: u32, kind: frame::Kind) -> bool {
-        let Some(link) = self.links.get(&peer) else {
+        let Some(link) = self.links.get_mut(&peer) else {
             return false;
         };
         let frame = Frame { kind: Some(kind) };
-        let bytes = prost::Message::encoded_len(&frame) as u64;
-        match link.tx.try_send(frame) {
-            Ok(()) => {
-                metrics::counter!(crate::metrics::BYTES_OUT).increment(bytes);
-                true
-            }
-            Err(TrySendError::Full(_)) => {
-                tracing::warn!(
-                    peer,
-                    "peer does not keep up with its link; dropping the link"
-                );
-                self.drop_link(peer);
-                false
-            }
-            Err(TrySendError::Closed(_)) => {
-                self.drop_link(peer);
-                false
+        metrics::counter!(crate::metrics::BYTES_OUT)
+            .increment(prost::Message::encoded_len(&frame) as u64);
+        if !link.backlog.is_empty() {
+            link.backlog.push_back(frame);
+        } else {
+            match link.tx.try_send(frame) {
+                Ok(()) => return true,
+                Err(TrySendError::Full(frame)) => link.backlog.push_back(frame),
+                Err(TrySendError::Closed(_)) => {
+                    self.drop_link(peer);
+                    return false;
+                }
             }
         }
+        if link.backlog.len() > MAX_BACKLOG {
+            tracing::warn!(
+                peer,
+                frames = link.backlog.len(),
+                "peer does not keep up with its link; dropping the link"
+            );
+            self.drop_link(peer);
+            return false;
+        }
+        true
+    }
+
+    /// Moves a link's backlog into its channel while there is room.
+    fn flush_backlog(&mut self, peer: u32, permit: Option<mpsc::OwnedPermit<Frame>>) {
+        let Some(link) = self.links.get_mut(&peer) else {
+            return;
+        };
+        if let Some(permit) = permit
+            && let Some(frame) = link.backlog.pop_front()
+        {
+            permit.send(frame);
+        }
+        while let Some(frame) = link.backlog.pop_front() {
+            match link.tx.try_send(frame) {
+                Ok(()) => {}
+                Err(TrySendError::Full(frame)) => {
+                    link.backlog.push_front(frame);
+                    return;
+                }
+                Err(TrySendError::Closed(_)) => {
+                    self.drop_link(peer);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Whether this follower's link to its leader holds frames back: then
+    /// it takes in no new request (the callers wait) until the link drains.
+    fn leader_link_backlogged(&self) -> bool {
+        self.role != CoreRole::Leader
+            && self
+                .leader
+                .and_then(|l| self.links.get(&l))
+                .is_some_and(|l| !l.backlog.is_empty())
     }
 
     fn publish_status(&self) {
