@@ -9,29 +9,13 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+#[path = "common/w1.rs"]
+mod w1;
 use redhac::{CacheOptions, Redhac};
-use serde::{Deserialize, Serialize};
-
-/// The value of workload W1.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Val {
-    name: String,
-    n: u64,
-    blob: Vec<u8>,
-}
-
-const KEYS: usize = 10_000;
-
-fn val(i: usize) -> Val {
-    Val {
-        name: format!("{i:064}"),
-        n: i as u64,
-        blob: vec![7; 32],
-    }
-}
+use w1::{KEYS, Val, key, val};
 
 fn get_hit(c: &mut Criterion) {
-    let keys: Vec<String> = (0..KEYS).map(|i| format!("key-{i}")).collect();
+    let keys: Vec<String> = (0..KEYS).map(key).collect();
 
     let raw: moka::sync::Cache<String, Arc<Val>> =
         moka::sync::Cache::builder().max_capacity(100_000).build();

@@ -9,14 +9,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redhac::{CacheOptions, Redhac};
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Serialize, Deserialize)]
-struct Val {
-    name: String,
-    n: u64,
-    blob: Vec<u8>,
-}
+#[path = "common/w1.rs"]
+mod w1;
+use w1::{KEYS, Val, key, val};
 
 /// moka with a per-entry expiry policy, as redhac configures it.
 struct NoExpiry;
@@ -34,12 +29,7 @@ fn main() {
         return;
     }
     let n: usize = args[2].parse().expect("GETS is a number");
-    let keys: Vec<String> = (0..10_000).map(|i| format!("key-{i}")).collect();
-    let val = |i: usize| Val {
-        name: format!("{i:064}"),
-        n: i as u64,
-        blob: vec![7; 32],
-    };
+    let keys: Vec<String> = (0..KEYS).map(key).collect();
     let get: Box<dyn Fn(&str) -> bool> = match args[1].as_str() {
         "raw" | "expiry" => {
             let builder = moka::sync::Cache::builder().max_capacity(100_000);

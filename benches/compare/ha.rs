@@ -1,80 +1,15 @@
 //! Workload W1 on a redhac cluster: three members in this process on
 //! 127.0.0.1, plaintext, default timing (election timeout 2 s).
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redhac::{Cache, CacheOptions, Config, Redhac, Role, WriteOptions};
+use redhac::{Cache, CacheOptions, Redhac, WriteOptions};
 use serde_json::{Map, Value, json};
 
+use crate::cluster::{leader, shutdown, start_cluster};
 use crate::w1::{KEYS, Val, key, val};
-
-async fn start_cluster() -> Vec<Redhac> {
-    let listeners: Vec<TcpListener> = (0..3)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    let hosts = listeners
-        .iter()
-        .map(|l| format!("http://{}", l.local_addr().expect("addr")))
-        .collect::<Vec<_>>()
-        .join(",");
-    // All three start at the same instant, as spawned tasks.
-    let starts: Vec<_> = listeners
-        .into_iter()
-        .map(|l| {
-            let hosts = hosts.clone();
-            tokio::spawn(async move {
-                let me = l.local_addr().expect("addr").to_string();
-                let config = Config::from_vars([
-                    ("HA_MODE", "true"),
-                    ("HA_HOSTS", hosts.as_str()),
-                    ("CACHE_AUTH_TOKEN", "compare-bench-token-0123456789"),
-                    ("CACHE_TLS", "false"),
-                ])
-                .expect("config");
-                Redhac::builder()
-                    .config(config)
-                    .listener(l)
-                    .hostname(me)
-                    .cache::<Val>("w1", CacheOptions::default().max_capacity(100_000))
-                    .start()
-                    .await
-                    .expect("a member starts")
-            })
-        })
-        .collect();
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.expect("a start task"));
-    }
-    nodes
-}
-
-/// Waits for one leader with every given member serving; its position.
-async fn leader(nodes: &[&Redhac]) -> usize {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let s: Vec<_> = nodes.iter().map(|n| n.status()).collect();
-        let leaders: Vec<usize> = (0..s.len())
-            .filter(|&i| s[i].role == Role::Leader)
-            .collect();
-        if let [l] = leaders.as_slice()
-            && s.iter().all(|x| x.leader == Some(s[*l].me) && x.serving)
-        {
-            return *l;
-        }
-        assert!(Instant::now() < deadline, "no leader: {s:?}");
-        tokio::time::sleep(Duration::from_micros(500)).await;
-    }
-}
-
-async fn shutdown(nodes: Vec<Redhac>) {
-    for n in nodes {
-        n.shutdown().await.expect("shutdown");
-    }
-}
 
 /// Sequential Quorum writes on one member: (p50, p99, mean) in µs.
 async fn latency(cache: Cache<Val>) -> (f64, f64, f64) {
@@ -131,7 +66,7 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
     let mut cold = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
-        let nodes = rt.block_on(start_cluster());
+        let nodes = rt.block_on(start_cluster::<Val>(3));
         rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
         cold.push(t.elapsed());
         rt.block_on(shutdown(nodes));
@@ -141,7 +76,7 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
 
     let mut failover = Vec::new();
     for _ in 0..10 {
-        let mut nodes = rt.block_on(start_cluster());
+        let mut nodes = rt.block_on(start_cluster::<Val>(3));
         let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
         let survivor = nodes[(l + 1) % 3].cache::<Val>("w1").expect("cache");
         let t = Instant::now();
@@ -156,7 +91,7 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
     let (failover_p50, _, _) = crate::percentiles_us(failover);
     eprintln!("   failover p50 {:.1} ms", failover_p50 / 1e3);
 
-    let nodes = rt.block_on(start_cluster());
+    let nodes = rt.block_on(start_cluster::<Val>(3));
     let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
     let caches: Vec<Cache<Val>> = nodes
         .iter()
@@ -199,7 +134,7 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
 
 /// Profiling aid: follower gets in a loop for 20 s (`REDHAC_PROBE_HA_GET=1`).
 pub(crate) fn probe_get(rt: &tokio::runtime::Runtime) {
-    let nodes = rt.block_on(start_cluster());
+    let nodes = rt.block_on(start_cluster::<Val>(3));
     let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
     let lead = nodes[l].cache::<Val>("w1").expect("cache");
     rt.block_on(async {
@@ -225,7 +160,7 @@ pub(crate) fn probe_get(rt: &tokio::runtime::Runtime) {
 /// Optimising aid: Quorum write latency on the leader and on a follower
 /// against the transport floor, three rounds (`REDHAC_PROBE_WRITES=1`).
 pub(crate) fn probe_writes(rt: &tokio::runtime::Runtime) {
-    let nodes = rt.block_on(start_cluster());
+    let nodes = rt.block_on(start_cluster::<Val>(3));
     let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
     let cache = |i: usize| nodes[i].cache::<Val>("w1").expect("cache");
     for round in 1..=3 {
@@ -244,4 +179,77 @@ pub(crate) fn probe_writes(rt: &tokio::runtime::Runtime) {
         );
     }
     rt.block_on(shutdown(nodes));
+}
+
+/// Where a follower's get time goes (`REDHAC_PROBE_GETS=1`): the W1 keys in
+/// raw moka, in standalone redhac and on an HA follower, each fresh (one
+/// insert per key) and after three more writes per key, three rounds.
+pub(crate) fn probe_gets(rt: &tokio::runtime::Runtime) {
+    use crate::w1::get_ns;
+    for round in 1..=3 {
+        let moka: moka::sync::Cache<String, Arc<Val>> =
+            moka::sync::Cache::builder().max_capacity(100_000).build();
+        let fill = |from: usize, to: usize| {
+            for i in from..to {
+                moka.insert(key(i % KEYS), Arc::new(val(i)));
+            }
+            moka.run_pending_tasks();
+        };
+        fill(0, KEYS);
+        let m = moka.clone();
+        let moka_fresh = get_ns(rt, Arc::new(move |k| m.get(k).is_some()));
+        fill(KEYS, 4 * KEYS);
+        let m = moka.clone();
+        let moka_updated = get_ns(rt, Arc::new(move |k| m.get(k).is_some()));
+        // The same with a per-entry expiry policy that never expires: what
+        // moka's Expiry costs a get.
+        struct Never;
+        impl moka::Expiry<String, Arc<Val>> for Never {}
+        let expiring: moka::sync::Cache<String, Arc<Val>> = moka::sync::Cache::builder()
+            .max_capacity(100_000)
+            .expire_after(Never)
+            .build();
+        for i in 0..KEYS {
+            expiring.insert(key(i), Arc::new(val(i)));
+        }
+        expiring.run_pending_tasks();
+        let moka_expiry = get_ns(rt, Arc::new(move |k| expiring.get(k).is_some()));
+
+        let redhac = |caches: Vec<Cache<Val>>, writer: usize| {
+            let write = caches[writer].clone();
+            let run = |from: usize, to: usize| {
+                let write = write.clone();
+                rt.block_on(async move {
+                    for i in from..to {
+                        write.put(key(i % KEYS), val(i)).await.expect("put");
+                    }
+                });
+                let read = caches.last().expect("a reader").clone();
+                read.run_pending_tasks();
+                get_ns(rt, Arc::new(move |k| read.get(k).is_some()))
+            };
+            (run(0, KEYS), run(KEYS, 4 * KEYS))
+        };
+        let standalone = rt.block_on(async {
+            Redhac::builder()
+                .cache::<Val>("w1", CacheOptions::default().max_capacity(100_000))
+                .start()
+                .await
+                .expect("start")
+        });
+        let (sa_fresh, sa_updated) = redhac(vec![standalone.cache("w1").expect("cache")], 0);
+        let nodes = rt.block_on(start_cluster::<Val>(3));
+        let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
+        let caches = vec![
+            nodes[l].cache::<Val>("w1").expect("cache"),
+            nodes[(l + 1) % 3].cache::<Val>("w1").expect("cache"),
+        ];
+        let (f_fresh, f_updated) = redhac(caches, 0);
+        rt.block_on(shutdown(nodes));
+        eprintln!(
+            "round {round}: ns/get fresh / after 3 writes per key: raw moka {moka_fresh:.0} / \
+             {moka_updated:.0} (with an Expiry {moka_expiry:.0}); standalone {sa_fresh:.0} / {sa_updated:.0}; \
+             HA follower {f_fresh:.0} / {f_updated:.0}"
+        );
+    }
 }

@@ -13,13 +13,19 @@
 //!
 //! Quick looks while optimising: `REDHAC_PROBE_WRITES=1` measures only the
 //! Quorum write latencies against the transport floor (three rounds);
-//! `REDHAC_PROBE_HA_GET=1` loops follower gets for a profiler.
+//! `REDHAC_PROBE_GETS=1` compares gets on raw moka, standalone redhac and an
+//! HA follower, fresh and after updates; `REDHAC_PROBE_HA_GET=1` loops
+//! follower gets for a profiler.
 
 #![allow(missing_docs)]
 
+#[path = "../common/cluster.rs"]
+mod cluster;
 mod floor;
 mod ha;
 mod redis_baseline;
+#[path = "../common/w1.rs"]
+mod value;
 mod w1;
 
 use serde_json::{Map, Value, json};
@@ -37,6 +43,10 @@ fn main() {
         .expect("a runtime");
     if std::env::var("REDHAC_PROBE_HA_GET").is_ok() {
         ha::probe_get(&rt);
+        return;
+    }
+    if std::env::var("REDHAC_PROBE_GETS").is_ok() {
+        ha::probe_gets(&rt);
         return;
     }
     if std::env::var("REDHAC_PROBE_WRITES").is_ok() {

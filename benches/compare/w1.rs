@@ -5,32 +5,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use redhac::{CacheOptions, Redhac};
-use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
-/// The W1 value.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub(crate) struct Val {
-    pub(crate) name: String,
-    pub(crate) n: u64,
-    pub(crate) blob: Vec<u8>,
-}
+pub(crate) use crate::value::{KEYS, Val, key, val};
 
-pub(crate) const KEYS: usize = 10_000;
 const GETS: usize = 100_000;
 const RSS_ENTRIES: usize = 1_000_000;
-
-pub(crate) fn val(i: usize) -> Val {
-    Val {
-        name: format!("{i:064}"),
-        n: i as u64,
-        blob: vec![(i % 251) as u8; 32],
-    }
-}
-
-pub(crate) fn key(i: usize) -> String {
-    format!("key-{i}")
-}
 
 /// ns per get over 100,000 gets of present keys, run as a spawned task; the
 /// median of five rounds.

@@ -1,0 +1,74 @@
+//! A redhac cluster inside the benchmark process: `n` members on 127.0.0.1
+//! ephemeral ports, plaintext, default timing (election timeout 2 s), each
+//! with one cache "w1" of the bench's value type.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use redhac::{CacheOptions, Config, Redhac, Role, Value};
+
+/// Starts `n` members at the same instant, as spawned tasks.
+pub(crate) async fn start_cluster<V: Value>(n: usize) -> Vec<Redhac> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let hosts = listeners
+        .iter()
+        .map(|l| format!("http://{}", l.local_addr().expect("addr")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let starts: Vec<_> = listeners
+        .into_iter()
+        .map(|l| {
+            let hosts = hosts.clone();
+            tokio::spawn(async move {
+                let me = l.local_addr().expect("addr").to_string();
+                let config = Config::from_vars([
+                    ("HA_MODE", "true"),
+                    ("HA_HOSTS", hosts.as_str()),
+                    ("CACHE_AUTH_TOKEN", "bench-token-0123456789"),
+                    ("CACHE_TLS", "false"),
+                ])
+                .expect("config");
+                Redhac::builder()
+                    .config(config)
+                    .listener(l)
+                    .hostname(me)
+                    .cache::<V>("w1", CacheOptions::default().max_capacity(100_000))
+                    .start()
+                    .await
+                    .expect("a member starts")
+            })
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.expect("a start task"));
+    }
+    nodes
+}
+
+/// Waits for one leader with every given member serving; its position.
+pub(crate) async fn leader(nodes: &[&Redhac]) -> usize {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let s: Vec<_> = nodes.iter().map(|n| n.status()).collect();
+        let leaders: Vec<usize> = (0..s.len())
+            .filter(|&i| s[i].role == Role::Leader)
+            .collect();
+        if let [l] = leaders.as_slice()
+            && s.iter().all(|x| x.leader == Some(s[*l].me) && x.serving)
+        {
+            return *l;
+        }
+        assert!(Instant::now() < deadline, "no leader: {s:?}");
+        tokio::time::sleep(Duration::from_micros(500)).await;
+    }
+}
+
+/// Stops every member gracefully.
+pub(crate) async fn shutdown(nodes: Vec<Redhac>) {
+    for n in nodes {
+        n.shutdown().await.expect("shutdown");
+    }
+}
