@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use redhac_membership::{
-    Ack, Config, Entry, Input, LogId, Message, Node, Op, Output, PeerHello, Timing,
+    Ack, Append, AppendReply, Config, Entry, Input, LogId, Message, Node, Op, Output, PeerHello, Timing,
 };
 
 /// Reads the fuzzer's bytes as small numbers.
@@ -56,7 +56,7 @@ impl Bytes<'_> {
                 for i in 0..n {
                     entries.push(Entry { id: LogId::new(self.small()?, prev.index + 1 + i), op: self.op()? });
                 }
-                Message::Append {
+                Message::Append(Append {
                     term,
                     prev,
                     entries,
@@ -64,9 +64,9 @@ impl Bytes<'_> {
                     stamp: self.ms()?,
                     echo: if self.u8()? % 2 == 0 { Some(self.ms()?) } else { None },
                     lease: self.u8()? % 2 == 0,
-                }
+                })
             }
-            5 => Message::AppendReply {
+            5 => Message::AppendReply(AppendReply {
                 term,
                 ok: self.u8()? % 2 == 0,
                 last: self.small()?,
@@ -75,7 +75,7 @@ impl Bytes<'_> {
                 stamp: self.ms()?,
                 own: self.ms()?,
                 batch: self.u8()? % 2 == 0,
-            },
+            }),
             6 => Message::Snapshot { term, last: self.id()?, data: Arc::new(vec![self.u8()?]) },
             7 => Message::Forward { id: self.small()?, op: self.op()?, ack: self.ack()? },
             8 => Message::Accepted { id: self.small()?, at: self.id()? },

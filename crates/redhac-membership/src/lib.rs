@@ -134,6 +134,6 @@ pub use members::{HostEntry, find_me};
 pub use node::{Config, Faults, Node, NodeStatus, PeerStatus};
 pub use timing::Timing;
 pub use types::{
-    Ack, Entry, Health, Index, Input, LogId, MemberId, Message, Op, Output, PeerHello, Rejection,
-    RequestId, Role, Term, WriteError,
+    Ack, Append, AppendReply, Entry, Health, Index, Input, LogId, MemberId, Message, Op, Output,
+    PeerHello, Rejection, RequestId, Role, Term, WriteError,
 };

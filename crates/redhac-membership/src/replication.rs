@@ -6,32 +6,9 @@ use std::time::Duration;
 
 use crate::node::Node;
 use crate::quorum;
-use crate::types::{Entry, Index, LogId, MemberId, Message, Op, Output, Rejection, Role, Term};
-
-/// An `Append` as received.
-#[derive(Debug)]
-pub(crate) struct Append {
-    pub(crate) term: Term,
-    pub(crate) prev: LogId,
-    pub(crate) entries: Vec<Entry>,
-    pub(crate) commit: Index,
-    pub(crate) stamp: Duration,
-    pub(crate) echo: Option<Duration>,
-    pub(crate) lease: bool,
-}
-
-/// An `AppendReply` as received.
-#[derive(Debug)]
-pub(crate) struct Reply {
-    pub(crate) term: Term,
-    pub(crate) ok: bool,
-    pub(crate) last: Index,
-    pub(crate) applied: Index,
-    pub(crate) needs_snapshot: bool,
-    pub(crate) stamp: Duration,
-    pub(crate) own: Duration,
-    pub(crate) batch: bool,
-}
+use crate::types::{
+    Append, AppendReply, Entry, Index, LogId, MemberId, Message, Op, Output, Rejection, Role, Term,
+};
 
 /// Entry terms never decrease along a log and never exceed the term of the
 /// leader that sends them.
@@ -116,7 +93,7 @@ impl Node {
         };
         p.last_sent = self.now;
         p.prompt = false;
-        let msg = Message::Append {
+        let msg = Message::Append(Append {
             term: self.term,
             prev: LogId::new(prev_term, prev),
             entries,
@@ -124,7 +101,7 @@ impl Node {
             stamp: self.now,
             echo: p.echo,
             lease,
-        };
+        });
         self.send(peer, msg);
     }
 
@@ -239,7 +216,7 @@ impl Node {
     }
 
     fn reply(&mut self, to: MemberId, stamp: Duration, ok: bool, last: Index, batch: bool) {
-        let msg = Message::AppendReply {
+        let msg = Message::AppendReply(AppendReply {
             term: self.term,
             ok,
             last,
@@ -248,7 +225,7 @@ impl Node {
             stamp,
             own: self.now,
             batch,
-        };
+        });
         self.send(to, msg);
     }
 
@@ -301,7 +278,7 @@ impl Node {
         self.reply(from, Duration::ZERO, true, last.index, true);
     }
 
-    pub(crate) fn on_append_reply(&mut self, from: MemberId, r: Reply) {
+    pub(crate) fn on_append_reply(&mut self, from: MemberId, r: AppendReply) {
         if r.term > self.term {
             self.higher_term_seen(r.term);
             return;

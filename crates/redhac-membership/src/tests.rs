@@ -3,7 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::types::{Entry, Health, Input, LogId, Message, Op, Output, PeerHello, Role};
+use crate::types::{
+    Append, AppendReply, Entry, Health, Input, LogId, Message, Op, Output, PeerHello, Role,
+};
 use crate::{Config, Node, Timing};
 
 const T: Duration = Duration::from_secs(2);
@@ -45,7 +47,7 @@ fn connect_all(n: &mut Node, now: Duration, peers: &[u32], term: u64) -> Vec<Out
 }
 
 fn append(term: u64, prev: LogId, entries: Vec<Entry>, commit: u64) -> Message {
-    Message::Append {
+    Message::Append(Append {
         term,
         prev,
         entries,
@@ -53,13 +55,13 @@ fn append(term: u64, prev: LogId, entries: Vec<Entry>, commit: u64) -> Message {
         stamp: ms(1),
         echo: None,
         lease: false,
-    }
+    })
 }
 
 fn reply(term: u64, ok: bool, last: u64, applied: u64, now: Duration) -> Output {
     Output::Send {
         to: 1,
-        msg: Message::AppendReply {
+        msg: Message::AppendReply(AppendReply {
             term,
             ok,
             last,
@@ -68,7 +70,7 @@ fn reply(term: u64, ok: bool, last: u64, applied: u64, now: Duration) -> Output 
             stamp: ms(1),
             own: now,
             batch: true,
-        },
+        }),
     }
 }
 
@@ -257,7 +259,7 @@ fn a_leader_meeting_a_restarted_members_floor_stands_again_above_it() {
         ms(103),
         Input::Receive {
             from: 1,
-            msg: Message::AppendReply {
+            msg: Message::AppendReply(AppendReply {
                 term: 1,
                 ok: true,
                 last: 1,
@@ -266,7 +268,7 @@ fn a_leader_meeting_a_restarted_members_floor_stands_again_above_it() {
                 stamp: ms(102),
                 own: ms(103),
                 batch: true,
-            },
+            }),
         },
     );
     assert_eq!(n.status().commit, 1);
@@ -275,7 +277,7 @@ fn a_leader_meeting_a_restarted_members_floor_stands_again_above_it() {
         ms(104),
         Input::Receive {
             from: 2,
-            msg: Message::AppendReply {
+            msg: Message::AppendReply(AppendReply {
                 term: 5000,
                 ok: false,
                 last: 0,
@@ -284,7 +286,7 @@ fn a_leader_meeting_a_restarted_members_floor_stands_again_above_it() {
                 stamp: ms(102),
                 own: ms(1),
                 batch: true,
-            },
+            }),
         },
     );
     let vote = Message::Vote {

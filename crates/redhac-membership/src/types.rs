@@ -204,44 +204,9 @@ pub enum Message {
         granted: bool,
     },
     /// Entries (possibly none: a heartbeat) from the leader.
-    Append {
-        /// The leader's term.
-        term: Term,
-        /// The entry just before `entries`.
-        prev: LogId,
-        /// Entries in order.
-        entries: Vec<Entry>,
-        /// The leader's commit index.
-        commit: Index,
-        /// The leader's clock when it sent this; echoed in the reply.
-        stamp: Duration,
-        /// The follower's own stamp from its latest reply the leader
-        /// received, echoed back; the follower's read lease counts from it.
-        echo: Option<Duration>,
-        /// Whether the leader held its own lease when sending: only then does
-        /// this message renew the follower's lease.
-        lease: bool,
-    },
+    Append(Append),
     /// Answer to `Append` or to a snapshot.
-    AppendReply {
-        /// The follower's term.
-        term: Term,
-        /// Whether the entries were accepted.
-        ok: bool,
-        /// Accepted: the follower holds the leader's log up to here.
-        /// Rejected: a hint where to resume (the follower's last index).
-        last: Index,
-        /// Up to where the follower has applied entries to its caches.
-        applied: Index,
-        /// The follower's caches were cleared and need a snapshot.
-        needs_snapshot: bool,
-        /// The leader's stamp echoed back.
-        stamp: Duration,
-        /// The follower's clock when it sent this reply.
-        own: Duration,
-        /// Whether the append carried entries (frames in flight count).
-        batch: bool,
-    },
+    AppendReply(AppendReply),
     /// The leader's caches as of `last` (the runtime fills `data`).
     Snapshot {
         /// The leader's term.
@@ -303,8 +268,8 @@ impl Message {
             Message::PreVoteReply { .. } => "pre_vote_reply",
             Message::Vote { .. } => "vote",
             Message::VoteReply { .. } => "vote_reply",
-            Message::Append { .. } => "append",
-            Message::AppendReply { .. } => "append_reply",
+            Message::Append(_) => "append",
+            Message::AppendReply(_) => "append_reply",
             Message::Snapshot { .. } => "snapshot",
             Message::Forward { .. } => "forward",
             Message::Accepted { .. } => "accepted",
@@ -314,6 +279,49 @@ impl Message {
             Message::TimeoutNow { .. } => "timeout_now",
         }
     }
+}
+
+/// Entries (possibly none: a heartbeat) from the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Append {
+    /// The leader's term.
+    pub term: Term,
+    /// The entry just before `entries`.
+    pub prev: LogId,
+    /// Entries in order.
+    pub entries: Vec<Entry>,
+    /// The leader's commit index.
+    pub commit: Index,
+    /// The leader's clock when it sent this; echoed in the reply.
+    pub stamp: Duration,
+    /// The follower's own stamp from its latest reply the leader
+    /// received, echoed back; the follower's read lease counts from it.
+    pub echo: Option<Duration>,
+    /// Whether the leader held its own lease when sending: only then does
+    /// this message renew the follower's lease.
+    pub lease: bool,
+}
+
+/// A follower's answer to `Append` or to a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendReply {
+    /// The follower's term.
+    pub term: Term,
+    /// Whether the entries were accepted.
+    pub ok: bool,
+    /// Accepted: the follower holds the leader's log up to here.
+    /// Rejected: a hint where to resume (the follower's last index).
+    pub last: Index,
+    /// Up to where the follower has applied entries to its caches.
+    pub applied: Index,
+    /// The follower's caches were cleared and need a snapshot.
+    pub needs_snapshot: bool,
+    /// The leader's stamp echoed back.
+    pub stamp: Duration,
+    /// The follower's clock when it sent this reply.
+    pub own: Duration,
+    /// Whether the append carried entries (frames in flight count).
+    pub batch: bool,
 }
 
 /// What the runtime feeds the core. Every input comes with the time.

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use redhac_membership::{
-    Ack, Config, Entry, Health, Input, LogId, Message, Node, Op, Output, PeerHello, Timing,
+    Ack, Append, AppendReply, Config, Entry, Health, Input, LogId, Message, Node, Op, Output,
+    PeerHello, Timing,
 };
 
 fn log_id() -> impl Strategy<Value = LogId> {
@@ -85,7 +86,7 @@ fn message() -> impl Strategy<Value = Message> {
                         op,
                     })
                     .collect();
-                Message::Append {
+                Message::Append(Append {
                     term,
                     prev,
                     entries,
@@ -93,7 +94,7 @@ fn message() -> impl Strategy<Value = Message> {
                     stamp,
                     echo,
                     lease,
-                }
+                })
             }),
         (
             0u64..8,
@@ -107,7 +108,7 @@ fn message() -> impl Strategy<Value = Message> {
         )
             .prop_map(
                 |(term, ok, last, applied, needs_snapshot, stamp, own, batch)| {
-                    Message::AppendReply {
+                    Message::AppendReply(AppendReply {
                         term,
                         ok,
                         last,
@@ -116,7 +117,7 @@ fn message() -> impl Strategy<Value = Message> {
                         stamp,
                         own,
                         batch,
-                    }
+                    })
                 }
             ),
         (0u64..8, log_id(), any::<Vec<u8>>()).prop_map(|(term, last, d)| Message::Snapshot {

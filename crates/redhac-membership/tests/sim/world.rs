@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redhac_membership::{
-    Ack, Config, Faults, Health, Input, MemberId, Message, Node, Op, Output, RequestId, Role,
-    Timing,
+    Ack, Append, Config, Faults, Health, Input, MemberId, Message, Node, Op, Output, RequestId,
+    Role, Timing,
 };
 
 use crate::invariants::Checker;
@@ -697,14 +697,14 @@ fn describe_output(o: &Output) -> String {
 
 fn short(m: &Message) -> String {
     match m {
-        Message::Append {
+        Message::Append(Append {
             term,
             prev,
             entries,
             commit,
             lease,
             ..
-        } => format!(
+        }) => format!(
             "append t{term} prev {prev} n={} commit {commit} lease {lease}",
             entries.len()
         ),

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use bytes::{Buf, Bytes, BytesMut};
 use prost::Message as _;
-use redhac_membership::{Entry, LogId, Message, Op};
+use redhac_membership::{Append, AppendReply, Entry, LogId, Message, Op};
 use redhac_proto::{Auth, Frame, Hello, PROTOCOL_VERSION, frame};
 
 use super::wire;
@@ -309,7 +309,7 @@ fn put(cache: &str, key: &str, value: Vec<u8>) -> Arc<Op> {
 }
 
 fn append(term: u64, prev: LogId, entries: Vec<Entry>, commit: u64) -> Message {
-    Message::Append {
+    Message::Append(Append {
         term,
         prev,
         entries,
@@ -317,7 +317,7 @@ fn append(term: u64, prev: LogId, entries: Vec<Entry>, commit: u64) -> Message {
         stamp: Duration::from_millis(1),
         echo: None,
         lease: false,
-    }
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -429,9 +429,9 @@ async fn leader_traffic_of_a_stale_term_or_from_a_non_leader_is_refused() {
     let answer = peer
         .until(|k| match k {
             frame::Kind::Core(core) => match wire::from_wire(core) {
-                Ok(wire::Decoded::Message(Message::AppendReply { term, ok, .. })) => {
-                    Some((term, ok))
-                }
+                Ok(wire::Decoded::Message(Message::AppendReply(AppendReply {
+                    term, ok, ..
+                }))) => Some((term, ok)),
                 _ => None,
             },
             _ => None,

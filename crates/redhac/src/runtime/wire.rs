@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use redhac_membership::{Ack, Entry, LogId, Message, Op};
+use redhac_membership::{Ack, Append, AppendReply, Entry, LogId, Message, Op};
 use redhac_proto as pb;
 use redhac_proto::core::Msg;
 use redhac_store::{CacheSnapshot, SnapshotEntry, Store};
@@ -85,47 +85,31 @@ pub(crate) fn to_wire(msg: &Message) -> Vec<pb::Core> {
             term: *term,
             granted: *granted,
         })),
-        Message::Append {
-            term,
-            prev,
-            entries,
-            commit,
-            stamp,
-            echo,
-            lease,
-        } => one(Msg::Append(pb::Append {
-            term: *term,
-            prev: log_id(*prev),
-            entries: entries
+        Message::Append(a) => one(Msg::Append(pb::Append {
+            term: a.term,
+            prev: log_id(a.prev),
+            entries: a
+                .entries
                 .iter()
                 .map(|e| pb::Entry {
                     id: log_id(e.id),
                     op: Some(op_to_wire(&e.op)),
                 })
                 .collect(),
-            commit: *commit,
-            stamp_ns: nanos(*stamp),
-            echo_ns: echo.map(nanos),
-            lease: *lease,
+            commit: a.commit,
+            stamp_ns: nanos(a.stamp),
+            echo_ns: a.echo.map(nanos),
+            lease: a.lease,
         })),
-        Message::AppendReply {
-            term,
-            ok,
-            last,
-            applied,
-            needs_snapshot,
-            stamp,
-            own,
-            batch,
-        } => one(Msg::AppendReply(pb::AppendReply {
-            term: *term,
-            ok: *ok,
-            last: *last,
-            applied: *applied,
-            needs_snapshot: *needs_snapshot,
-            stamp_ns: nanos(*stamp),
-            own_ns: nanos(*own),
-            batch: *batch,
+        Message::AppendReply(r) => one(Msg::AppendReply(pb::AppendReply {
+            term: r.term,
+            ok: r.ok,
+            last: r.last,
+            applied: r.applied,
+            needs_snapshot: r.needs_snapshot,
+            stamp_ns: nanos(r.stamp),
+            own_ns: nanos(r.own),
+            batch: r.batch,
         })),
         Message::Snapshot { term, last, data } => {
             let total = data.len() as u64;
@@ -247,7 +231,7 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Decoded, WireError> {
                     op: Arc::new(op_from_wire(e.op)?),
                 });
             }
-            Message::Append {
+            Message::Append(Append {
                 term: m.term,
                 prev,
                 entries,
@@ -255,9 +239,9 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Decoded, WireError> {
                 stamp: d(m.stamp_ns),
                 echo: m.echo_ns.map(d),
                 lease: m.lease,
-            }
+            })
         }
-        Msg::AppendReply(m) => Message::AppendReply {
+        Msg::AppendReply(m) => Message::AppendReply(AppendReply {
             term: m.term,
             ok: m.ok,
             last: m.last,
@@ -266,7 +250,7 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Decoded, WireError> {
             stamp: d(m.stamp_ns),
             own: d(m.own_ns),
             batch: m.batch,
-        },
+        }),
         Msg::Snapshot(chunk) => return Ok(Decoded::Chunk(chunk)),
         Msg::Forward(m) => Message::Forward {
             id: m.id,
@@ -432,7 +416,7 @@ mod tests {
                 term: 4,
                 granted: false,
             },
-            Message::Append {
+            Message::Append(Append {
                 term: 3,
                 prev: LogId::new(3, 8),
                 entries: vec![
@@ -449,8 +433,8 @@ mod tests {
                 stamp: Duration::from_nanos(77),
                 echo: Some(Duration::from_nanos(66)),
                 lease: true,
-            },
-            Message::AppendReply {
+            }),
+            Message::AppendReply(AppendReply {
                 term: 3,
                 ok: true,
                 last: 9,
@@ -459,7 +443,7 @@ mod tests {
                 stamp: Duration::from_nanos(1),
                 own: Duration::from_nanos(2),
                 batch: true,
-            },
+            }),
             Message::Snapshot {
                 term: 3,
                 last: id,
