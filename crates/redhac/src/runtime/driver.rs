@@ -58,13 +58,17 @@ struct Link {
     /// Frames that found the channel full, sent in order as room frees up.
     /// While the link to the leader has any, no new request is taken in.
     backlog: VecDeque<Frame>,
+    /// Their encoded size.
+    backlog_bytes: usize,
     _held: Held,
 }
 
-/// Frames a link may hold back before its peer counts as stuck and the link
-/// is dropped. Request intake stops at the first one, so only bursts the
-/// core makes by itself (re-routing queued writes) can get here.
+/// Frames, and bytes, a link may hold back before its peer counts as stuck
+/// and the link is dropped. Request intake stops at the first frame held
+/// back, so what gets here is a burst the core makes by itself (queued
+/// writes re-routed to a new leader, a snapshot's chunks).
 const MAX_BACKLOG: usize = 1 << 16;
+const MAX_BACKLOG_BYTES: usize = 512 << 20;
 
 /// What woke the runtime.
 enum Woke {
@@ -295,6 +299,7 @@ impl Driver {
             id: link,
             tx,
             backlog: VecDeque::new(),
+            backlog_bytes: 0,
             _held: held,
         };
         if let Some(old) = self.links.insert(peer, new) {
@@ -687,8 +692,8 @@ impl Driver {
             return false;
         };
         let frame = Frame { kind: Some(kind) };
-        metrics::counter!(crate::metrics::BYTES_OUT)
-            .increment(prost::Message::encoded_len(&frame) as u64);
+        let bytes = prost::Message::encoded_len(&frame);
+        metrics::counter!(crate::metrics::BYTES_OUT).increment(bytes as u64);
         if !link.backlog.is_empty() {
             link.backlog.push_back(frame);
         } else {
@@ -701,10 +706,12 @@ impl Driver {
                 }
             }
         }
-        if link.backlog.len() > MAX_BACKLOG {
+        link.backlog_bytes += bytes;
+        if link.backlog.len() > MAX_BACKLOG || link.backlog_bytes > MAX_BACKLOG_BYTES {
             tracing::warn!(
                 peer,
                 frames = link.backlog.len(),
+                bytes = link.backlog_bytes,
                 "peer does not keep up with its link; dropping the link"
             );
             self.drop_link(peer);
@@ -721,11 +728,13 @@ impl Driver {
         if let Some(permit) = permit
             && let Some(frame) = link.backlog.pop_front()
         {
+            link.backlog_bytes -= prost::Message::encoded_len(&frame);
             permit.send(frame);
         }
         while let Some(frame) = link.backlog.pop_front() {
+            let bytes = prost::Message::encoded_len(&frame);
             match link.tx.try_send(frame) {
-                Ok(()) => {}
+                Ok(()) => link.backlog_bytes -= bytes,
                 Err(TrySendError::Full(frame)) => {
                     link.backlog.push_front(frame);
                     return;
