@@ -525,7 +525,12 @@ impl Driver {
             }
             Output::Resolve { id, result } => self.resolve(id, result),
             Output::InvalidateAll => {
-                tracing::warn!("invalidating every cache");
+                tracing::warn!(
+                    links = self.links.len(),
+                    members = self.parts.members.len(),
+                    "invalidating every cache: this member lost its majority (health Bad) \
+                     or holds state it cannot trust; reads miss until it rejoins"
+                );
                 self.parts.store.clear_all(Origin::Local);
             }
             Output::InvalidateKeys(keys) => {
