@@ -62,7 +62,10 @@ async fn throughput(caches: Vec<Cache<Val>>) -> f64 {
     n as f64 / secs
 }
 
-pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
+/// The redhac row, the transport floor's (measured interleaved with
+/// redhac's write latencies) and raw moka's get (interleaved with the
+/// follower's gets).
+pub(crate) fn rows(rt: &tokio::runtime::Runtime) -> ([Map<String, Value>; 2], f64) {
     let mut cold = Vec::new();
     for _ in 0..20 {
         let t = Instant::now();
@@ -98,21 +101,56 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
         .map(|n| n.cache::<Val>("w1").expect("cache"))
         .collect();
     let (lead, follow) = (caches[l].clone(), caches[(l + 1) % 3].clone());
-    let (w_p50, w_p99, w_mean) = rt.block_on(latency(lead.clone()));
-    eprintln!("   leader write p50 {w_p50:.1} µs");
-    let (f_p50, f_p99, _) = rt.block_on(latency(follow.clone()));
-    eprintln!("   follower write p50 {f_p50:.1} µs");
+    // The floor and both write latencies interleaved, three rounds, medians
+    // of each: this VM's speed drifts by tens of percent within minutes, and
+    // a ratio means something only between numbers measured side by side.
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let floor = rt.block_on(crate::floor::row());
+        let rtt = |k: &str| floor.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+        let (rtt_p50, rtt_p99) = (rtt("rtt_p50_us"), rtt("rtt_p99_us"));
+        let (w_p50, w_p99, w_mean) = rt.block_on(latency(lead.clone()));
+        let (f_p50, f_p99, _) = rt.block_on(latency(follow.clone()));
+        eprintln!(
+            "   rtt p50 {rtt_p50:.1} µs; leader write p50 {w_p50:.1} µs; follower write p50 {f_p50:.1} µs"
+        );
+        rounds.push([rtt_p50, rtt_p99, w_p50, w_p99, w_mean, f_p50, f_p99]);
+    }
+    let median = |i: usize| {
+        let mut v: Vec<f64> = rounds.iter().map(|r| r[i]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let [rtt_p50, rtt_p99, w_p50, w_p99, w_mean, f_p50, f_p99] = std::array::from_fn(median);
     // Reads on the follower, its moka housekeeping caught up first (it
     // defers write bookkeeping to later reads).
     follow.run_pending_tasks();
-    let reader = follow.clone();
-    let get = crate::w1::get_ns(rt, Arc::new(move |k| reader.get(k).is_some()));
-    eprintln!("   follower get {get:.1} ns");
+    // Raw moka's get, interleaved with the follower's (three rounds,
+    // medians), for the same reason as the floor above.
+    let moka = crate::w1::moka_filled();
+    let mut gets = Vec::new();
+    for _ in 0..3 {
+        let (m, reader) = (moka.clone(), follow.clone());
+        let raw = crate::w1::get_ns(rt, Arc::new(move |k| m.get(k).is_some()));
+        let ours = crate::w1::get_ns(rt, Arc::new(move |k| reader.get(k).is_some()));
+        eprintln!("   get: raw moka {raw:.1} ns, follower {ours:.1} ns");
+        gets.push((raw, ours));
+    }
+    let mid = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let moka_get = mid(gets.iter().map(|g| g.0).collect());
+    let get = mid(gets.iter().map(|g| g.1).collect());
     let tput = rt.block_on(throughput(vec![lead]));
     let spread = rt.block_on(throughput(caches.clone()));
     eprintln!("   throughput {tput:.0} ops/s on the leader, {spread:.0} spread");
     rt.block_on(shutdown(nodes));
-    crate::row(
+    let floor = crate::row(
+        "transport-floor",
+        json!({ "rtt_p50_us": rtt_p50, "rtt_p99_us": rtt_p99 }),
+    );
+    let redhac = crate::row(
         "redhac",
         json!({
             "mode": "3 members in one process, plaintext",
@@ -129,7 +167,8 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
             "get_ns": get,
             "rss_per_entry_bytes": crate::w1::rss_per_entry("redhac"),
         }),
-    )
+    );
+    ([redhac, floor], moka_get)
 }
 
 /// Profiling aid: follower gets in a loop for 20 s (`REDHAC_PROBE_HA_GET=1`).
@@ -170,13 +209,18 @@ pub(crate) fn probe_writes(rt: &tokio::runtime::Runtime) {
             .and_then(Value::as_f64)
             .unwrap_or(f64::NAN);
         let (lp50, lp99, _) = rt.block_on(latency(cache(l)));
-        let (fp50, fp99, _) = rt.block_on(latency(cache((l + 1) % 3)));
-        eprintln!(
-            "round {round}: rtt p50 {rtt:.1} µs; leader p50 {lp50:.1} p99 {lp99:.1} µs ({:.2}x); \
-             follower p50 {fp50:.1} p99 {fp99:.1} µs ({:.2}x)",
-            lp50 / rtt,
-            fp50 / rtt
+        eprint!(
+            "round {round}: rtt p50 {rtt:.1} µs; leader {l} p50 {lp50:.1} p99 {lp99:.1} µs ({:.2}x)",
+            lp50 / rtt
         );
+        for f in [(l + 1) % 3, (l + 2) % 3] {
+            let (fp50, fp99, _) = rt.block_on(latency(cache(f)));
+            eprint!(
+                "; follower {f} p50 {fp50:.1} p99 {fp99:.1} µs ({:.2}x)",
+                fp50 / rtt
+            );
+        }
+        eprintln!();
     }
     rt.block_on(shutdown(nodes));
 }

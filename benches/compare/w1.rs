@@ -39,12 +39,18 @@ pub(crate) fn get_ns(
     rounds[2]
 }
 
-pub(crate) fn moka_row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
-    let cache: moka::sync::Cache<String, Arc<Val>> =
-        moka::sync::Cache::builder().max_capacity(100_000).build();
+/// A raw moka cache holding the W1 keys.
+pub(crate) fn moka_filled() -> moka::sync::Cache<String, Arc<Val>> {
+    let cache = moka::sync::Cache::builder().max_capacity(100_000).build();
     for i in 0..KEYS {
         cache.insert(key(i), Arc::new(val(i)));
     }
+    cache.run_pending_tasks();
+    cache
+}
+
+pub(crate) fn moka_row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
+    let cache = moka_filled();
     let get_ns = get_ns(rt, Arc::new(move |k| cache.get(k).is_some()));
     crate::row(
         "moka",
