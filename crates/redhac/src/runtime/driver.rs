@@ -202,6 +202,18 @@ impl Driver {
             // Besides the steady tick, wake exactly when the core's next
             // timer is due (an election after the leader's link closed).
             let due = tokio::time::Instant::from_std(self.epoch + self.node.next_deadline());
+            // Move what links held back into their channels while there is
+            // room, then wake on room in the first link still holding some
+            // (the others drain at the next wake-up, a tick at most).
+            let held: Vec<u32> = self
+                .links
+                .iter()
+                .filter(|(_, l)| !l.backlog.is_empty())
+                .map(|(p, _)| *p)
+                .collect();
+            for peer in held {
+                self.flush_backlog(peer, None);
+            }
             let backlogged = self
                 .links
                 .iter()
