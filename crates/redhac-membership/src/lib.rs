@@ -49,7 +49,9 @@
 //! entries applied), encodes or installs snapshots, resolves writes, clears
 //! caches, opens its read gate until the time of [`Output::Serving`] (checked
 //! on every read against the clock, so a process resumed after a pause does
-//! not serve), and reports health and state.
+//! not serve), and reports health and state. [`Output::Rejected`] names a
+//! peer's message the core did not act on: log it (a warning when
+//! [`Rejection::is_violation`]: no correct member sends it) and count it.
 //!
 //! # The protocol
 //!
