@@ -348,6 +348,12 @@ impl Node {
         self.log.get(index)
     }
 
+    /// The leader this node follows or is, when known (cheaper than
+    /// [`Node::status`] on a hot path).
+    pub fn leader(&self) -> Option<MemberId> {
+        self.leader
+    }
+
     /// Whether this node's log holds `id`, or compacted it after applying
     /// (an entry a node applied was committed).
     pub fn holds(&self, id: LogId) -> bool {

@@ -131,10 +131,10 @@ impl Node {
     pub(crate) fn on_append(&mut self, from: MemberId, a: Append) {
         let batch = !a.entries.is_empty();
         if a.prev.index == 0 && a.prev.term != 0 || !terms_fit(&a) {
-            self.reject(from, "Append", Rejection::Malformed);
+            self.reject(from, "append", Rejection::Malformed);
             return;
         }
-        if !self.may_lead(from, a.term, a.stamp, batch, "Append") {
+        if !self.may_lead(from, a.term, a.stamp, batch, "append") {
             return;
         }
         let base = self.log.base().index;
@@ -264,10 +264,10 @@ impl Node {
         data: Arc<Vec<u8>>,
     ) {
         if last.index == 0 && last.term != 0 || last.term > term {
-            self.reject(from, "Snapshot", Rejection::Malformed);
+            self.reject(from, "snapshot", Rejection::Malformed);
             return;
         }
-        if !self.may_lead(from, term, Duration::ZERO, true, "Snapshot") {
+        if !self.may_lead(from, term, Duration::ZERO, true, "snapshot") {
             return;
         }
         self.out.push(Output::InstallSnapshot { last, data });

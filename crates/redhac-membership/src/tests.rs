@@ -419,16 +419,20 @@ fn a_follower_that_lacks_the_previous_entry_says_where_to_resume() {
     assert_eq!(out.last(), Some(&reply(1, false, 0, 0, ms(10))));
 }
 
+/// `msg` from `from` at `at` ms.
+fn receive(n: &mut Node, at: u64, from: u32, msg: Message) -> Vec<Output> {
+    n.step(ms(at), Input::Receive { from, msg })
+}
+
 /// Follows member 1 in term 2, with entry (2, 1) applied.
 fn following_1_in_term_2() -> Node {
     let mut n = node(0, 3);
     connect_all(&mut n, ms(0), &[1, 2], 2);
-    n.step(
-        ms(10),
-        Input::Receive {
-            from: 1,
-            msg: append(2, LogId::default(), vec![entry(2, 1, &put("a"))], 1),
-        },
+    receive(
+        &mut n,
+        10,
+        1,
+        append(2, LogId::default(), vec![entry(2, 1, &put("a"))], 1),
     );
     n
 }
@@ -437,18 +441,13 @@ fn following_1_in_term_2() -> Node {
 fn entries_from_a_member_that_is_not_the_leader_of_their_term_are_refused() {
     let mut n = following_1_in_term_2();
     // Member 2 claims term 2 too, which member 1 leads: no term has two leaders.
-    let out = n.step(
-        ms(20),
-        Input::Receive {
-            from: 2,
-            msg: append(2, LogId::new(2, 1), vec![entry(2, 2, &put("evil"))], 2),
-        },
-    );
+    let forged = || append(2, LogId::new(2, 1), vec![entry(2, 2, &put("evil"))], 2);
+    let out = receive(&mut n, 20, 2, forged());
     assert_eq!(
         out,
         vec![Output::Rejected {
             from: 2,
-            what: "Append",
+            what: "append",
             why: crate::Rejection::NotTheLeader
         }]
     );
@@ -459,13 +458,7 @@ fn entries_from_a_member_that_is_not_the_leader_of_their_term_are_refused() {
     );
     // Still refused after the leader's link drops: the term's leader is known.
     n.step(ms(30), Input::Disconnected { peer: 1 });
-    let out = n.step(
-        ms(40),
-        Input::Receive {
-            from: 2,
-            msg: append(2, LogId::new(2, 1), vec![entry(2, 2, &put("evil"))], 2),
-        },
-    );
+    let out = receive(&mut n, 40, 2, forged());
     assert!(matches!(
         out.as_slice(),
         [Output::Rejected {
@@ -480,12 +473,11 @@ fn entries_from_a_member_that_is_not_the_leader_of_their_term_are_refused() {
 #[test]
 fn a_stale_term_is_answered_with_the_current_one_and_reported() {
     let mut n = following_1_in_term_2();
-    let out = n.step(
-        ms(20),
-        Input::Receive {
-            from: 2,
-            msg: append(1, LogId::default(), vec![entry(1, 1, &put("old"))], 1),
-        },
+    let out = receive(
+        &mut n,
+        20,
+        2,
+        append(1, LogId::default(), vec![entry(1, 1, &put("old"))], 1),
     );
     let mut refusal = reply(2, false, 1, 1, ms(20));
     if let Output::Send { to, .. } = &mut refusal {
@@ -496,7 +488,7 @@ fn a_stale_term_is_answered_with_the_current_one_and_reported() {
         vec![
             Output::Rejected {
                 from: 2,
-                what: "Append",
+                what: "append",
                 why: crate::Rejection::StaleTerm
             },
             refusal,
@@ -509,30 +501,28 @@ fn a_stale_term_is_answered_with_the_current_one_and_reported() {
 fn malformed_leader_traffic_and_unlinked_senders_are_reported() {
     let mut n = following_1_in_term_2();
     // Entry terms above the message's term: no leader sends that.
-    let out = n.step(
-        ms(20),
-        Input::Receive {
-            from: 1,
-            msg: append(2, LogId::new(2, 1), vec![entry(3, 2, &put("x"))], 2),
-        },
+    let out = receive(
+        &mut n,
+        20,
+        1,
+        append(2, LogId::new(2, 1), vec![entry(3, 2, &put("x"))], 2),
     );
     assert!(matches!(
         out.as_slice(),
         [Output::Rejected {
             from: 1,
-            what: "Append",
+            what: "append",
             why: crate::Rejection::Malformed
         }]
     ));
-    let out = n.step(
-        ms(30),
-        Input::Receive {
-            from: 1,
-            msg: Message::Snapshot {
-                term: 2,
-                last: LogId::new(5, 9),
-                data: Arc::new(Vec::new()),
-            },
+    let out = receive(
+        &mut n,
+        30,
+        1,
+        Message::Snapshot {
+            term: 2,
+            last: LogId::new(5, 9),
+            data: Arc::new(Vec::new()),
         },
     );
     assert!(matches!(
@@ -543,13 +533,7 @@ fn malformed_leader_traffic_and_unlinked_senders_are_reported() {
         }]
     ));
     for from in [0, 7] {
-        let out = n.step(
-            ms(40),
-            Input::Receive {
-                from,
-                msg: append(9, LogId::default(), Vec::new(), 0),
-            },
-        );
+        let out = receive(&mut n, 40, from, append(9, LogId::default(), Vec::new(), 0));
         assert!(matches!(
             out.as_slice(),
             [Output::Rejected {

@@ -426,7 +426,7 @@ pub enum Output {
     Rejected {
         /// The sender.
         from: MemberId,
-        /// The message's kind, for the log.
+        /// The message's kind, as [`Message::name`] gives it.
         what: &'static str,
         /// Why.
         why: Rejection,

@@ -3,9 +3,11 @@
 //! It feeds the core links going up and down, the frames that arrive, a tick
 //! and the application's writes, and carries out the core's outputs: frames
 //! to peers, entries applied to the store, writes resolved, the read gate
-//! opened until the lease's end or closed, caches invalidated. Frames to a
-//! peer go through that link's bounded channel; a peer that does not keep up
-//! loses its link rather than being buffered for.
+//! opened until the lease's end or closed, caches invalidated. It reads every
+//! link's incoming stream itself. Frames to a peer go through that link's
+//! bounded channel; what finds it full waits, in order, in the link's bounded
+//! backlog, and a follower whose link to the leader holds any takes in no new
+//! request until it drains. A peer that leaves the backlog full loses its link.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -55,10 +57,10 @@ pub(crate) struct Parts {
 struct Link {
     id: u64,
     tx: mpsc::Sender<Frame>,
-    /// Frames that found the channel full, sent in order as room frees up.
-    /// While the link to the leader has any, no new request is taken in.
-    backlog: VecDeque<Frame>,
-    /// Their encoded size.
+    /// Frames that found the channel full, with their encoded sizes, sent
+    /// in order as room frees up.
+    backlog: VecDeque<(Frame, usize)>,
+    /// The sum of those sizes.
     backlog_bytes: usize,
     _held: Held,
 }
@@ -74,8 +76,8 @@ const MAX_BACKLOG_BYTES: usize = 512 << 20;
 enum Woke {
     Link(LinkUp),
     Inbound(u32, InboundItem),
-    /// A link with a backlog has room again.
-    Room(u32, mpsc::OwnedPermit<Frame>),
+    /// A link with a backlog has room again (the next turn flushes it).
+    Room,
     Request(Request),
     Tick,
     Due,
@@ -111,8 +113,6 @@ pub(crate) struct Driver {
     shutdown: Vec<oneshot::Sender<()>>,
     health: Health,
     role: CoreRole,
-    /// The leader, as the core last said.
-    leader: Option<u32>,
 }
 
 fn health_of(h: CoreHealth) -> Health {
@@ -183,7 +183,6 @@ impl Driver {
             shutdown: Vec::new(),
             health,
             role: CoreRole::Follower,
-            leader: None,
         };
         driver.publish_status();
         driver
@@ -204,21 +203,13 @@ impl Driver {
             let due = tokio::time::Instant::from_std(self.epoch + self.node.next_deadline());
             // Move what links held back into their channels while there is
             // room, then wake on room in the first link still holding some
-            // (the others drain at the next wake-up, a tick at most).
-            let held: Vec<u32> = self
-                .links
-                .iter()
-                .filter(|(_, l)| !l.backlog.is_empty())
-                .map(|(p, _)| *p)
-                .collect();
-            for peer in held {
-                self.flush_backlog(peer, None);
-            }
+            // (the others drain at the next turn, a tick at most away).
+            self.flush_backlogs();
             let backlogged = self
                 .links
-                .iter()
-                .find(|(_, l)| !l.backlog.is_empty())
-                .map(|(p, l)| (*p, l.tx.clone()));
+                .values()
+                .find(|l| !l.backlog.is_empty())
+                .map(|l| l.tx.clone());
             let intake = !self.leader_link_backlogged();
             // Links' frames are read here, not by a task per link: each
             // frame reaches the core without a hand-off between tasks.
@@ -227,12 +218,14 @@ impl Driver {
                     Woke::Inbound(peer, item)
                 }
                 Some(up) = events.recv() => Woke::Link(up),
-                (peer, Ok(permit)) = async {
+                // The permit is dropped at once: only this task sends on a
+                // link, so the slot is still free when the next turn flushes.
+                Ok(_) = async {
                     match backlogged {
-                        Some((peer, tx)) => (peer, tx.reserve_owned().await),
+                        Some(tx) => tx.reserve_owned().await.map(drop),
                         None => std::future::pending().await,
                     }
-                } => Woke::Room(peer, permit),
+                } => Woke::Room,
                 Some(request) = requests.recv(), if intake => Woke::Request(request),
                 _ = ticker.tick() => Woke::Tick,
                 () = tokio::time::sleep_until(due) => Woke::Due,
@@ -241,7 +234,7 @@ impl Driver {
             match woke {
                 Woke::Inbound(peer, item) => self.on_inbound(peer, item),
                 Woke::Link(up) => self.on_link(up),
-                Woke::Room(peer, permit) => self.flush_backlog(peer, Some(permit)),
+                Woke::Room => {}
                 Woke::Request(request) => self.on_request(request),
                 Woke::Tick => self.on_tick(),
                 Woke::Due => self.step(Input::Tick),
@@ -585,7 +578,6 @@ impl Driver {
                     tracing::info!(term, ?role, ?leader, "role changed");
                 }
                 self.role = role;
-                self.leader = leader;
                 self.publish_status();
             }
             Output::Rejected { from, what, why } => {
@@ -699,11 +691,10 @@ impl Driver {
         }
     }
 
-    /// Sends without waiting: a full channel means the peer does not keep
-    /// up, and it loses its link instead of being buffered for.
     /// Sends in order without waiting: what finds the channel full waits in
-    /// the link's backlog; a peer that leaves `MAX_BACKLOG` frames unread
-    /// loses its link instead of being buffered for without end.
+    /// the link's backlog; a peer that leaves `MAX_BACKLOG` frames or
+    /// `MAX_BACKLOG_BYTES` unread loses its link instead of being buffered
+    /// for without end.
     fn send_frame(&mut self, peer: u32, kind: frame::Kind) -> bool {
         let Some(link) = self.links.get_mut(&peer) else {
             return false;
@@ -712,11 +703,11 @@ impl Driver {
         let bytes = prost::Message::encoded_len(&frame);
         metrics::counter!(crate::metrics::BYTES_OUT).increment(bytes as u64);
         if !link.backlog.is_empty() {
-            link.backlog.push_back(frame);
+            link.backlog.push_back((frame, bytes));
         } else {
             match link.tx.try_send(frame) {
                 Ok(()) => return true,
-                Err(TrySendError::Full(frame)) => link.backlog.push_back(frame),
+                Err(TrySendError::Full(frame)) => link.backlog.push_back((frame, bytes)),
                 Err(TrySendError::Closed(_)) => {
                     self.drop_link(peer);
                     return false;
@@ -737,30 +728,26 @@ impl Driver {
         true
     }
 
-    /// Moves a link's backlog into its channel while there is room.
-    fn flush_backlog(&mut self, peer: u32, permit: Option<mpsc::OwnedPermit<Frame>>) {
-        let Some(link) = self.links.get_mut(&peer) else {
-            return;
-        };
-        if let Some(permit) = permit
-            && let Some(frame) = link.backlog.pop_front()
-        {
-            link.backlog_bytes -= prost::Message::encoded_len(&frame);
-            permit.send(frame);
-        }
-        while let Some(frame) = link.backlog.pop_front() {
-            let bytes = prost::Message::encoded_len(&frame);
-            match link.tx.try_send(frame) {
-                Ok(()) => link.backlog_bytes -= bytes,
-                Err(TrySendError::Full(frame)) => {
-                    link.backlog.push_front(frame);
-                    return;
-                }
-                Err(TrySendError::Closed(_)) => {
-                    self.drop_link(peer);
-                    return;
+    /// Moves every link's backlog into its channel while there is room.
+    fn flush_backlogs(&mut self) {
+        let mut closed = Vec::new();
+        for (peer, link) in &mut self.links {
+            while let Some((frame, bytes)) = link.backlog.pop_front() {
+                match link.tx.try_send(frame) {
+                    Ok(()) => link.backlog_bytes -= bytes,
+                    Err(TrySendError::Full(frame)) => {
+                        link.backlog.push_front((frame, bytes));
+                        break;
+                    }
+                    Err(TrySendError::Closed(_)) => {
+                        closed.push(*peer);
+                        break;
+                    }
                 }
             }
+        }
+        for peer in closed {
+            self.drop_link(peer);
         }
     }
 
@@ -769,7 +756,8 @@ impl Driver {
     fn leader_link_backlogged(&self) -> bool {
         self.role != CoreRole::Leader
             && self
-                .leader
+                .node
+                .leader()
                 .and_then(|l| self.links.get(&l))
                 .is_some_and(|l| !l.backlog.is_empty())
     }
