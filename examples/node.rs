@@ -57,6 +57,7 @@ impl From<Error> for ApiError {
             Error::NoQuorum | Error::ShutDown => StatusCode::SERVICE_UNAVAILABLE,
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::InvalidKey { .. } | Error::Store(_) => StatusCode::BAD_REQUEST,
+            Error::ValueTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
@@ -193,6 +194,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .start()
         .await?;
     let cache = redhac.cache::<String>("default")?;
+    // Bodies up to the value limit reach redhac, which answers 413 above it
+    // (the body, postcard-encoded, is a few bytes longer than itself).
+    let body_limit = redhac.config().max_value_size;
     let app = App {
         redhac: redhac.clone(),
         cache,
@@ -205,6 +209,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/health/ready", get(ready))
         .route("/health/live", get(|| async { StatusCode::OK }))
         .route("/metrics", get(render_metrics))
+        .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(app);
 
     let listener = tokio::net::TcpListener::bind(http).await?;

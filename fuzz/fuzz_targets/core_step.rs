@@ -54,7 +54,7 @@ impl Bytes<'_> {
                 let n = self.small()? % 4;
                 let mut entries = Vec::new();
                 for i in 0..n {
-                    entries.push(Entry { id: LogId::new(self.small()?, prev.index + 1 + i), op: self.op()? });
+                    entries.push(Entry { id: LogId::new(self.small()?, prev.index + 1 + i), op: self.op()?, origin: None });
                 }
                 Message::Append(Append {
                     term,

@@ -267,7 +267,7 @@ impl Node {
         // Raft: committing an entry of the new term commits every earlier
         // one; the leader serves reads only after that.
         self.term_start = next;
-        self.append_local(std::sync::Arc::new(Op::Noop));
+        self.append_local(std::sync::Arc::new(Op::Noop), self.me);
         self.report_state();
     }
 

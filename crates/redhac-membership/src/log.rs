@@ -55,15 +55,23 @@ impl Log {
         self.entries.drain(keep..).collect()
     }
 
-    /// Up to `max` entries from `from` on.
-    pub(crate) fn slice(&self, from: Index, max: usize) -> Vec<Entry> {
+    /// Entries from `from` on: up to `max` of them and, past the first, up
+    /// to `max_bytes` in all by [`Op::size`](crate::Op::size). The first is
+    /// always included, however large, so a frame never holds none.
+    pub(crate) fn slice(&self, from: Index, max: usize, max_bytes: usize) -> Vec<Entry> {
         let Some(offset) = from.checked_sub(self.base.index + 1) else {
             return Vec::new();
         };
+        let mut bytes = 0usize;
         self.entries
             .iter()
             .skip(offset as usize)
             .take(max)
+            .take_while(|e| {
+                let first = bytes == 0;
+                bytes = bytes.saturating_add(e.op.size());
+                first || bytes <= max_bytes
+            })
             .cloned()
             .collect()
     }
@@ -105,6 +113,7 @@ mod tests {
         Entry {
             id: LogId::new(term, index),
             op: Arc::new(Op::Noop),
+            origin: None,
         }
     }
 
@@ -124,8 +133,54 @@ mod tests {
         assert_eq!(l.term_at(2), Some(1));
         assert_eq!(l.term_at(4), None);
         assert!(l.has(LogId::new(2, 3)) && !l.has(LogId::new(1, 3)));
-        assert_eq!(l.slice(2, 10).len(), 2);
-        assert_eq!(l.slice(4, 10).len(), 0);
+        assert_eq!(l.slice(2, 10, usize::MAX).len(), 2);
+        assert_eq!(l.slice(4, 10, usize::MAX).len(), 0);
+    }
+
+    fn put(index: u64, value: usize) -> Entry {
+        Entry {
+            id: LogId::new(1, index),
+            op: Arc::new(Op::Put {
+                cache: "c".into(),
+                key: "k".into(),
+                value: vec![0; value],
+                ttl_ms: None,
+            }),
+            origin: None,
+        }
+    }
+
+    #[test]
+    fn slices_are_bounded_by_bytes_with_at_least_one_entry() {
+        let mut l = Log::default();
+        for (i, size) in [(1, 1000), (2, 1000), (3, 5000), (4, 10)].into_iter() {
+            l.push(put(i, size));
+        }
+        let one = Op::FRAMING + 2; // framing, cache and key names
+        let indexes = |from, max_bytes| {
+            l.slice(from, 10, max_bytes)
+                .iter()
+                .map(|e| e.id.index)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            indexes(1, 2 * (1000 + one)),
+            vec![1, 2],
+            "exactly the budget"
+        );
+        assert_eq!(indexes(1, 2 * (1000 + one) - 1), vec![1]);
+        assert_eq!(
+            indexes(3, 100),
+            vec![3],
+            "one entry over the budget still goes"
+        );
+        assert_eq!(indexes(1, 0), vec![1]);
+        assert_eq!(indexes(1, usize::MAX), vec![1, 2, 3, 4]);
+        assert_eq!(
+            l.slice(1, 2, usize::MAX).len(),
+            2,
+            "the count bound holds too"
+        );
     }
 
     #[test]
@@ -145,8 +200,8 @@ mod tests {
         let mut l = log(&[(1, 1), (1, 2), (1, 3), (1, 4)]);
         l.compact(2, 1);
         assert_eq!(l.base(), LogId::new(1, 2));
-        assert_eq!(l.slice(1, 10).len(), 0, "behind the base");
-        assert_eq!(l.slice(3, 10).len(), 2);
+        assert_eq!(l.slice(1, 10, usize::MAX).len(), 0, "behind the base");
+        assert_eq!(l.slice(3, 10, usize::MAX).len(), 2);
         assert_eq!(l.term_at(2), Some(1));
         assert_eq!(l.term_at(1), None);
     }

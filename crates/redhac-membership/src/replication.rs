@@ -23,10 +23,14 @@ fn terms_fit(a: &Append) -> bool {
 }
 
 impl Node {
-    /// Appends a new entry of this leader's term.
-    pub(crate) fn append_local(&mut self, op: Arc<Op>) -> LogId {
+    /// Appends a new entry of this leader's term, written on `origin`.
+    pub(crate) fn append_local(&mut self, op: Arc<Op>, origin: MemberId) -> LogId {
         let id = LogId::new(self.term, self.log.last().index + 1);
-        self.log.push(Entry { id, op });
+        self.log.push(Entry {
+            id,
+            op,
+            origin: Some(origin),
+        });
         self.advance_commit(); // a one-member cluster commits at once
         id
     }
@@ -57,7 +61,9 @@ impl Node {
                 if next > self.log.last().index {
                     break;
                 }
-                let entries = self.log.slice(next, self.timing.max_batch);
+                let entries =
+                    self.log
+                        .slice(next, self.timing.max_batch, self.timing.max_batch_bytes);
                 let count = entries.len() as Index;
                 self.send_append(peer, next - 1, entries, lease);
                 let Some(p) = self.progress.get_mut(&peer) else {

@@ -31,6 +31,7 @@ fn entry(term: u64, index: u64, op: &Arc<Op>) -> Entry {
     Entry {
         id: LogId::new(term, index),
         op: Arc::clone(op),
+        origin: Some(1),
     }
 }
 
@@ -543,4 +544,114 @@ fn malformed_leader_traffic_and_unlinked_senders_are_reported() {
         ));
     }
     assert_eq!((n.status().term, n.status().last.index), (2, 1));
+}
+
+/// Node 0 of 3, leader of term 1 with its noop committed by member 1.
+fn leader_of_three() -> Node {
+    let mut n = node(0, 3);
+    connect_all(&mut n, ms(0), &[1, 2], 0);
+    n.step(ms(100), Input::Tick);
+    let granted = |term| Message::PreVoteReply {
+        term,
+        granted: true,
+    };
+    receive(&mut n, 101, 1, granted(1));
+    let vote = Message::VoteReply {
+        term: 1,
+        granted: true,
+    };
+    receive(&mut n, 102, 1, vote);
+    receive(&mut n, 103, 1, ack(1, 1));
+    assert_eq!((n.status().role, n.status().commit), (Role::Leader, 1));
+    n
+}
+
+fn ack(last: u64, at: u64) -> Message {
+    Message::AppendReply(AppendReply {
+        term: 1,
+        ok: true,
+        last,
+        applied: last,
+        needs_snapshot: false,
+        stamp: ms(at - 1),
+        own: ms(at),
+        batch: true,
+    })
+}
+
+/// The entries of every append the outputs send to `to`.
+fn appended(out: &[Output], to: u32) -> Vec<Vec<u64>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to: t,
+                msg: Message::Append(a),
+            } if *t == to && !a.entries.is_empty() => {
+                Some(a.entries.iter().map(|e| e.id.index).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_lagging_follower_gets_frames_bounded_by_bytes() {
+    let mut n = leader_of_three();
+    let big = Arc::new(Op::Put {
+        cache: "c".into(),
+        key: "k".into(),
+        value: vec![7; 1 << 20],
+        ttl_ms: None,
+    });
+    let mut out = Vec::new();
+    for id in 0..12 {
+        out.extend(n.step(
+            ms(104),
+            Input::Propose {
+                id,
+                op: Arc::clone(&big),
+                ack: crate::Ack::Leader,
+                deadline: ms(10_000),
+            },
+        ));
+    }
+    // Four frames in flight, one entry each; the other eight wait.
+    assert_eq!(appended(&out, 1), vec![vec![2], vec![3], vec![4], vec![5]]);
+    // One frame's room: as many 1 MiB entries as fit in 4 MiB, not all eight.
+    let out = receive(&mut n, 105, 1, ack(2, 105));
+    assert_eq!(appended(&out, 1), vec![vec![6, 7, 8]]);
+    let budget = Timing::new(T).max_batch_bytes;
+    assert!(3 * big.size() <= budget && 4 * big.size() > budget);
+}
+
+#[test]
+fn an_entry_larger_than_the_byte_budget_still_goes_alone() {
+    let mut n = leader_of_three();
+    let huge = Arc::new(Op::Put {
+        cache: "c".into(),
+        key: "k".into(),
+        value: vec![7; 5 << 20],
+        ttl_ms: None,
+    });
+    let small = put("s");
+    let mut out = Vec::new();
+    for (id, op) in [&small, &small, &small, &small, &huge, &small]
+        .into_iter()
+        .enumerate()
+    {
+        out.extend(n.step(
+            ms(104),
+            Input::Propose {
+                id: id as u64,
+                op: Arc::clone(op),
+                ack: crate::Ack::Leader,
+                deadline: ms(10_000),
+            },
+        ));
+    }
+    assert_eq!(appended(&out, 1).len(), 4, "four small frames in flight");
+    let out = receive(&mut n, 105, 1, ack(5, 105));
+    assert_eq!(appended(&out, 1), vec![vec![6]], "the huge entry alone");
+    let out = receive(&mut n, 106, 1, ack(6, 106));
+    assert_eq!(appended(&out, 1), vec![vec![7]]);
 }

@@ -37,6 +37,10 @@ pub struct Timing {
     pub max_inflight: usize,
     /// Entries per frame.
     pub max_batch: usize,
+    /// Bytes of entries per frame, by [`crate::Op::size`] (4 MiB). A frame
+    /// holds at least one entry, so it is at most the larger of this and
+    /// the largest entry: the transport's frame limit must allow both.
+    pub max_batch_bytes: usize,
     /// Applied entries kept for followers that fall behind; one further
     /// behind gets a snapshot.
     pub log_capacity: usize,
@@ -57,6 +61,7 @@ impl Timing {
             fast_election: t / 50,
             max_inflight: 4,
             max_batch: 512,
+            max_batch_bytes: 4 << 20,
             log_capacity: 16_384,
         }
     }

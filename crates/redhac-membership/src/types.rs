@@ -76,6 +76,26 @@ impl Op {
             Op::Noop => None,
         }
     }
+
+    /// What the op weighs in a frame: its names, key and value, plus
+    /// [`Op::FRAMING`]. The leader counts this against
+    /// [`crate::Timing::max_batch_bytes`].
+    pub fn size(&self) -> usize {
+        let payload = match self {
+            Op::Put {
+                cache, key, value, ..
+            } => cache.len() + key.len() + value.len(),
+            Op::Delete { cache, key } => cache.len() + key.len(),
+            Op::Clear { cache } => cache.len(),
+            Op::Noop => 0,
+        };
+        payload + Self::FRAMING
+    }
+
+    /// Bytes allowed per entry for its position, TTL and the encoding's tags
+    /// and lengths. A transport whose encoding of one entry takes more than
+    /// its payload plus this must lower `max_batch_bytes` to match.
+    pub const FRAMING: usize = 128;
 }
 
 /// One log entry. The op is shared, so sending an entry to several followers
@@ -86,6 +106,10 @@ pub struct Entry {
     pub id: LogId,
     /// What it changes.
     pub op: Arc<Op>,
+    /// The member whose application made the write (the leader for its
+    /// `Noop`); `None` when the sender did not say. Events report a write as
+    /// local only on its origin.
+    pub origin: Option<MemberId>,
 }
 
 /// How far a write must have gone before it resolves.

@@ -80,7 +80,7 @@ impl Node {
         };
         let (op, ack) = (Arc::clone(&p.op), p.ack);
         if self.role == Role::Leader && self.transfer.is_none() {
-            let at = self.append_local(op);
+            let at = self.append_local(op, self.me);
             if ack == Ack::All {
                 self.awaiting_all.push((None, id, at.index));
             }
@@ -134,7 +134,7 @@ impl Node {
             self.send(from, Message::Refused { id });
             return;
         }
-        let at = self.append_local(op);
+        let at = self.append_local(op, from);
         if ack == Ack::None {
             return;
         }

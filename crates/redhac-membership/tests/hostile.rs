@@ -84,6 +84,7 @@ fn message() -> impl Strategy<Value = Message> {
                     .map(|(i, ((_, op), t))| Entry {
                         id: LogId::new(t, prev.index + 1 + i as u64),
                         op,
+                        origin: None,
                     })
                     .collect();
                 Message::Append(Append {

@@ -122,8 +122,9 @@ impl<V: Value> Cache<V> {
     ///
     /// # Errors
     /// [`Error::InvalidKey`], [`Error::ShutDown`], [`Error::Store`] (the
-    /// value cannot be encoded); in HA mode also [`Error::NoQuorum`] and
-    /// [`Error::Timeout`].
+    /// value cannot be encoded); in HA mode also [`Error::ValueTooLarge`]
+    /// (over [`crate::Config::max_value_size`] encoded), [`Error::NoQuorum`]
+    /// and [`Error::Timeout`].
     pub async fn put(&self, key: impl Into<String>, value: V) -> Result<()> {
         self.put_with(key, value, WriteOptions::default()).await
     }
@@ -159,10 +160,18 @@ impl<V: Value> Cache<V> {
             self.typed.insert(key, value, options.ttl, Origin::Local)?;
             return Ok(());
         };
+        let value = self.typed.encode(&value)?;
+        let max = self.shared.max_value_size();
+        if value.len() > max {
+            return Err(Error::ValueTooLarge {
+                size: value.len(),
+                max,
+            });
+        }
         let op = WriteOp::Put {
             cache: self.name().to_owned(),
             key,
-            value: self.typed.encode(&value)?,
+            value,
             ttl: options.ttl,
         };
         cluster.write(op, options).await

@@ -37,6 +37,7 @@ use redhac_membership::HostEntry;
 /// | `CACHE_ELECTION_TIMEOUT` (s) | [`election_timeout`](Config::election_timeout) | 2 s |
 /// | `CACHE_RECONNECT_TIMEOUT_LOWER` (ms) | [`reconnect_timeout_lower`](Config::reconnect_timeout_lower) | 500 ms |
 /// | `CACHE_RECONNECT_TIMEOUT_UPPER` (ms) | [`reconnect_timeout_upper`](Config::reconnect_timeout_upper) | 2000 ms |
+/// | `CACHE_MAX_VALUE_SIZE` (bytes) | [`max_value_size`](Config::max_value_size) | 8 MiB |
 ///
 /// ```
 /// use redhac::Config;
@@ -95,6 +96,10 @@ pub struct Config {
     pub reconnect_timeout_lower: Duration,
     /// Upper bound of the random delay before a reconnect.
     pub reconnect_timeout_upper: Duration,
+    /// Largest encoded value a write may carry in HA mode, in bytes; a larger
+    /// one is refused with [`Error::ValueTooLarge`]. At most
+    /// [`Config::MAX_VALUE_SIZE_LIMIT`], so that any entry fits in a frame.
+    pub max_value_size: usize,
 }
 
 impl Default for Config {
@@ -120,6 +125,7 @@ impl Default for Config {
             election_timeout: Duration::from_secs(2),
             reconnect_timeout_lower: Duration::from_millis(500),
             reconnect_timeout_upper: Duration::from_millis(2000),
+            max_value_size: 8 << 20,
         }
     }
 }
@@ -153,6 +159,7 @@ impl fmt::Debug for Config {
             .field("election_timeout", &self.election_timeout)
             .field("reconnect_timeout_lower", &self.reconnect_timeout_lower)
             .field("reconnect_timeout_upper", &self.reconnect_timeout_upper)
+            .field("max_value_size", &self.max_value_size)
             .finish()
     }
 }
@@ -180,11 +187,16 @@ struct EnvVars {
     cache_election_timeout: Option<u64>,
     cache_reconnect_timeout_lower: Option<u64>,
     cache_reconnect_timeout_upper: Option<u64>,
+    cache_max_value_size: Option<usize>,
 }
 
 impl Config {
     /// Shortest `CACHE_AUTH_TOKEN` accepted, in bytes.
     pub const MIN_TOKEN_LEN: usize = 16;
+
+    /// The largest [`Config::max_value_size`] accepted: 15 MiB, leaving room
+    /// in a member's 16 MiB frame limit for the key and the framing.
+    pub const MAX_VALUE_SIZE_LIMIT: usize = 15 << 20;
 
     /// Every environment variable [`Config::from_env`] reads.
     pub const ENV_VARS: &'static [&'static str] = &[
@@ -208,6 +220,7 @@ impl Config {
         "CACHE_ELECTION_TIMEOUT",
         "CACHE_RECONNECT_TIMEOUT_LOWER",
         "CACHE_RECONNECT_TIMEOUT_UPPER",
+        "CACHE_MAX_VALUE_SIZE",
     ];
 
     /// Reads the process environment, then validates.
@@ -278,6 +291,7 @@ impl Config {
             reconnect_timeout_upper: env
                 .cache_reconnect_timeout_upper
                 .map_or(d.reconnect_timeout_upper, Duration::from_millis),
+            max_value_size: env.cache_max_value_size.unwrap_or(d.max_value_size),
         };
         config.validate()?;
         Ok(config)
@@ -373,6 +387,14 @@ impl Config {
                 self.reconnect_timeout_upper.as_millis()
             ));
         }
+        if self.max_value_size == 0 || self.max_value_size > Self::MAX_VALUE_SIZE_LIMIT {
+            return bad(format!(
+                "CACHE_MAX_VALUE_SIZE is {} bytes; use 1 to {} (default {})",
+                self.max_value_size,
+                Self::MAX_VALUE_SIZE_LIMIT,
+                Self::default().max_value_size
+            ));
+        }
         if self.tls_client_cert.is_some() != self.tls_client_key.is_some() {
             return bad(
                 "CACHE_TLS_CLIENT_CERT and CACHE_TLS_CLIENT_KEY go together; set both for \
@@ -440,8 +462,10 @@ mod tests {
     fn env_vars_lists_every_field_envy_reads() {
         // A variable set to garbage makes from_vars fail exactly when it is read.
         for var in Config::ENV_VARS {
-            let numeric =
-                var.starts_with("CACHE_BUF") || var.contains("TIMEOUT") || var.contains("INTERVAL");
+            let numeric = var.starts_with("CACHE_BUF")
+                || var.contains("TIMEOUT")
+                || var.contains("INTERVAL")
+                || var.contains("SIZE");
             let boolean = *var == "HA_MODE" || *var == "CACHE_TLS";
             if numeric || boolean {
                 assert!(
@@ -450,7 +474,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(Config::ENV_VARS.len(), 20);
+        assert_eq!(Config::ENV_VARS.len(), 21);
     }
 
     #[test]
@@ -473,6 +497,7 @@ mod tests {
             ("CACHE_ELECTION_TIMEOUT", "11"),
             ("CACHE_RECONNECT_TIMEOUT_LOWER", "12"),
             ("CACHE_RECONNECT_TIMEOUT_UPPER", "13"),
+            ("CACHE_MAX_VALUE_SIZE", "14"),
         ])
         .unwrap();
         assert_eq!(
@@ -496,6 +521,7 @@ mod tests {
         assert_eq!(c.election_timeout, Duration::from_secs(11));
         assert_eq!(c.reconnect_timeout_lower, Duration::from_millis(12));
         assert_eq!(c.reconnect_timeout_upper, Duration::from_millis(13));
+        assert_eq!(c.max_value_size, 14);
     }
 
     #[test]
@@ -579,6 +605,11 @@ mod tests {
             (
                 vec![("CACHE_TLS_CLIENT_CERT", "c.pem")],
                 "CACHE_TLS_CLIENT_KEY",
+            ),
+            (vec![("CACHE_MAX_VALUE_SIZE", "0")], "CACHE_MAX_VALUE_SIZE"),
+            (
+                vec![("CACHE_MAX_VALUE_SIZE", "15728641")],
+                "CACHE_MAX_VALUE_SIZE",
             ),
         ] {
             let msg = config_err(Config::from_vars(vars));

@@ -28,6 +28,15 @@ pub enum Error {
         /// What is wrong.
         reason: &'static str,
     },
+    /// The encoded value is larger than [`crate::Config::max_value_size`];
+    /// nothing was written. (HTTP services answer 413.)
+    #[error("value too large: {size} bytes encoded, the limit is {max} (CACHE_MAX_VALUE_SIZE)")]
+    ValueTooLarge {
+        /// The encoded value's size in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// This member cannot reach a majority of the cluster; writes are refused
     /// until it can. Retry later or on another member.
     #[error("no quorum: this member cannot reach a majority of the cluster; retry later")]

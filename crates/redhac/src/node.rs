@@ -183,6 +183,11 @@ impl Shared {
         self.cluster.as_ref()
     }
 
+    /// The largest encoded value a replicated write may carry.
+    pub(crate) fn max_value_size(&self) -> usize {
+        self.config.max_value_size
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.open.load(Ordering::Acquire) {
             Ok(())

@@ -75,3 +75,70 @@ async fn start_errors_name_what_to_fix() {
         "{err}"
     );
 }
+
+/// A port free on both loopbacks now (the member binds it itself).
+fn free_port() -> u16 {
+    loop {
+        let l = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_listed_by_ipv6_and_ipv4_addresses_form_a_cluster() {
+    // Each member binds its own port (no listener handed in): two are
+    // listed at [::1], one at 127.0.0.1 and dialled over IPv4 on the same
+    // dual-stack socket.
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let names = [
+        format!("[::1]:{}", ports[0]),
+        format!("[::1]:{}", ports[1]),
+        format!("127.0.0.1:{}", ports[2]),
+    ];
+    let hosts = names
+        .iter()
+        .map(|n| format!("http://{n}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    let mut nodes = Vec::new();
+    for name in &names {
+        nodes.push(
+            Redhac::builder()
+                .config(config(&hosts, TOKEN))
+                .hostname(name.clone())
+                .cache::<String>("c", redhac::CacheOptions::default())
+                .start()
+                .await
+                .expect("a member starts"),
+        );
+    }
+    for n in &nodes {
+        wait_health(n, Health::Good).await;
+    }
+    let refs: Vec<&Redhac> = nodes.iter().collect();
+    let leader = common::wait_leader(&refs).await;
+    let c = nodes[(leader + 1) % 3].cache::<String>("c").unwrap();
+    c.put_with(
+        "k",
+        "v".into(),
+        redhac::WriteOptions::default().ack(redhac::AckLevel::All),
+    )
+    .await
+    .unwrap();
+    for n in &nodes {
+        assert_eq!(
+            n.cache::<String>("c")
+                .unwrap()
+                .get("k")
+                .as_deref()
+                .map(String::as_str),
+            Some("v")
+        );
+    }
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}

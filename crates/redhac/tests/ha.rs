@@ -196,3 +196,49 @@ async fn a_burst_of_fire_and_forget_writes_on_a_follower_loses_none() {
     );
     shutdown_all(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_say_local_only_on_the_member_that_wrote_at_every_ack_level() {
+    use redhac::{EventKind, Origin};
+    let (nodes, _) = cluster(3).await;
+    let all: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    let mut events: Vec<_> = nodes
+        .iter()
+        .map(|n| n.cache::<String>("c").unwrap().subscribe())
+        .collect();
+    let levels = [
+        AckLevel::None,
+        AckLevel::Leader,
+        AckLevel::Quorum,
+        AckLevel::All,
+    ];
+    for writer in [leader, (leader + 1) % 3] {
+        for level in levels {
+            let key = format!("{writer}-{level:?}");
+            nodes[writer]
+                .cache::<String>("c")
+                .unwrap()
+                .put_with(key.clone(), "v".into(), ack(level))
+                .await
+                .unwrap();
+            for (m, rx) in events.iter_mut().enumerate() {
+                let e = tokio::time::timeout(common::DEADLINE, rx.recv())
+                    .await
+                    .expect("an event in time")
+                    .expect("the event stream is open");
+                let want = if m == writer {
+                    Origin::Local
+                } else {
+                    Origin::Peer
+                };
+                assert_eq!(
+                    (e.kind, e.key.as_deref(), e.origin),
+                    (EventKind::Put, Some(key.as_str()), want),
+                    "member {m}, written on {writer} at {level:?}"
+                );
+            }
+        }
+    }
+    shutdown_all(nodes).await;
+}

@@ -133,3 +133,112 @@ async fn a_member_with_another_member_list_never_joins() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// Records whether `node`'s health was ever Bad while the task runs.
+fn watch_for_bad(node: &Redhac) -> tokio::task::JoinHandle<bool> {
+    let mut health = node.health();
+    tokio::spawn(async move { health.wait_for(|h| *h == Health::Bad).await.is_ok() })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_back_follower_catches_up_a_burst_of_large_values_and_nobody_goes_bad() {
+    const WRITES: usize = 600;
+    const SIZE: usize = 100 << 10;
+    let (p, ls) = Proxied::new(3).await;
+    let mut ls = ls.into_iter();
+    // Members 0 and 1 elect first, so the leader is one of them (member 2
+    // joins with an empty log and cannot win); every link of member 2 goes
+    // through its proxy, so stalling that proxy holds back member 2 alone.
+    let a = p.member(0, ls.next().unwrap(), |b| b).await;
+    let b = p.member(1, ls.next().unwrap(), |b| b).await;
+    wait_leader(&[&a, &b]).await;
+    let c = p.member(2, ls.next().unwrap(), |b| b).await;
+    let nodes = [a, b, c];
+    let refs: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&refs).await;
+    assert_ne!(leader, 2);
+    let term = nodes[leader].status().term;
+    // Refusals so far (a stale-term append as member 2 joined) are normal.
+    let refused = |n: &Redhac| (n.status().messages_refused, n.status().links_refused);
+    let refused_before: Vec<_> = nodes.iter().map(refused).collect();
+    let went_bad: Vec<_> = nodes.iter().map(watch_for_bad).collect();
+
+    p.proxies[2].stall();
+    let cache = nodes[leader].cache::<String>("c").unwrap();
+    let value = |i: usize| format!("{i:>8}{}", "v".repeat(SIZE - 8));
+    let at_leader = WriteOptions::default().ack(AckLevel::Leader);
+    for i in 0..WRITES {
+        cache
+            .put_with(format!("big{i}"), value(i), at_leader)
+            .await
+            .unwrap();
+    }
+    p.proxies[2].resume();
+
+    for (m, node) in nodes.iter().enumerate() {
+        wait_until(&format!("member {m} holds every value"), || {
+            let c = node.cache::<String>("c").unwrap();
+            (0..WRITES).all(|i| c.get(&format!("big{i}")).is_some_and(|v| *v == value(i)))
+        })
+        .await;
+    }
+    for (m, (node, bad)) in nodes.iter().zip(went_bad).enumerate() {
+        bad.abort();
+        assert!(
+            !bad.await.unwrap_or(false),
+            "member {m} went Bad (its caches were invalidated)"
+        );
+        assert_eq!(
+            refused(node),
+            refused_before[m],
+            "member {m} refused a frame or a link"
+        );
+        assert_eq!(node.status().term, term, "member {m}: no election happened");
+    }
+    for node in &nodes {
+        node.cache::<String>("c")
+            .unwrap()
+            .put_with(
+                "after",
+                "q".into(),
+                WriteOptions::default().ack(AckLevel::Quorum),
+            )
+            .await
+            .unwrap();
+    }
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_value_over_the_limit_is_refused_before_it_is_replicated() {
+    let (ls, hosts) = listeners(3);
+    let mut c = config(&hosts, TOKEN);
+    c.max_value_size = 1000;
+    let mut nodes = Vec::new();
+    for l in ls {
+        nodes.push(member_with(l, c.clone()).await);
+    }
+    let refs: Vec<&Redhac> = nodes.iter().collect();
+    wait_leader(&refs).await;
+    let cache = nodes[0].cache::<String>("c").unwrap();
+    // postcard writes a String as a 2-byte length and its bytes.
+    let err = cache.put("k", "x".repeat(999)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Error::ValueTooLarge {
+                size: 1001,
+                max: 1000
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("CACHE_MAX_VALUE_SIZE"), "{err}");
+    cache.put("k", "x".repeat(998)).await.unwrap();
+    assert_eq!(get(&nodes[0], "k").map(|v| v.len()), Some(998));
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}

@@ -88,7 +88,6 @@ enum Woke {
 #[derive(Debug)]
 struct Waiting {
     reply: oneshot::Sender<Result<()>>,
-    op: Arc<Op>,
     ack: AckLevel,
     started: Instant,
     timeout: Duration,
@@ -473,7 +472,6 @@ impl Driver {
                     id,
                     Waiting {
                         reply,
-                        op: Arc::clone(&op),
                         ack,
                         started: Instant::now(),
                         timeout,
@@ -521,7 +519,7 @@ impl Driver {
     fn carry_out(&mut self, out: Output) {
         match out {
             Output::Send { to, msg } => self.send(to, &msg),
-            Output::Apply(entry) => self.apply(&entry.op),
+            Output::Apply(entry) => self.apply(&entry),
             Output::InstallSnapshot { last, data } => self.install(last, &data),
             Output::SendSnapshot { to, term, last } => {
                 let data = Arc::new(wire::encode_store(&self.parts.store));
@@ -602,18 +600,14 @@ impl Driver {
         });
     }
 
-    fn apply(&mut self, op: &Arc<Op>) {
-        let origin = if self
-            .writes
-            .values()
-            .any(|w| Arc::ptr_eq(&w.op, op) || w.op == *op)
-        {
+    fn apply(&mut self, entry: &core::Entry) {
+        let origin = if entry.origin == Some(self.parts.me) {
             Origin::Local
         } else {
             Origin::Peer
         };
         let store = &self.parts.store;
-        let result = match &**op {
+        let result = match &*entry.op {
             Op::Put {
                 cache,
                 key,

@@ -422,6 +422,7 @@ async fn leader_traffic_of_a_stale_term_or_from_a_non_leader_is_refused() {
         vec![Entry {
             id: LogId::new(term - 1, 1),
             op: evil(),
+            origin: None,
         }],
         1,
     );
@@ -449,6 +450,7 @@ async fn leader_traffic_of_a_stale_term_or_from_a_non_leader_is_refused() {
         vec![Entry {
             id: LogId::new(s.term, last + 1),
             op: evil(),
+            origin: None,
         }],
         last + 1,
     );

@@ -7,6 +7,8 @@
 
 mod driver;
 #[cfg(test)]
+mod frame_bound_tests;
+#[cfg(test)]
 mod hostile_tests;
 mod wire;
 
@@ -130,12 +132,14 @@ impl Cluster {
                 .set_nonblocking(true)
                 .and_then(|()| TcpListener::from_std(l))
                 .map_err(|e| Error::Config(format!("the listener given to the builder is unusable: {e}")))?,
-            None => TcpListener::bind(("0.0.0.0", members[me].port)).await.map_err(|e| {
-                Error::Config(format!(
-                    "cannot listen on port {} (this member's HA_HOSTS entry {}): {e}; free the port or fix HA_HOSTS",
-                    members[me].port, members[me]
-                ))
-            })?,
+            None => listen_any(members[me].port)
+                .and_then(TcpListener::from_std)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "cannot listen on port {} (this member's HA_HOSTS entry {}): {e}; free the port or fix HA_HOSTS",
+                        members[me].port, members[me]
+                    ))
+                })?,
         };
         let token = config.auth_token.as_deref().unwrap_or_default();
         let (hello_tx, hello_rx) = watch::channel(HelloState::default());
@@ -288,6 +292,34 @@ impl Drop for Cluster {
     fn drop(&mut self) {
         // A dropped node stops its tasks; no graceful handover.
         let _ = self.stop.send(true);
+    }
+}
+
+/// Listens on `port` of every address of this host: one dual-stack socket
+/// for IPv6 and IPv4 (peers may list this member by either), or IPv4 alone
+/// where the host has no IPv6 (a container with IPv6 disabled).
+pub(crate) fn listen_any(port: u16) -> std::io::Result<std::net::TcpListener> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let dual_stack = || -> std::io::Result<std::net::TcpListener> {
+        let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
+        socket.set_only_v6(false)?;
+        socket.set_reuse_address(true)?;
+        socket.bind(&SockAddr::from(std::net::SocketAddr::from((
+            std::net::Ipv6Addr::UNSPECIFIED,
+            port,
+        ))))?;
+        socket.listen(1024)?;
+        socket.set_nonblocking(true)?;
+        Ok(socket.into())
+    };
+    match dual_stack() {
+        Ok(listener) => Ok(listener),
+        Err(e) => {
+            tracing::info!(port, error = %e, "no IPv6 listener; listening on IPv4 only");
+            let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port))?;
+            listener.set_nonblocking(true)?;
+            Ok(listener)
+        }
     }
 }
 

@@ -94,6 +94,7 @@ pub(crate) fn to_wire(msg: &Message) -> Vec<pb::Core> {
                 .map(|e| pb::Entry {
                     id: log_id(e.id),
                     op: Some(op_to_wire(&e.op)),
+                    origin: e.origin,
                 })
                 .collect(),
             commit: a.commit,
@@ -229,6 +230,7 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Decoded, WireError> {
                 entries.push(Entry {
                     id,
                     op: Arc::new(op_from_wire(e.op)?),
+                    origin: e.origin,
                 });
             }
             Message::Append(Append {
@@ -423,10 +425,12 @@ mod tests {
                     Entry {
                         id,
                         op: Arc::clone(&put),
+                        origin: Some(2),
                     },
                     Entry {
                         id: LogId::new(3, 10),
                         op: Arc::new(Op::Clear { cache: "c".into() }),
+                        origin: None,
                     },
                 ],
                 commit: 7,
@@ -492,6 +496,7 @@ mod tests {
                 entries: vec![pb::Entry {
                     id: log_id(LogId::new(1, 5)),
                     op: Some(op_to_wire(&Op::Noop)),
+                    origin: None,
                 }],
                 ..Default::default()
             })),

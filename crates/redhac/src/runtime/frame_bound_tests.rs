@@ -1,0 +1,135 @@
+//! No frame a leader builds can exceed what a receiver accepts, whatever
+//! the sizes of the entries it replicates (within the key, cache name and
+//! value limits a write is checked against).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use proptest::prelude::*;
+use redhac_membership::{
+    Ack, AppendReply, Config, Input, LogId, Message, Node, Op, Output, PeerHello, Role, Timing,
+};
+use redhac_proto::{Frame, frame};
+
+use super::wire;
+use crate::transport::link::MAX_FRAME_BYTES;
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn ack(last: u64, at: u64) -> Input {
+    Input::Receive {
+        from: 1,
+        msg: Message::AppendReply(AppendReply {
+            term: 1,
+            ok: true,
+            last,
+            applied: last,
+            needs_snapshot: false,
+            stamp: ms(at),
+            own: ms(at),
+            batch: true,
+        }),
+    }
+}
+
+/// Member 0 of 2, elected leader of term 1 by member 1.
+fn leader() -> Node {
+    let mut n = Node::new(Config::new(0, 2, Timing::default(), 3), Duration::ZERO);
+    let hello = PeerHello {
+        term: 0,
+        last: LogId::default(),
+    };
+    n.step(ms(0), Input::Connected { peer: 1, hello });
+    n.step(ms(100), Input::Tick);
+    for msg in [
+        Message::PreVoteReply {
+            term: 1,
+            granted: true,
+        },
+        Message::VoteReply {
+            term: 1,
+            granted: true,
+        },
+    ] {
+        n.step(ms(101), Input::Receive { from: 1, msg });
+    }
+    n.step(ms(102), ack(1, 102));
+    assert_eq!(n.status().role, Role::Leader);
+    n
+}
+
+/// The encoded size of every append frame in `out`, and the last index sent.
+fn frames(out: &[Output]) -> Vec<(usize, u64)> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                msg: msg @ Message::Append(a),
+                ..
+            } if !a.entries.is_empty() => {
+                let last = a.prev.index + a.entries.len() as u64;
+                let sizes = wire::to_wire(msg).into_iter().map(|core| {
+                    let f = Frame {
+                        kind: Some(frame::Kind::Core(core)),
+                    };
+                    prost::Message::encoded_len(&f)
+                });
+                Some((sizes.max().unwrap_or(0), last))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn value_len() -> impl Strategy<Value = usize> {
+    let limit = crate::Config::MAX_VALUE_SIZE_LIMIT;
+    prop_oneof![
+        3 => 0usize..4096,
+        2 => (1usize << 20)..(5 << 20),
+        1 => Just(limit),
+        1 => (limit - 4096)..=limit,
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(24))]
+
+    #[test]
+    fn no_append_frame_exceeds_the_receivers_limit(
+        sizes in proptest::collection::vec(
+            (value_len(), 0..=crate::MAX_KEY_LEN, 1usize..=255),
+            1..14,
+        )
+    ) {
+        let mut n = leader();
+        let mut sent = Vec::new();
+        let count = sizes.len() as u64;
+        for (id, (value, key, cache)) in sizes.into_iter().enumerate() {
+            let op = Arc::new(Op::Put {
+                cache: "c".repeat(cache),
+                key: "k".repeat(key),
+                value: vec![0xa5; value],
+                ttl_ms: Some(u64::MAX),
+            });
+            sent.extend(frames(&n.step(ms(103), Input::Propose {
+                id: id as u64,
+                op,
+                ack: Ack::Leader,
+                deadline: ms(60_000),
+            })));
+        }
+        // Acknowledge frame by frame until every entry went out (the noop is 1).
+        let mut at = 104;
+        while sent.last().map(|(_, last)| *last) != Some(count + 1) {
+            let last = sent.last().map_or(1, |(_, l)| *l);
+            let more = frames(&n.step(ms(at), ack(last, at)));
+            prop_assert!(!more.is_empty(), "nothing more sent after {last}");
+            sent.extend(more);
+            at += 1;
+        }
+        for (bytes, _) in sent {
+            prop_assert!(bytes <= MAX_FRAME_BYTES, "a frame of {bytes} bytes");
+        }
+    }
+}
