@@ -348,6 +348,12 @@ impl Node {
         self.log.get(index)
     }
 
+    /// Up to where this node has applied entries (cheaper than
+    /// [`Node::status`]).
+    pub fn applied(&self) -> Index {
+        self.applied
+    }
+
     /// The leader this node follows or is, when known (cheaper than
     /// [`Node::status`] on a hot path).
     pub fn leader(&self) -> Option<MemberId> {

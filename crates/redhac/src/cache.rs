@@ -2,13 +2,14 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use redhac_store::{Events, Origin, TypedCache, Value, check_ttl};
 
 use crate::loader::KeyLocks;
 use crate::node::Shared;
-use crate::runtime::{Request, WriteOp};
-use crate::write::{DEFAULT_WRITE_TIMEOUT, WriteOptions};
+use crate::runtime::{LOOKUP_TIMEOUT, Request, WriteOp};
+use crate::write::WriteOptions;
 use crate::{Error, Result};
 
 /// Longest key accepted, in bytes.
@@ -83,11 +84,19 @@ impl<V: Value> Cache<V> {
         hit
     }
 
-    /// Looks a key up locally and, on a miss, asks the leader; a value found
-    /// there is kept locally. In standalone mode this is [`Cache::get`].
+    /// Looks a key up locally and, on a miss, asks the leader: for a member
+    /// that may lag behind it (a follower serves the previous value for at
+    /// most the read lease after a `Quorum` write). The answer is the
+    /// leader's state, or this member's own once it has applied as far as
+    /// the leader had; what is fetched is returned, never stored (values
+    /// enter the caches only through the log, with their TTL, so a fetch
+    /// cannot bring back a key deleted meanwhile). In standalone mode this
+    /// is [`Cache::get`].
     ///
     /// # Errors
-    /// In HA mode: [`Error::NoQuorum`], [`Error::Timeout`].
+    /// In HA mode: [`Error::NoQuorum`] when this member knows no leader to
+    /// ask, is cut off (health Bad), or the leader serves no reads now;
+    /// [`Error::Timeout`] when the leader does not answer in time.
     pub async fn get_or_fetch(&self, key: &str) -> Result<Option<Arc<V>>> {
         if let Some(hit) = self.get(key) {
             return Ok(Some(hit));
@@ -98,24 +107,18 @@ impl<V: Value> Cache<V> {
         check_key(key)?;
         let (cache, k) = (self.name().to_owned(), key.to_owned());
         let fetched = cluster
-            .ask(DEFAULT_WRITE_TIMEOUT, |reply| Request::Lookup {
-                cache,
-                key: k,
-                reply,
+            .ask(LOOKUP_TIMEOUT + Duration::from_millis(100), |reply| {
+                Request::Lookup {
+                    cache,
+                    key: k,
+                    reply,
+                }
             })
             .await?;
-        let Some(fetched) = fetched else {
-            return Ok(None);
-        };
-        let value = Arc::new(self.typed.decode(key, &fetched.value)?);
-        self.typed.insert_sized(
-            key.to_owned(),
-            Arc::clone(&value),
-            fetched.value.len(),
-            fetched.ttl,
-            Origin::Peer,
-        )?;
-        Ok(Some(value))
+        match fetched {
+            Some(f) => Ok(Some(Arc::new(self.typed.decode(key, &f.value)?))),
+            None => Ok(None),
+        }
     }
 
     /// Writes a value with the default [`WriteOptions`].
@@ -234,16 +237,39 @@ impl<V: Value> Cache<V> {
 
     /// Returns the value of `key`, or runs `loader`, writes its value and
     /// returns it. Concurrent callers for one key on this node wait for a
-    /// single load instead of each running the loader.
+    /// single load instead of each running the loader. When the write fails
+    /// (no quorum, a timeout, a value over the size limit), the loaded value
+    /// is returned all the same: an outage of the cache degrades to "no
+    /// cache", not to a failed request. The failure is logged as a warning
+    /// and counted in [`crate::metrics::LOADER_WRITES_FAILED`].
     ///
     /// # Errors
-    /// As [`Cache::put`].
+    /// [`Error::InvalidKey`].
     pub async fn get_or_insert_with<F, Fut>(&self, key: &str, loader: F) -> Result<Arc<V>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = V>,
     {
-        self.try_get_or_insert_with(key, || async {
+        self.get_or_insert_with_options(key, WriteOptions::default(), loader)
+            .await
+    }
+
+    /// As [`Cache::get_or_insert_with`], writing with `options` (TTL, ack
+    /// level, timeout).
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`], [`Error::Store`] for an invalid TTL.
+    pub async fn get_or_insert_with_options<F, Fut>(
+        &self,
+        key: &str,
+        options: WriteOptions,
+        loader: F,
+    ) -> Result<Arc<V>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = V>,
+    {
+        self.try_get_or_insert_with_options(key, options, || async {
             Ok::<_, std::convert::Infallible>(loader().await)
         })
         .await
@@ -253,14 +279,35 @@ impl<V: Value> Cache<V> {
     /// failed load caches nothing; the next waiter for the key loads again.
     ///
     /// # Errors
-    /// [`Error::Loader`] with the loader's error, or as [`Cache::put`].
+    /// [`Error::Loader`] with the loader's error, [`Error::InvalidKey`].
     pub async fn try_get_or_insert_with<F, Fut, E>(&self, key: &str, loader: F) -> Result<Arc<V>>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = std::result::Result<V, E>>,
         E: Into<Box<dyn std::error::Error + Send + Sync>>,
     {
+        self.try_get_or_insert_with_options(key, WriteOptions::default(), loader)
+            .await
+    }
+
+    /// As [`Cache::try_get_or_insert_with`], writing with `options`.
+    ///
+    /// # Errors
+    /// [`Error::Loader`] with the loader's error, [`Error::InvalidKey`],
+    /// [`Error::Store`] for an invalid TTL.
+    pub async fn try_get_or_insert_with_options<F, Fut, E>(
+        &self,
+        key: &str,
+        options: WriteOptions,
+        loader: F,
+    ) -> Result<Arc<V>>
+    where
+        F: FnOnce() -> Fut,
+        Fut: Future<Output = std::result::Result<V, E>>,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
         check_key(key)?;
+        check_ttl(options.ttl)?;
         if let Some(hit) = self.get(key) {
             return Ok(hit);
         }
@@ -270,8 +317,26 @@ impl<V: Value> Cache<V> {
             return Ok(hit);
         }
         let value = Arc::new(loader().await.map_err(|e| Error::Loader(e.into()))?);
-        self.put_arc(key, Arc::clone(&value), WriteOptions::default())
-            .await?;
+        if let Err(e) = self.put_arc(key, Arc::clone(&value), options).await {
+            let reason = match &e {
+                Error::NoQuorum => "no_quorum",
+                Error::Timeout(_) => "timeout",
+                Error::ShutDown => "shut_down",
+                Error::ValueTooLarge { .. } => "too_large",
+                _ => "other",
+            };
+            metrics::counter!(
+                crate::metrics::LOADER_WRITES_FAILED,
+                "cache" => self.name().to_owned(),
+                "reason" => reason,
+            )
+            .increment(1);
+            tracing::warn!(
+                cache = self.name(),
+                error = %e,
+                "a loaded value was not cached; returning it uncached"
+            );
+        }
         Ok(value)
     }
 

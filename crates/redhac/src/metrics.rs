@@ -26,6 +26,10 @@ pub const HEALTH: &str = "redhac_health";
 pub const WRITES: &str = "redhac_writes_total";
 /// Histogram: seconds from a write's call to its resolution, by `ack` level.
 pub const WRITE_SECONDS: &str = "redhac_write_seconds";
+/// Counter: values a loader (`get_or_insert_with` and friends) produced but
+/// the cache could not store (no quorum, a timeout, a value too large); the
+/// caller got the value all the same. By `cache` and `reason`.
+pub const LOADER_WRITES_FAILED: &str = "redhac_loader_writes_failed_total";
 /// Counter: elections this member stood in.
 pub const ELECTIONS: &str = "redhac_elections_total";
 /// Gauge: the current term.

@@ -242,3 +242,64 @@ async fn events_say_local_only_on_the_member_that_wrote_at_every_ack_level() {
     }
     shutdown_all(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetched_value_never_outlives_its_ttl_nor_brings_back_a_deleted_key() {
+    let (nodes, _) = cluster(3).await;
+    let all: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    let on_leader = nodes[leader].cache::<String>("c").unwrap();
+    let on_follower = nodes[(leader + 1) % 3].cache::<String>("c").unwrap();
+    let at_leader = ack(AckLevel::Leader);
+    // Each write is ordered but not yet applied on the follower when it
+    // asks the leader: a fetch races the entry's arrival.
+    for i in 0..200 {
+        let ttl = at_leader.ttl(Duration::from_millis(300));
+        on_leader
+            .put_with(format!("ttl{i}"), "v".into(), ttl)
+            .await
+            .unwrap();
+        on_follower.get_or_fetch(&format!("ttl{i}")).await.unwrap();
+    }
+    for i in 0..200 {
+        let key = format!("del{i}");
+        on_leader
+            .put_with(key.clone(), "v".into(), ack(AckLevel::All))
+            .await
+            .unwrap();
+        on_leader.delete_with(&key, at_leader).await.unwrap();
+        on_follower.get_or_fetch(&key).await.unwrap();
+    }
+    wait_until("no member holds an expired or deleted key", || {
+        nodes.iter().all(|n| {
+            let c = n.cache::<String>("c").unwrap();
+            (0..200)
+                .all(|i| c.get(&format!("ttl{i}")).is_none() && c.get(&format!("del{i}")).is_none())
+        })
+    })
+    .await;
+    shutdown_all(nodes).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_loader_writes_with_the_options_it_is_given() {
+    let (nodes, _) = cluster(3).await;
+    let all: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    let c = nodes[(leader + 1) % 3].cache::<String>("c").unwrap();
+    let options = ack(AckLevel::All).ttl(Duration::from_millis(300));
+    let v = c
+        .get_or_insert_with_options("loaded", options, || async { "v".to_string() })
+        .await
+        .unwrap();
+    assert_eq!(*v, "v");
+    // All: on every member when the call returned; then gone with its TTL.
+    for n in &nodes {
+        assert_eq!(value_on(n, "loaded").as_deref(), Some("v"));
+    }
+    wait_until("the loaded entry expired everywhere", || {
+        nodes.iter().all(|n| value_on(n, "loaded").is_none())
+    })
+    .await;
+    shutdown_all(nodes).await;
+}

@@ -59,6 +59,23 @@ async fn a_cut_off_member_serves_nothing_refuses_writes_and_catches_up_after_hea
         c2.put("k", "v".into()).await,
         Err(Error::NoQuorum)
     ));
+    // Not "no such key": it cannot know.
+    assert!(matches!(
+        c2.get_or_fetch("before0").await,
+        Err(Error::NoQuorum)
+    ));
+    // A loader's value still reaches the caller: no cache, not no answer.
+    let loaded = c2
+        .get_or_insert_with("loaded", || async { "from the database".to_string() })
+        .await
+        .unwrap();
+    assert_eq!(*loaded, "from the database");
+    let failing = c2
+        .try_get_or_insert_with("failing", || async {
+            Err::<String, _>(std::io::Error::other("database down"))
+        })
+        .await;
+    assert!(matches!(failing, Err(Error::Loader(_))), "{failing:?}");
 
     // The majority elects (if it must) and keeps writing.
     let majority: Vec<&Redhac> = nodes[..2].iter().collect();

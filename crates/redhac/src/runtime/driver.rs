@@ -93,8 +93,14 @@ struct Waiting {
     timeout: Duration,
 }
 
-/// Where a remote lookup's answer goes.
-type LookupReply = oneshot::Sender<Result<Option<Fetched>>>;
+/// A remote lookup waiting for the leader: where its answer goes, the
+/// cache and key asked for, and when it is given up.
+type Lookup = (
+    oneshot::Sender<Result<Option<Fetched>>>,
+    String,
+    String,
+    Instant,
+);
 
 /// The runtime task's state.
 #[derive(Debug)]
@@ -108,7 +114,7 @@ pub(crate) struct Driver {
     snapshots: BTreeMap<u32, Reassembly>,
     next_id: RequestId,
     writes: HashMap<RequestId, Waiting>,
-    lookups: HashMap<u64, (LookupReply, Instant)>,
+    lookups: HashMap<u64, Lookup>,
     shutdown: Vec<oneshot::Sender<()>>,
     health: Health,
     role: CoreRole,
@@ -272,7 +278,17 @@ impl Driver {
     fn on_tick(&mut self) {
         self.step(Input::Tick);
         let now = Instant::now();
-        self.lookups.retain(|_, (_, deadline)| *deadline > now);
+        let expired: Vec<u64> = self
+            .lookups
+            .iter()
+            .filter(|(_, (.., deadline))| *deadline <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in expired {
+            if let Some((reply, ..)) = self.lookups.remove(&id) {
+                let _ = reply.send(Err(Error::Timeout(super::LOOKUP_TIMEOUT)));
+            }
+        }
         self.publish_status();
         let s = self.node.status();
         metrics::gauge!(crate::metrics::TERM).set(s.term as f64);
@@ -385,21 +401,23 @@ impl Driver {
                 }
             }
             frame::Kind::LookupRequest(r) => {
-                let (value, ttl_ms) = self.lookup_local(&r.cache, &r.key);
-                let response = LookupResponse {
-                    id: r.id,
-                    value: value.map(Into::into),
-                    ttl_ms,
+                let response = match self.lookup_local(&r.cache, &r.key) {
+                    Some(value) => LookupResponse {
+                        id: r.id,
+                        value: value.map(Into::into),
+                        applied: Some(self.node.applied()),
+                    },
+                    None => LookupResponse {
+                        id: r.id,
+                        value: None,
+                        applied: None,
+                    },
                 };
                 self.send_frame(peer, frame::Kind::LookupResponse(response));
             }
             frame::Kind::LookupResponse(r) => {
-                if let Some((reply, _)) = self.lookups.remove(&r.id) {
-                    let fetched = r.value.map(|value| Fetched {
-                        value: value.to_vec(),
-                        ttl: r.ttl_ms.map(Duration::from_millis),
-                    });
-                    let _ = reply.send(Ok(fetched));
+                if let Some((reply, cache, key, _)) = self.lookups.remove(&r.id) {
+                    let _ = reply.send(self.fetched(&cache, &key, r));
                 }
             }
             frame::Kind::Hello(_) | frame::Kind::Auth(_) => {
@@ -433,18 +451,40 @@ impl Driver {
         }
     }
 
-    /// A value this member serves, for a peer's remote lookup.
-    fn lookup_local(&self, cache: &str, key: &str) -> (Option<Vec<u8>>, Option<u64>) {
+    /// The encoded value this member serves for `key`; `None` when it
+    /// serves no reads now.
+    fn lookup_local(&self, cache: &str, key: &str) -> Option<Option<Vec<u8>>> {
         if !self.parts.gate.open() {
-            return (None, None);
+            return None;
         }
-        let value = self
-            .parts
-            .store
-            .erased(cache)
-            .ok()
-            .and_then(|c| c.get_encoded(key).ok().flatten());
-        (value, None)
+        Some(
+            self.parts
+                .store
+                .erased(cache)
+                .ok()
+                .and_then(|c| c.get_encoded(key).ok().flatten()),
+        )
+    }
+
+    /// What a lookup answers once the leader replied. The leader's value is
+    /// its state as of the index it had applied; when this member has
+    /// applied that far too (entries apply in this same task, so nothing
+    /// can slip in between), its own copy is as new and is what it answers:
+    /// a key deleted or expired here since is not brought back. Nothing
+    /// fetched is ever stored: values enter the caches only through the
+    /// log, with their TTL.
+    fn fetched(&self, cache: &str, key: &str, r: LookupResponse) -> Result<Option<Fetched>> {
+        let Some(applied) = r.applied else {
+            return Err(Error::NoQuorum); // the leader serves no reads now
+        };
+        if self.node.applied() >= applied
+            && let Some(local) = self.lookup_local(cache, key)
+        {
+            return Ok(local.map(|value| Fetched { value }));
+        }
+        Ok(r.value.map(|value| Fetched {
+            value: value.to_vec(),
+        }))
     }
 
     fn on_request(&mut self, request: Request) {
@@ -490,22 +530,30 @@ impl Driver {
                     let _ = reply.send(Err(e.into()));
                     return;
                 }
-                let s = self.node.status();
-                match s
-                    .leader
-                    .filter(|l| *l != s.me && self.links.contains_key(l))
-                {
-                    Some(leader) => {
+                let leader = self.node.leader();
+                match leader.filter(|l| *l != self.parts.me && self.links.contains_key(l)) {
+                    Some(leader) if self.health != Health::Bad => {
                         let id = self.next_id;
                         self.next_id += 1;
                         let deadline = Instant::now() + super::LOOKUP_TIMEOUT;
-                        self.lookups.insert(id, (reply, deadline));
-                        let request = LookupRequest { id, cache, key };
+                        let request = LookupRequest {
+                            id,
+                            cache: cache.clone(),
+                            key: key.clone(),
+                        };
+                        self.lookups.insert(id, (reply, cache, key, deadline));
                         self.send_frame(leader, frame::Kind::LookupRequest(request));
                     }
-                    None => {
-                        let (value, _) = self.lookup_local(&cache, &key);
-                        let _ = reply.send(Ok(value.map(|value| Fetched { value, ttl: None })));
+                    // The leader itself answers from its copy while it
+                    // serves; anyone else without a leader to ask fails.
+                    _ => {
+                        let local = (leader == Some(self.parts.me))
+                            .then(|| self.lookup_local(&cache, &key))
+                            .flatten();
+                        let _ = reply.send(match local {
+                            Some(value) => Ok(value.map(|value| Fetched { value })),
+                            None => Err(Error::NoQuorum),
+                        });
                     }
                 }
             }

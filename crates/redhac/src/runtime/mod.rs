@@ -49,11 +49,10 @@ pub(crate) enum WriteOp {
     },
 }
 
-/// A value fetched from the leader.
+/// A value a lookup found, encoded.
 #[derive(Debug)]
 pub(crate) struct Fetched {
     pub(crate) value: Vec<u8>,
-    pub(crate) ttl: Option<Duration>,
 }
 
 /// What the application sends the runtime.

@@ -81,13 +81,14 @@ fn frame(fp: Vec<u8>) -> impl Strategy<Value = Result<Frame, Status>> {
         (any::<u64>(), ".{0,8}", ".{0,8}").prop_map(|(id, cache, key)| frame::Kind::LookupRequest(
             LookupRequest { id, cache, key }
         )),
-        (any::<u64>(), proptest::option::of(bytes(16))).prop_map(|(id, value)| {
-            frame::Kind::LookupResponse(LookupResponse {
-                id,
-                value,
-                ttl_ms: None,
-            })
-        }),
+        (
+            any::<u64>(),
+            proptest::option::of(bytes(16)),
+            proptest::option::of(any::<u64>())
+        )
+            .prop_map(|(id, value, applied)| {
+                frame::Kind::LookupResponse(LookupResponse { id, value, applied })
+            }),
     ];
     prop_oneof![
         8 => proptest::option::of(kind).prop_map(|kind| Ok(Frame { kind })),
