@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use redhac_membership::{
     Ack, Config, Input, LogId, MemberId, Message, Node, NodeStatus, Op, Output, PeerHello, Role,
-    Timing, WriteError,
+    SnapshotChunk, Timing, WriteError,
 };
 use redhac_store::{CacheOptions, Origin, Store};
 use serde::{Deserialize, Serialize};
@@ -127,11 +127,18 @@ impl Member {
                 let _ = self.net.send((self.me, to, msg));
             }
             Output::Apply(entry) => apply(&self.store, &entry.op),
-            Output::InstallSnapshot { data, .. } => install(&self.store, &data),
+            Output::InstallChunk { first, data, .. } => install(&self.store, first, &data),
+            // A network transport streams chunks as its link takes them (see
+            // `SendSnapshot`); in memory, one chunk of everything will do.
             Output::SendSnapshot { to, term, last } => {
-                let data = Arc::new(encode_store(&self.store));
-                let msg = Message::Snapshot { term, last, data };
-                let _ = self.net.send((self.me, to, msg));
+                let chunk = SnapshotChunk {
+                    term,
+                    last,
+                    seq: 0,
+                    end: Some(self.node.applied()),
+                    data: Arc::new(encode_store(&self.store)),
+                };
+                let _ = self.net.send((self.me, to, Message::Snapshot(chunk)));
             }
             Output::Resolve { id, result } => {
                 if let Some(reply) = self.writes.remove(&id) {
@@ -202,9 +209,12 @@ fn encode_store(store: &Store) -> Vec<u8> {
     postcard::to_allocvec(&data).expect("strings, bytes and durations always encode")
 }
 
-/// Replaces every cache with a snapshot from the leader.
-fn install(store: &Store, data: &[u8]) {
-    store.clear_all(Origin::Peer);
+/// Puts a snapshot chunk from the leader into the caches, cleared first
+/// by the first chunk.
+fn install(store: &Store, first: bool, data: &[u8]) {
+    if first {
+        store.clear_all(Origin::Peer);
+    }
     let entries = postcard::from_bytes::<SnapshotData>(data).unwrap_or_else(|e| {
         eprintln!("  a snapshot did not decode ({e}); caches left empty");
         Vec::new()

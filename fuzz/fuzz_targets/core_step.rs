@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use redhac_membership::{
-    Ack, Append, AppendReply, Config, Entry, Input, LogId, Message, Node, Op, Output, PeerHello, Timing,
+    Ack, Append, AppendReply, Config, Entry, Input, LogId, Message, Node, Op, Output, PeerHello, SnapshotChunk, Timing,
 };
 
 /// Reads the fuzzer's bytes as small numbers.
@@ -76,7 +76,13 @@ impl Bytes<'_> {
                 own: self.ms()?,
                 batch: self.u8()? % 2 == 0,
             }),
-            6 => Message::Snapshot { term, last: self.id()?, data: Arc::new(vec![self.u8()?]) },
+            6 => Message::Snapshot(SnapshotChunk {
+                term,
+                last: self.id()?,
+                seq: u64::from(self.u8()? % 3),
+                end: (self.u8()? % 2 == 0).then_some(self.small()?),
+                data: Arc::new(vec![self.u8()?]),
+            }),
             7 => Message::Forward { id: self.small()?, op: self.op()?, ack: self.ack()? },
             8 => Message::Accepted { id: self.small()?, at: self.id()? },
             9 => Message::Refused { id: self.small()? },
@@ -126,7 +132,7 @@ fuzz_target!(|data: &[u8]| {
                     rewound = false;
                     applied = e.id.index;
                 }
-                Output::InstallSnapshot { last, .. } => applied = last.index,
+                Output::InstallChunk { last, done: true, .. } => applied = last.index,
                 _ => {}
             }
         }

@@ -248,6 +248,12 @@ impl Node {
         self.role = Role::Leader;
         // Its caches are what the cluster has now; no one can send it more.
         self.needs_snapshot = false;
+        // A half-installed snapshot may hold a key at an older value than
+        // the entries this node applied before it: no replay from here
+        // would fix that. Empty caches only miss.
+        if self.installing.take().is_some() {
+            self.out.push(Output::InvalidateAll);
+        }
         self.leader = Some(self.me);
         self.term_leader = Some((self.term, self.me));
         self.leader_since = self.now;
@@ -336,6 +342,18 @@ impl Node {
         if heard.is_none_or(|t| self.now >= t + self.timing.election_timeout) {
             self.step_down();
             return;
+        }
+        // A follower answers every chunk: a stream it has not answered for
+        // `T` lost a chunk (or the follower); start another.
+        let (now, t) = (self.now, self.timing.election_timeout);
+        for p in self.progress.values_mut() {
+            if p.streaming.is_some()
+                && p.snapshot_sent.is_some_and(|s| now >= s + t)
+                && p.last_ack.is_none_or(|a| now >= a + t)
+            {
+                p.streaming = None;
+                p.wants_snapshot = true;
+            }
         }
         if let Some((_, deadline)) = self.transfer
             && self.now >= deadline

@@ -45,8 +45,8 @@
 //!
 //! It carries out every [`Output`] in order before the next input: sends
 //! messages (dropping them when the peer has no link), applies entries to
-//! its caches *synchronously* (a snapshot taken later reflects exactly the
-//! entries applied), encodes or installs snapshots, resolves writes, clears
+//! its caches *synchronously* (a snapshot begun later starts from exactly the
+//! entries applied), streams or installs snapshots, resolves writes, clears
 //! caches, opens its read gate until the time of [`Output::Serving`] (checked
 //! on every read against the clock, so a process resumed after a pause does
 //! not serve), and reports health and state. [`Output::Rejected`] names a
@@ -96,6 +96,22 @@
 //! entries commit with it). Every member applies committed entries only, in
 //! order.
 //!
+//! **Snapshots.** A follower behind the tail's start, or whose caches were
+//! cleared, gets the leader's caches streamed in chunks
+//! ([`Output::SendSnapshot`], [`Message::Snapshot`]), produced as the link
+//! takes them, so neither side holds the whole. The stream starts from the
+//! entries applied up to `last`, but entries applied meanwhile may show in
+//! later chunks (a fuzzy snapshot); the last chunk names `end`, the leader's
+//! applied index when it was cut. The leader sends that follower nothing else
+//! of the log until it acknowledges the snapshot, and keeps the entries after
+//! `last` for it (up to four times the log's capacity), which it then
+//! replays on top: puts, deletes and clears applied again in order leave the
+//! caches exact. The follower drops its lease at the first chunk and serves
+//! nothing while its caches are cleared or half installed
+//! (`needs_snapshot`); it serves again only when a leader renews its lease,
+//! which needs it to have applied the leader's commit index, past `end`.
+//! Its log is kept while installing (it still counts in elections).
+//!
 //! **Writes** ([`Ack`]) are routed to the leader: appended there, or forwarded
 //! over the leader's link, or held until a leader is known, until their
 //! deadline. `Leader` resolves when the leader ordered it, `Quorum` when the
@@ -137,5 +153,5 @@ pub use node::{Config, Faults, Node, NodeStatus, PeerStatus};
 pub use timing::Timing;
 pub use types::{
     Ack, Append, AppendReply, Entry, Health, Index, Input, LogId, MemberId, Message, Op, Output,
-    PeerHello, Rejection, RequestId, Role, Term, WriteError,
+    PeerHello, Rejection, RequestId, Role, SnapshotChunk, Term, WriteError,
 };

@@ -76,6 +76,11 @@ impl Log {
             .collect()
     }
 
+    /// Entries held.
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+
     /// Forgets applied entries beyond `capacity`, oldest first.
     pub(crate) fn compact(&mut self, applied: Index, capacity: usize) {
         while self.entries.len() > capacity {

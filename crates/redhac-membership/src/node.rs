@@ -75,6 +75,7 @@ pub struct Faults {
     pub vote_delay_forever: bool,
     pub no_vote_delay: bool,
     pub no_term_floor: bool,
+    pub keep_lease_while_installing: bool,
 }
 
 /// The leader's view of one follower.
@@ -100,6 +101,9 @@ pub(crate) struct Progress {
     pub(crate) wants_snapshot: bool,
     /// When a snapshot last went out to it.
     pub(crate) snapshot_sent: Option<Duration>,
+    /// The snapshot being streamed to it, until it acknowledges it: nothing
+    /// else of the log goes to it meanwhile, and the log keeps what follows.
+    pub(crate) streaming: Option<LogId>,
     /// Its first echo arrived: send at once, so its lease starts now rather
     /// than at the next heartbeat.
     pub(crate) prompt: bool,
@@ -120,6 +124,7 @@ impl Progress {
             stamp: None,
             wants_snapshot: false,
             snapshot_sent: None,
+            streaming: None,
             prompt: false,
             last_sent: now.saturating_sub(Duration::from_secs(3600)),
         }
@@ -196,6 +201,13 @@ pub struct Node {
     pub(crate) applied: Index,
     /// The caches were cleared (health Bad): ask the leader for a snapshot.
     pub(crate) needs_snapshot: bool,
+    /// The snapshot being installed: (term, last, next chunk). From its
+    /// first chunk until its last, the caches are neither the old state nor
+    /// the new one: no lease is renewed.
+    pub(crate) installing: Option<(Term, LogId, u64)>,
+    /// The `end` of the latest snapshot installed: until the log replays
+    /// past it, the caches may show entries beyond `applied`.
+    pub(crate) fuzzy_end: Index,
 
     pub(crate) links: BTreeMap<MemberId, PeerHello>,
     pub(crate) health: Health,
@@ -255,6 +267,8 @@ impl Node {
             commit: 0,
             applied: 0,
             needs_snapshot: false,
+            installing: None,
+            fuzzy_end: 0,
             links: BTreeMap::new(),
             health: quorum::health(1, members),
             progress: BTreeMap::new(),
@@ -354,6 +368,13 @@ impl Node {
         self.applied
     }
 
+    /// The highest index whose effects the caches may show: the applied
+    /// index, or, while the log replays after a fuzzy snapshot, that
+    /// snapshot's end. A snapshot streamed from here ends there.
+    pub fn caches_through(&self) -> Index {
+        self.applied.max(self.fuzzy_end)
+    }
+
     /// The leader this node follows or is, when known (cheaper than
     /// [`Node::status`] on a hot path).
     pub fn leader(&self) -> Option<MemberId> {
@@ -435,6 +456,7 @@ impl Node {
         if let Some(p) = self.progress.get_mut(&peer) {
             p.inflight = 0;
             p.probing = true;
+            p.streaming = None; // the stream ended with its link
         }
         self.requeue_forwarded_to(peer);
         if self.leader == Some(peer) && self.role != Role::Leader {
@@ -464,7 +486,7 @@ impl Node {
             Message::VoteReply { term, granted } => self.on_vote_reply(from, term, granted),
             Message::Append(a) => self.on_append(from, a),
             Message::AppendReply(r) => self.on_append_reply(from, r),
-            Message::Snapshot { term, last, data } => self.on_snapshot(from, term, last, data),
+            Message::Snapshot(chunk) => self.on_snapshot(from, chunk),
             Message::Forward { id, op, ack } => self.on_forward(from, id, op, ack),
             Message::Accepted { id, at } => self.on_accepted(from, id, at),
             Message::Refused { id } => self.on_refused(id),

@@ -7,7 +7,8 @@ use std::time::Duration;
 use crate::node::Node;
 use crate::quorum;
 use crate::types::{
-    Append, AppendReply, Entry, Index, LogId, MemberId, Message, Op, Output, Rejection, Role, Term,
+    Append, AppendReply, Entry, Index, LogId, MemberId, Message, Op, Output, Rejection, Role,
+    SnapshotChunk, Term,
 };
 
 /// Entry terms never decrease along a log and never exceed the term of the
@@ -42,21 +43,26 @@ impl Node {
         let heartbeat_due = |last: Duration, now: Duration, h: Duration| now >= last + h;
         let lease = self.leader_lease().is_some_and(|u| self.now < u);
         for peer in peers {
-            if !self.links.contains_key(&peer) {
+            // A peer receiving a snapshot gets nothing else of the log
+            // (its chunks tell it the leader is alive) until it acks.
+            if !self.links.contains_key(&peer) || self.progress[&peer].streaming.is_some() {
                 continue;
             }
             let mut sent = false;
             loop {
                 let p = &self.progress[&peer];
-                if p.inflight >= self.timing.max_inflight {
-                    break;
-                }
                 let next = p.next;
                 let probing = p.probing;
+                // Before the frames-in-flight limit: with that reached (its
+                // frames lost), a follower whose next entry was compacted
+                // could otherwise not even get a heartbeat.
                 if next - 1 < self.log.base().index || p.wants_snapshot {
                     self.send_snapshot(peer);
                     sent = true;
-                    continue;
+                    break;
+                }
+                if p.inflight >= self.timing.max_inflight {
+                    break;
                 }
                 if next > self.log.last().index {
                     break;
@@ -124,6 +130,7 @@ impl Node {
         p.next = last.index + 1;
         p.wants_snapshot = false;
         p.snapshot_sent = Some(self.now);
+        p.streaming = Some(last);
         p.inflight += 1;
         p.probing = false;
         p.last_sent = self.now;
@@ -179,6 +186,7 @@ impl Node {
         // leader's bound (that reply's arrival plus L) holds.
         if a.lease
             && (self.applied >= a.commit || self.faults.renew_when_lagging)
+            && (self.installing.is_none() || self.faults.keep_lease_while_installing)
             && let Some(echo) = a.echo.filter(|e| *e <= self.now)
         {
             let until = echo + self.timing.read_lease;
@@ -262,26 +270,57 @@ impl Node {
         self.commit = self.commit.min(index - 1);
     }
 
-    pub(crate) fn on_snapshot(
-        &mut self,
-        from: MemberId,
-        term: Term,
-        last: LogId,
-        data: Arc<Vec<u8>>,
-    ) {
-        if last.index == 0 && last.term != 0 || last.term > term {
+    /// A chunk of the leader's caches. The first clears them and drops
+    /// this node's lease; the last makes `last` this node's applied index.
+    /// The log is kept meanwhile: it still counts in elections.
+    pub(crate) fn on_snapshot(&mut self, from: MemberId, c: SnapshotChunk) {
+        if c.last.index == 0 && c.last.term != 0 || c.last.term > c.term {
             self.reject(from, "snapshot", Rejection::Malformed);
             return;
         }
-        if !self.may_lead(from, term, Duration::ZERO, true, "snapshot") {
+        let done = c.end.is_some();
+        // Only the last chunk counts as a frame in flight for the leader.
+        if !self.may_lead(from, c.term, Duration::ZERO, done, "snapshot") {
             return;
         }
-        self.out.push(Output::InstallSnapshot { last, data });
+        let first = c.seq == 0;
+        if !first && self.installing != Some((c.term, c.last, c.seq)) {
+            // A chunk was lost (a link may lose messages) or this stream was
+            // never begun here: wait for the leader's next snapshot. What
+            // was installed so far stays unserved until a whole one: the
+            // install stays open, and no later chunk of it matches.
+            if let Some(i) = self.installing.as_mut() {
+                i.2 = u64::MAX;
+            }
+            self.reject(from, "snapshot", Rejection::OutOfSequence);
+            return;
+        }
+        if first {
+            self.needs_snapshot = true;
+            if !self.faults.keep_lease_while_installing {
+                self.lease_until = None;
+            }
+        }
+        self.installing = Some((c.term, c.last, c.seq + 1));
+        self.out.push(Output::InstallChunk {
+            first,
+            done,
+            last: c.last,
+            data: c.data,
+        });
+        if !done {
+            // Tells the leader the stream is arriving (it gives up on one
+            // it hears nothing of); it asks for a snapshot until the last.
+            self.reply(from, Duration::ZERO, false, self.log.last().index, false);
+            return;
+        }
+        self.installing = None;
         self.needs_snapshot = false;
-        self.log.reset_to(last);
-        self.applied = last.index;
-        self.commit = last.index;
-        self.reply(from, Duration::ZERO, true, last.index, true);
+        self.fuzzy_end = c.end.unwrap_or(c.last.index);
+        self.log.reset_to(c.last);
+        self.applied = c.last.index;
+        self.commit = c.last.index;
+        self.reply(from, Duration::ZERO, true, c.last.index, true);
     }
 
     pub(crate) fn on_append_reply(&mut self, from: MemberId, r: AppendReply) {
@@ -305,9 +344,14 @@ impl Node {
             p.stamp = Some(p.stamp.map_or(r.stamp, |s| s.max(r.stamp)));
         }
         p.applied = r.applied;
-        // Replies sent before a snapshot arrived still ask for one: send
-        // another only if none went out within the election timeout.
-        if r.needs_snapshot
+        if let Some(s) = p.streaming {
+            // Until the follower acknowledges the snapshot (a reply with no
+            // stamp: it answers no append), replies to what was sent before
+            // it neither end the stream nor ask for another.
+            if r.ok && r.stamp.is_zero() && r.last >= s.index && !r.needs_snapshot {
+                p.streaming = None;
+            }
+        } else if r.needs_snapshot
             && p.snapshot_sent
                 .is_none_or(|t| self.now >= t + self.timing.election_timeout)
         {

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::types::{
     Append, AppendReply, Entry, Health, Input, LogId, Message, Op, Output, PeerHello, Role,
+    SnapshotChunk,
 };
 use crate::{Config, Node, Timing};
 
@@ -516,16 +517,7 @@ fn malformed_leader_traffic_and_unlinked_senders_are_reported() {
             why: crate::Rejection::Malformed
         }]
     ));
-    let out = receive(
-        &mut n,
-        30,
-        1,
-        Message::Snapshot {
-            term: 2,
-            last: LogId::new(5, 9),
-            data: Arc::new(Vec::new()),
-        },
-    );
+    let out = receive(&mut n, 30, 1, chunk(2, LogId::new(5, 9), 0, Some(9)));
     assert!(matches!(
         out.as_slice(),
         [Output::Rejected {
@@ -654,4 +646,268 @@ fn an_entry_larger_than_the_byte_budget_still_goes_alone() {
     assert_eq!(appended(&out, 1), vec![vec![6]], "the huge entry alone");
     let out = receive(&mut n, 106, 1, ack(6, 106));
     assert_eq!(appended(&out, 1), vec![vec![7]]);
+}
+
+fn chunk(term: u64, last: LogId, seq: u64, end: Option<u64>) -> Message {
+    Message::Snapshot(SnapshotChunk {
+        term,
+        last,
+        seq,
+        end,
+        data: Arc::new(vec![seq as u8]),
+    })
+}
+
+/// A leader of term 1 whose member 1 asked for a snapshot (its caches were
+/// cleared), after `writes` more entries; returns what the leader sent.
+fn streaming_to_1(writes: u64) -> (Node, Vec<Output>) {
+    let mut n = leader_of_three();
+    let mut out = Vec::new();
+    for id in 0..writes {
+        out.extend(n.step(
+            ms(104),
+            Input::Propose {
+                id,
+                op: put("k"),
+                ack: crate::Ack::Leader,
+                deadline: ms(10_000),
+            },
+        ));
+    }
+    let asks = Message::AppendReply(AppendReply {
+        needs_snapshot: true,
+        ..match ack(1, 105) {
+            Message::AppendReply(r) => r,
+            _ => unreachable!(),
+        }
+    });
+    out.extend(receive(&mut n, 105, 1, asks));
+    (n, out)
+}
+
+#[test]
+fn a_follower_receiving_a_snapshot_gets_nothing_else_of_the_log_until_it_acks() {
+    let (mut n, out) = streaming_to_1(3);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::SendSnapshot { to: 1, last, .. } if last.index == 1)),
+        "{out:?}"
+    );
+    // More writes and heartbeats: member 2 gets them, member 1 nothing.
+    let mut later = Vec::new();
+    for at in [106, 200, 400] {
+        later.extend(n.step(
+            ms(at),
+            Input::Propose {
+                id: at,
+                op: put("k"),
+                ack: crate::Ack::Leader,
+                deadline: ms(10_000),
+            },
+        ));
+        later.extend(n.step(ms(at + 50), Input::Tick));
+    }
+    assert!(
+        !later.iter().any(|o| matches!(
+            o,
+            Output::Send { to: 1, .. } | Output::SendSnapshot { to: 1, .. }
+        )),
+        "{later:?}"
+    );
+    assert!(
+        later
+            .iter()
+            .any(|o| matches!(o, Output::Send { to: 2, .. }))
+    );
+    // A late answer to an append sent before the snapshot does not end it.
+    let out = receive(&mut n, 455, 1, ack(1, 455));
+    assert!(appended(&out, 1).is_empty(), "{out:?}");
+    // Its ack of the snapshot (no stamp) resumes the log right after it.
+    let done = Message::AppendReply(AppendReply {
+        stamp: Duration::ZERO,
+        ..match ack(1, 460) {
+            Message::AppendReply(r) => r,
+            _ => unreachable!(),
+        }
+    });
+    let out = receive(&mut n, 460, 1, done);
+    let sent = appended(&out, 1);
+    assert_eq!(sent.first().and_then(|f| f.first()), Some(&2), "{out:?}");
+}
+
+#[test]
+fn the_leader_keeps_the_entries_after_a_streaming_snapshot_up_to_four_times_its_log() {
+    let mut n = node(0, 3);
+    n.timing.log_capacity = 4;
+    let mut n = {
+        // The same election as leader_of_three, on a node with a small log.
+        connect_all(&mut n, ms(0), &[1, 2], 0);
+        n.step(ms(100), Input::Tick);
+        let granted = Message::PreVoteReply {
+            term: 1,
+            granted: true,
+        };
+        receive(&mut n, 101, 1, granted);
+        let vote = Message::VoteReply {
+            term: 1,
+            granted: true,
+        };
+        receive(&mut n, 102, 1, vote);
+        receive(&mut n, 103, 1, ack(1, 103));
+        n
+    };
+    let asks = Message::AppendReply(AppendReply {
+        needs_snapshot: true,
+        ..match ack(1, 104) {
+            Message::AppendReply(r) => r,
+            _ => unreachable!(),
+        }
+    });
+    receive(&mut n, 104, 1, asks);
+    let write = |n: &mut Node, id: u64| {
+        n.step(
+            ms(105),
+            Input::Propose {
+                id,
+                op: put("k"),
+                ack: crate::Ack::Leader,
+                deadline: ms(10_000),
+            },
+        );
+        // Member 2 holds everything: entries commit and apply at once.
+        let last = n.status().last.index;
+        receive(n, 105, 2, ack(last, 105));
+    };
+    for id in 0..10 {
+        write(&mut n, id);
+    }
+    assert_eq!(n.log.base().index, 1, "held for member 1's snapshot at 1");
+    for id in 10..20 {
+        write(&mut n, id);
+    }
+    assert!(n.log.base().index > 1, "not beyond four times the capacity");
+    assert!(n.log.len() <= 16);
+}
+
+#[test]
+fn a_follower_installs_a_snapshot_in_chunks_and_serves_only_after_a_renewal() {
+    let mut n = following_1_in_term_2();
+    // A lease from its leader first.
+    let renew = Message::Append(Append {
+        term: 2,
+        prev: LogId::new(2, 1),
+        entries: Vec::new(),
+        commit: 1,
+        stamp: ms(11),
+        echo: Some(ms(10)),
+        lease: true,
+    });
+    receive(&mut n, 12, 1, renew.clone());
+    assert!(n.serving(ms(13)));
+    let last = LogId::new(2, 5);
+    let out = receive(&mut n, 20, 1, chunk(2, last, 0, None));
+    assert!(!n.serving(ms(21)), "the lease goes at the first chunk");
+    // Installed, answered (still asking for a snapshot: the stream is not
+    // done), and the gate closed.
+    assert!(
+        matches!(
+            out.as_slice(),
+            [
+                Output::InstallChunk {
+                    first: true,
+                    done: false,
+                    ..
+                },
+                Output::Send {
+                    to: 1,
+                    msg: Message::AppendReply(AppendReply {
+                        ok: false,
+                        needs_snapshot: true,
+                        batch: false,
+                        ..
+                    })
+                },
+                Output::Serving(None)
+            ]
+        ),
+        "{out:?}"
+    );
+    receive(&mut n, 22, 1, chunk(2, last, 1, None));
+    // A renewal mid-install (it cannot come from a correct leader, which
+    // sends nothing else meanwhile) renews nothing.
+    receive(&mut n, 23, 1, renew);
+    assert!(!n.serving(ms(24)));
+    let out = receive(&mut n, 25, 1, chunk(2, last, 2, Some(7)));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::InstallChunk {
+            first: false,
+            done: true,
+            ..
+        }
+    )));
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                to: 1,
+                msg: Message::AppendReply(AppendReply {
+                    ok: true,
+                    last: 5,
+                    batch: true,
+                    ..
+                })
+            }
+        )),
+        "{out:?}"
+    );
+    assert_eq!(n.status().applied, 5);
+    assert!(!n.serving(ms(26)), "no lease until the leader renews it");
+    let renew = Message::Append(Append {
+        term: 2,
+        prev: LogId::new(2, 5),
+        entries: Vec::new(),
+        commit: 5,
+        stamp: ms(26),
+        echo: Some(ms(25)),
+        lease: true,
+    });
+    receive(&mut n, 27, 1, renew);
+    assert!(n.serving(ms(28)));
+}
+
+#[test]
+fn a_chunk_out_of_sequence_is_refused_and_nothing_is_served_until_a_whole_snapshot() {
+    let mut n = following_1_in_term_2();
+    let last = LogId::new(2, 5);
+    receive(&mut n, 20, 1, chunk(2, last, 0, None));
+    // Chunk 1 was lost.
+    let out = receive(&mut n, 21, 1, chunk(2, last, 2, Some(5)));
+    assert!(
+        matches!(
+            out.as_slice(),
+            [Output::Rejected {
+                why: crate::Rejection::OutOfSequence,
+                what: "snapshot",
+                ..
+            }]
+        ),
+        "{out:?}"
+    );
+    assert_eq!(n.status().applied, 1, "nothing installed");
+    // The rest of that stream is refused too; a new stream starts over.
+    let out = receive(&mut n, 22, 1, chunk(2, last, 1, None));
+    assert!(
+        matches!(out.as_slice(), [Output::Rejected { .. }]),
+        "{out:?}"
+    );
+    let out = receive(&mut n, 23, 1, chunk(2, last, 0, Some(5)));
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::InstallChunk {
+            first: true,
+            done: true,
+            ..
+        }
+    )));
 }

@@ -231,15 +231,8 @@ pub enum Message {
     Append(Append),
     /// Answer to `Append` or to a snapshot.
     AppendReply(AppendReply),
-    /// The leader's caches as of `last` (the runtime fills `data`).
-    Snapshot {
-        /// The leader's term.
-        term: Term,
-        /// The last entry the snapshot includes.
-        last: LogId,
-        /// The encoded caches; opaque to the core.
-        data: Arc<Vec<u8>>,
-    },
+    /// One part of the leader's caches, streamed after `SendSnapshot`.
+    Snapshot(SnapshotChunk),
     /// A write made on a follower, for the leader to order.
     Forward {
         /// The follower's request id.
@@ -326,6 +319,26 @@ pub struct Append {
     pub lease: bool,
 }
 
+/// One part of a snapshot: the leader's runtime streams its caches in
+/// chunks numbered from 0, the last one carrying `end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The leader's term.
+    pub term: Term,
+    /// The caches held exactly the entries up to here when the stream began.
+    pub last: LogId,
+    /// The chunk's number in its stream, from 0.
+    pub seq: u64,
+    /// On the last chunk only: the leader's
+    /// [`Node::caches_through`](crate::Node::caches_through) when it was cut.
+    /// Entries applied while streaming may show in the chunks (a fuzzy
+    /// snapshot); every entry that can is at most `end`, and replaying the
+    /// log from `last` on makes the caches exact again.
+    pub end: Option<Index>,
+    /// Entries of the caches, encoded by the runtime; opaque to the core.
+    pub data: Arc<Vec<u8>>,
+}
+
 /// A follower's answer to `Append` or to a snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AppendReply {
@@ -340,7 +353,7 @@ pub struct AppendReply {
     pub applied: Index,
     /// The follower's caches were cleared and need a snapshot.
     pub needs_snapshot: bool,
-    /// The leader's stamp echoed back.
+    /// The leader's stamp echoed back; zero in the answer to a snapshot.
     pub stamp: Duration,
     /// The follower's clock when it sent this reply.
     pub own: Duration,
@@ -400,16 +413,28 @@ pub enum Output {
     /// Apply a committed entry to the caches, now, before the next input.
     /// Entries come in index order with no gaps; a `Noop` changes nothing.
     Apply(Entry),
-    /// Replace every cache with this snapshot.
-    InstallSnapshot {
-        /// The last entry it includes.
+    /// Put a snapshot chunk's entries into the caches, now. This node
+    /// serves no read from the first chunk until the leader renews its
+    /// lease after the last, so nobody sees caches half installed.
+    InstallChunk {
+        /// The first chunk: clear every cache before.
+        first: bool,
+        /// The last chunk: the caches now hold the snapshot, and this node
+        /// has applied up to `last` (the log after it replays on top).
+        done: bool,
+        /// The snapshot's start, as in [`SnapshotChunk::last`].
         last: LogId,
-        /// The encoded caches, as the leader's runtime made them.
+        /// The chunk's entries, as the leader's runtime encoded them.
         data: Arc<Vec<u8>>,
     },
-    /// Encode every cache and send it as `Message::Snapshot { term, last, .. }`
-    /// to `to`. The caches hold exactly the entries up to `last` at this
-    /// moment, since the runtime applies entries before its next input.
+    /// Stream every cache to `to` as [`Message::Snapshot`] chunks of `term`
+    /// and `last`, numbered from 0, the last one with `end` (this node's
+    /// [`Node::caches_through`](crate::Node::caches_through) when it is
+    /// cut), as fast as the link takes them and
+    /// ahead of anything sent to `to` later. The caches hold exactly the
+    /// entries up to `last` now; entries applied while streaming may show in
+    /// later chunks. The core sends `to` nothing else of the log until it
+    /// acknowledges the snapshot, and keeps the entries after `last` for it.
     SendSnapshot {
         /// The peer.
         to: MemberId,
@@ -472,6 +497,8 @@ pub enum Rejection {
     /// A message no correct member sends (impossible log positions or
     /// entry terms).
     Malformed,
+    /// A snapshot chunk that does not follow the one before: one was lost.
+    OutOfSequence,
 }
 
 impl Rejection {
@@ -487,6 +514,7 @@ impl Rejection {
             Self::NotLinked => "not_linked",
             Self::NotTheLeader => "not_the_leader",
             Self::Malformed => "malformed",
+            Self::OutOfSequence => "out_of_sequence",
         }
     }
 }

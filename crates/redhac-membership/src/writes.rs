@@ -184,7 +184,23 @@ impl Node {
         for id in ids {
             self.settle_one(id);
         }
-        self.log.compact(self.applied, self.timing.log_capacity);
+        self.compact();
+    }
+
+    /// Forgets applied entries beyond the log's capacity, except those after
+    /// a snapshot still streaming (its follower replays them), up to four
+    /// times the capacity: beyond that, that follower gets another snapshot.
+    fn compact(&mut self) {
+        let capacity = self.timing.log_capacity;
+        let hold = self
+            .progress
+            .values()
+            .filter_map(|p| p.streaming)
+            .map(|s| s.index)
+            .min()
+            .filter(|_| self.log.len() < capacity.saturating_mul(4));
+        let upto = hold.map_or(self.applied, |h| h.min(self.applied));
+        self.log.compact(upto, capacity);
     }
 
     fn settle_one(&mut self, id: RequestId) {

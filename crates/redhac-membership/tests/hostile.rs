@@ -8,7 +8,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 use redhac_membership::{
     Ack, Append, AppendReply, Config, Entry, Health, Input, LogId, Message, Node, Op, Output,
-    PeerHello, Timing,
+    PeerHello, SnapshotChunk, Timing,
 };
 
 fn log_id() -> impl Strategy<Value = LogId> {
@@ -121,11 +121,22 @@ fn message() -> impl Strategy<Value = Message> {
                     })
                 }
             ),
-        (0u64..8, log_id(), any::<Vec<u8>>()).prop_map(|(term, last, d)| Message::Snapshot {
-            term,
-            last,
-            data: Arc::new(d)
-        }),
+        (
+            0u64..8,
+            log_id(),
+            0u64..3,
+            proptest::option::of(0u64..14),
+            any::<Vec<u8>>()
+        )
+            .prop_map(
+                |(term, last, seq, end, d)| Message::Snapshot(SnapshotChunk {
+                    term,
+                    last,
+                    seq,
+                    end,
+                    data: Arc::new(d)
+                })
+            ),
         (0u64..9, op(), ack()).prop_map(|(id, op, ack)| Message::Forward { id, op, ack }),
         (0u64..9, log_id()).prop_map(|(id, at)| Message::Accepted { id, at }),
         (0u64..9).prop_map(|id| Message::Refused { id }),
@@ -188,7 +199,9 @@ proptest! {
                         rewound = false;
                         applied = e.id.index;
                     }
-                    Output::InstallSnapshot { last, .. } => applied = last.index,
+                    Output::InstallChunk {
+                        last, done: true, ..
+                    } => applied = last.index,
                     Output::Health(h) => health = *h,
                     Output::Send { to, .. } | Output::SendSnapshot { to, .. } => {
                         prop_assert!(*to != 1 && *to < 3, "sends only to other members: {}", to);

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::event::Origin;
 use crate::options::CacheOptions;
-use crate::snapshot::{CacheSnapshot, RestoreReport};
+use crate::snapshot::{CacheSnapshot, RestoreReport, SnapshotEntry};
 use crate::typed::{TypedCache, Value};
 use crate::{Result, StoreError};
 
@@ -39,6 +39,13 @@ pub trait ErasedCache: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::Encode`].
     fn get_encoded(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Every key now (shared, not copied); see [`TypedCache::keys`].
+    fn keys(&self) -> Vec<Arc<String>>;
+    /// One entry as a snapshot holds it; see [`TypedCache::snapshot_entry`].
+    ///
+    /// # Errors
+    /// [`StoreError::Encode`].
+    fn snapshot_entry(&self, key: &str) -> Result<Option<SnapshotEntry>>;
     /// Copies the cache; see [`TypedCache::snapshot`].
     ///
     /// # Errors
@@ -78,6 +85,12 @@ impl<V: Value> ErasedCache for TypedCache<V> {
     }
     fn get_encoded(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.get(key).map(|v| self.encode(&v)).transpose()
+    }
+    fn keys(&self) -> Vec<Arc<String>> {
+        TypedCache::keys(self)
+    }
+    fn snapshot_entry(&self, key: &str) -> Result<Option<SnapshotEntry>> {
+        TypedCache::snapshot_entry(self, key)
     }
     fn snapshot(&self) -> Result<CacheSnapshot> {
         TypedCache::snapshot(self)

@@ -300,6 +300,37 @@ impl<V: Value> TypedCache<V> {
         self.decode_errors.load(Ordering::Relaxed)
     }
 
+    /// Every key held now, shared with the cache (no key is copied): what a
+    /// streamed snapshot lists when it begins.
+    pub fn keys(&self) -> Vec<Arc<String>> {
+        let mut keys = Vec::with_capacity(usize::try_from(self.inner.entry_count()).unwrap_or(0));
+        keys.extend(self.inner.iter().map(|(k, _)| k));
+        keys
+    }
+
+    /// One entry as a snapshot holds it: the key, its encoded value and its
+    /// remaining TTL; `None` when absent or expired.
+    ///
+    /// # Errors
+    /// [`StoreError::Encode`] if the value cannot be encoded.
+    pub fn snapshot_entry(&self, key: &str) -> Result<Option<SnapshotEntry>> {
+        let Some(slot) = self.inner.get(key) else {
+            return Ok(None);
+        };
+        let ttl = match slot.expires_at {
+            Some(at) => match at.checked_duration_since(Instant::now()) {
+                Some(left) if !left.is_zero() => Some(left),
+                _ => return Ok(None),
+            },
+            None => None,
+        };
+        Ok(Some(SnapshotEntry {
+            key: key.to_owned(),
+            value: self.encode(&slot.value)?,
+            ttl,
+        }))
+    }
+
     /// Copies the cache as (key, encoded value, remaining TTL) triples.
     /// Entries whose TTL has run out are left out. Writes may go on meanwhile:
     /// each entry is read atomically, the whole is not a point in time.

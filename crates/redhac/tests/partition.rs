@@ -259,3 +259,73 @@ async fn a_value_over_the_limit_is_refused_before_it_is_replicated() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_joiner_catches_up_a_streamed_snapshot_while_writes_go_on() {
+    const LOADED: usize = 2000;
+    let (p, ls) = Proxied::new(3).await;
+    let mut ls = ls.into_iter();
+    let a = p.member(0, ls.next().unwrap(), small_log).await;
+    let b = p.member(1, ls.next().unwrap(), small_log).await;
+    let leader = [&a, &b][wait_leader(&[&a, &b]).await];
+    let cache = leader.cache::<String>("c").unwrap();
+    // 2,000 values of 4 KiB: about 8 MiB, eight chunks or so.
+    let value = |i: usize| format!("{i:>8}{}", "s".repeat(4088));
+    for i in 0..LOADED {
+        cache
+            .put_with(
+                format!("k{i}"),
+                value(i),
+                WriteOptions::default().ack(AckLevel::Leader),
+            )
+            .await
+            .unwrap();
+    }
+    // Writes go on while the late joiner catches up.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (cache, stop) = (cache.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                n += 1;
+                cache
+                    .put(format!("live{}", n % 50), n.to_string())
+                    .await
+                    .unwrap();
+            }
+            n
+        })
+    };
+    let late = p.member(2, ls.next().unwrap(), small_log).await;
+    // Whatever it serves meanwhile is a value that was written.
+    let lc = late.cache::<String>("c").unwrap();
+    wait_until("the late joiner holds every loaded value", || {
+        let mut all = true;
+        for i in 0..LOADED {
+            match lc.get(&format!("k{i}")) {
+                Some(v) => assert_eq!(*v, value(i), "a wrong value for k{i}"),
+                None => all = false,
+            }
+        }
+        all
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let written = writer.await.unwrap();
+    assert!(written > 0);
+    // The live keys' last values, as the leader has them, reach it too.
+    wait_until(
+        "the late joiner holds the live keys as the leader does",
+        || {
+            (0..50).all(|k| {
+                let key = format!("live{k}");
+                cache.get(&key) == lc.get(&key)
+            })
+        },
+    )
+    .await;
+    for n in [a, b, late] {
+        n.shutdown().await.unwrap();
+    }
+}

@@ -28,7 +28,8 @@ pub(crate) struct Checker {
     quorum: VecDeque<(Duration, u64)>,
     /// The highest index of a `Quorum` write resolved more than `L` ago.
     quorum_index: u64,
-    snapshots: Vec<Store>,
+    /// Snapshot chunks cut: (entries, the sender's applied index then).
+    chunks: Vec<(Store, u64)>,
     incs: Vec<u64>,
     pub(crate) violations: Vec<String>,
     pub(crate) resolved: BTreeMap<&'static str, u64>,
@@ -44,7 +45,7 @@ impl Checker {
             all_index: 0,
             quorum: VecDeque::new(),
             quorum_index: 0,
-            snapshots: Vec::new(),
+            chunks: Vec::new(),
             incs: vec![0; members],
             violations: Vec::new(),
             resolved: BTreeMap::new(),
@@ -106,14 +107,29 @@ impl Checker {
         holders >= quorum::majority(self.members)
     }
 
-    pub(crate) fn take_snapshot(&mut self, store: &Store) -> Arc<Vec<u8>> {
-        self.snapshots.push(store.clone());
-        Arc::new((self.snapshots.len() as u64 - 1).to_le_bytes().to_vec())
+    /// Keeps a chunk's entries, cut when its sender had applied `applied`;
+    /// the chunk carries their number.
+    pub(crate) fn take_chunk(&mut self, part: Store, _last: u64, applied: u64) -> Arc<Vec<u8>> {
+        self.chunks.push((part, applied));
+        Arc::new((self.chunks.len() as u64 - 1).to_le_bytes().to_vec())
     }
 
-    pub(crate) fn snapshot(&self, data: &[u8]) -> Store {
+    /// A chunk's entries and its sender's applied index when it was cut.
+    pub(crate) fn chunk(&self, data: &[u8]) -> (Store, u64) {
         let i = u64::from_le_bytes(data.try_into().expect("8 bytes"));
-        self.snapshots[i as usize].clone()
+        self.chunks[i as usize].clone()
+    }
+
+    /// Whether `key` held `value` at some committed index in `lo..=hi`.
+    fn held_between(&self, key: &(String, String), value: &[u8], lo: u64, hi: u64) -> bool {
+        if self.reference(lo).get(key).is_some_and(|v| v == value) {
+            return true;
+        }
+        hi > lo
+            && self.committed.range(lo + 1..=hi).any(|(_, (_, op))| {
+                matches!(&**op, Op::Put { cache, key: k, value: v, .. }
+                if *cache == key.0 && *k == key.1 && v == value)
+            })
     }
 
     /// Invariant: at most one leader per term; and the leader holds every
@@ -203,8 +219,16 @@ impl Checker {
         }
     }
 
-    /// A snapshot holds no value the committed log does not.
-    pub(crate) fn installed(&mut self, w: &World, id: MemberId, last: LogId, store: &Store) {
+    /// A snapshot chunk holds no value the committed log did not hold
+    /// between the snapshot's start and when the chunk was cut.
+    pub(crate) fn installed(
+        &mut self,
+        w: &World,
+        id: MemberId,
+        last: LogId,
+        cut: u64,
+        part: &Store,
+    ) {
         if let Some((cid, _)) = self.committed.get(&last.index)
             && *cid != last
         {
@@ -213,10 +237,14 @@ impl Checker {
                 format!("n{id} installed a snapshot at {last}, committed {cid}"),
             );
         }
-        if let Some(bad) = self.not_in_reference(store, last.index) {
+        let bad = part
+            .iter()
+            .find(|(k, v)| !self.held_between(k, v, last.index, cut))
+            .map(|(k, v)| format!("{k:?}={v:?}"));
+        if let Some(bad) = bad {
             self.violation(
                 w.now,
-                format!("n{id} installed a snapshot at {last} holding {bad}"),
+                format!("n{id} installed a snapshot at {last} (cut at {cut}) holding {bad}"),
             );
         }
     }
@@ -293,12 +321,26 @@ impl Checker {
             let s = node.status();
             self.bad_serves_nothing(w, id, s.health);
             self.not_stale(w, id, w.nodes[id as usize].applied);
+            self.not_mid_snapshot(w, id);
         }
     }
 
     fn bad_serves_nothing(&mut self, w: &World, id: MemberId, health: Health) {
         if health == Health::Bad {
             self.violation(w.now, format!("n{id} serves reads in health Bad"));
+        }
+    }
+
+    /// A node serves nothing while it installs a snapshot, nor before it
+    /// has applied past the snapshot's end: its caches are exact only then.
+    fn not_mid_snapshot(&mut self, w: &World, id: MemberId) {
+        let n = &w.nodes[id as usize];
+        if n.installing || n.applied < n.fuzzy_until {
+            let what = format!(
+                "n{id} serves mid-snapshot: installing {}, applied {}, snapshot end {}",
+                n.installing, n.applied, n.fuzzy_until
+            );
+            self.violation(w.now, what);
         }
     }
 
@@ -324,10 +366,12 @@ impl Checker {
         }
     }
 
-    /// The caches of every node hold nothing the committed log does not.
+    /// The caches of every node hold nothing the committed log does not
+    /// (a node not serving mid-snapshot may hold newer values: skipped).
     pub(crate) fn check_stores(&mut self, w: &World) {
         for (id, n) in w.nodes.iter().enumerate() {
-            if n.node.is_none() {
+            let mid_snapshot = n.installing || n.applied < n.fuzzy_until;
+            if n.node.is_none() || mid_snapshot && !w.serving(id as MemberId) {
                 continue;
             }
             if let Some(bad) = self.not_in_reference(&n.store, n.applied) {

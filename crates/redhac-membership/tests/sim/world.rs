@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redhac_membership::{
-    Ack, Append, Config, Faults, Health, Input, MemberId, Message, Node, Op, Output, RequestId,
-    Role, Timing,
+    Ack, Append, Config, Faults, Health, Input, LogId, MemberId, Message, Node, Op, Output,
+    RequestId, Role, SnapshotChunk, Term, Timing,
 };
 
 use crate::invariants::Checker;
@@ -67,6 +67,28 @@ enum Event {
         a: MemberId,
         b: MemberId,
     },
+    /// The next chunk of a snapshot stream is cut and sent.
+    SnapshotChunk {
+        stream: u64,
+    },
+}
+
+/// Keys per snapshot chunk: streams of several chunks.
+const CHUNK_KEYS: usize = 2;
+
+/// A snapshot being streamed, as the runtime does it: the keys are listed
+/// when it starts, each chunk reads their values when it is cut (so entries
+/// applied meanwhile show: a fuzzy snapshot).
+#[derive(Debug)]
+struct Stream {
+    from: MemberId,
+    to: MemberId,
+    epoch: u64,
+    inc: u64,
+    term: Term,
+    last: LogId,
+    keys: Vec<(String, String)>,
+    seq: u64,
 }
 
 /// A simulated member: the core plus the caches it would keep.
@@ -80,6 +102,10 @@ pub(crate) struct SimNode {
     pub(crate) serving_until: Option<Duration>,
     /// The last index applied, as seen from its outputs.
     pub(crate) applied: u64,
+    /// Between a snapshot's first and last chunks.
+    pub(crate) installing: bool,
+    /// A snapshot's `end`: its caches are exact again once applied reaches it.
+    pub(crate) fuzzy_until: u64,
     next_id: RequestId,
     /// Writes in flight: id -> (op, ack, proposed at).
     pub(crate) writes: BTreeMap<RequestId, (Arc<Op>, Ack, Duration)>,
@@ -106,6 +132,8 @@ pub(crate) struct Options {
     pub(crate) crash_voters: bool,
     /// How long faults are injected before the network heals.
     pub(crate) chaos: Duration,
+    /// The log's capacity: small ones make followers need snapshots often.
+    pub(crate) log_capacity: usize,
     pub(crate) trace: bool,
 }
 
@@ -123,6 +151,7 @@ pub(crate) struct World {
     blocked: BTreeMap<(MemberId, MemberId), bool>,
     /// FIFO per direction: no delivery before the previous one.
     last_delivery: BTreeMap<(MemberId, MemberId), Duration>,
+    streams: BTreeMap<u64, Stream>,
     pub(crate) checker: Checker,
     pub(crate) healed: bool,
     /// Time of the first leader, and of each leader crash and the next leader.
@@ -133,7 +162,8 @@ pub(crate) struct World {
 
 impl World {
     pub(crate) fn new(opts: Options) -> Self {
-        let timing = Timing::new(Duration::from_secs(2));
+        let mut timing = Timing::new(Duration::from_secs(2));
+        timing.log_capacity = opts.log_capacity;
         let mut rng = Rng::new(opts.seed);
         let mut w = Self {
             timing,
@@ -145,6 +175,7 @@ impl World {
             links: BTreeMap::new(),
             blocked: BTreeMap::new(),
             last_delivery: BTreeMap::new(),
+            streams: BTreeMap::new(),
             checker: Checker::new(opts.nodes, timing),
             healed: false,
             first_leader: None,
@@ -163,6 +194,8 @@ impl World {
                 store: BTreeMap::new(),
                 serving_until: None,
                 applied: 0,
+                installing: false,
+                fuzzy_until: 0,
                 next_id: 1,
                 writes: BTreeMap::new(),
             });
@@ -209,6 +242,8 @@ impl World {
         n.store.clear();
         n.serving_until = None;
         n.applied = 0;
+        n.installing = false;
+        n.fuzzy_until = 0;
         n.writes.clear();
         let local = self.now + n.offset;
         n.node = Some(Node::new(config, local));
@@ -338,6 +373,7 @@ impl World {
                     self.schedule(next, Event::Fault);
                 }
             }
+            Event::SnapshotChunk { stream } => self.cut_chunk(stream),
             Event::Write => {
                 self.client_write();
                 let next = self.rng.millis(5, 250);
@@ -408,23 +444,53 @@ impl World {
                     Op::Noop => {}
                 }
             }
-            Output::InstallSnapshot { last, data } => {
-                let store = self.checker.snapshot(&data);
-                self.check(|c, w| c.installed(w, id, last, &store));
+            Output::InstallChunk {
+                first,
+                done,
+                last,
+                data,
+            } => {
+                let (part, end) = self.checker.chunk(&data);
+                self.check(|c, w| c.installed(w, id, last, end, &part));
                 let n = &mut self.nodes[id as usize];
-                n.store = store;
-                n.applied = last.index;
+                if first {
+                    n.store.clear();
+                }
+                n.store.extend(part);
+                n.installing = !done;
+                if done {
+                    n.applied = last.index;
+                    n.fuzzy_until = end;
+                }
             }
             Output::SendSnapshot { to, term, last } => {
-                let data = self.checker.take_snapshot(&self.nodes[id as usize].store);
-                let msg = Message::Snapshot { term, last, data };
-                self.transmit(id, to, msg);
+                let n = &self.nodes[id as usize];
+                let stream = Stream {
+                    from: id,
+                    to,
+                    epoch: self.links[&Self::pair(id, to)].epoch,
+                    inc: n.inc,
+                    term,
+                    last,
+                    keys: n.store.keys().rev().cloned().collect(),
+                    seq: 0,
+                };
+                self.seq += 1;
+                let key = self.seq;
+                self.streams.insert(key, stream);
+                let after = self.rng.millis(0, 3);
+                self.schedule(after, Event::SnapshotChunk { stream: key });
             }
             Output::Resolve { id: req, result } => {
                 self.check(|c, w| c.resolved(w, id, req, result));
                 self.nodes[id as usize].writes.remove(&req);
             }
-            Output::InvalidateAll => self.nodes[id as usize].store.clear(),
+            Output::InvalidateAll => {
+                // Empty caches hold nothing half-installed.
+                let n = &mut self.nodes[id as usize];
+                n.store.clear();
+                n.installing = false;
+            }
             Output::InvalidateKeys(keys) => {
                 let n = &mut self.nodes[id as usize];
                 for (cache, key) in keys {
@@ -468,6 +534,49 @@ impl World {
                 msg,
             },
         );
+    }
+
+    /// Cuts and sends a stream's next chunk, from the sender's caches now.
+    fn cut_chunk(&mut self, key: u64) {
+        let Some(s) = self.streams.get_mut(&key) else {
+            return;
+        };
+        let (from, to) = (s.from, s.to);
+        let n = &self.nodes[from as usize];
+        let link = self.links[&Self::pair(from, to)];
+        if n.node.is_none() || n.inc != s.inc || !link.up || link.epoch != s.epoch {
+            self.streams.remove(&key); // the stream ends with its link
+            return;
+        }
+        if n.paused_until > self.now {
+            let at = n.paused_until;
+            self.schedule_at(at, Event::SnapshotChunk { stream: key });
+            return;
+        }
+        let mut part = BTreeMap::new();
+        for _ in 0..CHUNK_KEYS {
+            let Some(k) = s.keys.pop() else { break };
+            if let Some(v) = n.store.get(&k) {
+                part.insert(k, v.clone());
+            }
+        }
+        let done = s.keys.is_empty();
+        let end = n.node.as_ref().map_or(n.applied, Node::caches_through);
+        let chunk = SnapshotChunk {
+            term: s.term,
+            last: s.last,
+            seq: s.seq,
+            end: done.then_some(end),
+            data: self.checker.take_chunk(part, s.last.index, end),
+        };
+        s.seq += 1;
+        if done {
+            self.streams.remove(&key);
+        } else {
+            let after = self.rng.millis(1, 30);
+            self.schedule(after, Event::SnapshotChunk { stream: key });
+        }
+        self.transmit(from, to, Message::Snapshot(chunk));
     }
 
     /// Closes a link: in-flight messages are lost and both ends are told.
@@ -708,7 +817,10 @@ fn short(m: &Message) -> String {
             "append t{term} prev {prev} n={} commit {commit} lease {lease}",
             entries.len()
         ),
-        Message::Snapshot { term, last, .. } => format!("snapshot t{term} last {last}"),
+        Message::Snapshot(c) => format!(
+            "snapshot t{} last {} chunk {} end {:?}",
+            c.term, c.last, c.seq, c.end
+        ),
         other => format!("{other:?}"),
     }
 }

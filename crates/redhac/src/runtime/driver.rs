@@ -8,6 +8,9 @@
 //! bounded channel; what finds it full waits, in order, in the link's bounded
 //! backlog, and a follower whose link to the leader holds any takes in no new
 //! request until it drains. A peer that leaves the backlog full loses its link.
+//! A snapshot waits in the backlog as a stream: its chunks are cut from the
+//! caches only as the link takes them (at most `SNAPSHOT_AHEAD` in its
+//! channel), and what is sent to that peer later waits behind it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
@@ -24,7 +27,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::{StreamExt, StreamMap};
 
-use super::wire::{self, Decoded, Reassembly};
+use super::wire::{self, SnapshotStream};
 use super::{Fetched, Request, WriteOp};
 use crate::gate::ReadGate;
 use crate::status::{Health, MemberStatus, Role, Status};
@@ -57,13 +60,26 @@ pub(crate) struct Parts {
 struct Link {
     id: u64,
     tx: mpsc::Sender<Frame>,
-    /// Frames that found the channel full, with their encoded sizes, sent
-    /// in order as room frees up.
-    backlog: VecDeque<(Frame, usize)>,
+    /// Frames that found the channel full, with their encoded sizes, and
+    /// snapshot streams, sent in order as room frees up.
+    backlog: VecDeque<Queued>,
     /// The sum of those sizes.
     backlog_bytes: usize,
     _held: Held,
 }
+
+/// What waits in a link's backlog.
+#[derive(Debug)]
+enum Queued {
+    /// A frame and its encoded size.
+    Frame(Frame, usize),
+    /// A snapshot, cut into chunks as the link takes them.
+    Snapshot(Box<SnapshotStream>),
+}
+
+/// Snapshot chunks a link's channel may hold at once: the leader's memory
+/// for a snapshot is this many chunks (about 1 MiB each) and the key list.
+const SNAPSHOT_AHEAD: usize = 4;
 
 /// Frames, and bytes, a link may hold back before its peer counts as stuck
 /// and the link is dropped. Request intake stops at the first frame held
@@ -111,7 +127,9 @@ pub(crate) struct Driver {
     links: BTreeMap<u32, Link>,
     /// Every link's incoming frames, by peer.
     inbound: StreamMap<u32, Inbound>,
-    snapshots: BTreeMap<u32, Reassembly>,
+    /// The snapshot being installed: entries restored, entries that did
+    /// not decode, since when.
+    installing: Option<(u64, u64, Instant)>,
     next_id: RequestId,
     writes: HashMap<RequestId, Waiting>,
     lookups: HashMap<u64, Lookup>,
@@ -181,7 +199,7 @@ impl Driver {
             epoch,
             links: BTreeMap::new(),
             inbound: StreamMap::new(),
-            snapshots: BTreeMap::new(),
+            installing: None,
             next_id: 1,
             writes: HashMap::new(),
             lookups: HashMap::new(),
@@ -214,7 +232,7 @@ impl Driver {
                 .links
                 .values()
                 .find(|l| !l.backlog.is_empty())
-                .map(|l| l.tx.clone());
+                .map(|l| (l.tx.clone(), Self::room_needed(l)));
             let intake = !self.leader_link_backlogged();
             // Links' frames are read here, not by a task per link: each
             // frame reaches the core without a hand-off between tasks.
@@ -227,7 +245,7 @@ impl Driver {
                 // link, so the slot is still free when the next turn flushes.
                 Ok(_) = async {
                     match backlogged {
-                        Some(tx) => tx.reserve_owned().await.map(drop),
+                        Some((tx, n)) => tx.reserve_many(n).await.map(drop),
                         None => std::future::pending().await,
                     }
                 } => Woke::Room,
@@ -331,7 +349,6 @@ impl Driver {
             );
         }
         self.inbound.insert(peer, inbound);
-        self.snapshots.remove(&peer);
         self.step(Input::Connected {
             peer,
             hello: peer_hello(&hello),
@@ -379,27 +396,19 @@ impl Driver {
         self.inbound.remove(&peer);
         if self.links.remove(&peer).is_some() {
             metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.links.len() as f64);
-            self.snapshots.remove(&peer);
             self.step(Input::Disconnected { peer });
         }
     }
 
     fn on_frame(&mut self, peer: u32, frame: frame::Kind) {
         match frame {
-            frame::Kind::Core(c) => {
-                let decoded = wire::from_wire(c).and_then(|d| match d {
-                    Decoded::Message(m) => Ok(Some(m)),
-                    Decoded::Chunk(c) => self.snapshots.entry(peer).or_default().add(c),
-                });
-                match decoded {
-                    Ok(Some(msg)) => self.step(Input::Receive { from: peer, msg }),
-                    Ok(None) => {}
-                    Err(reason) => {
-                        self.refuse(peer, "Core", "malformed", reason, true);
-                        self.drop_link(peer);
-                    }
+            frame::Kind::Core(c) => match wire::from_wire(c) {
+                Ok(msg) => self.step(Input::Receive { from: peer, msg }),
+                Err(reason) => {
+                    self.refuse(peer, "Core", "malformed", reason, true);
+                    self.drop_link(peer);
                 }
-            }
+            },
             frame::Kind::LookupRequest(r) => {
                 let response = match self.lookup_local(&r.cache, &r.key) {
                     Some(value) => LookupResponse {
@@ -568,12 +577,13 @@ impl Driver {
         match out {
             Output::Send { to, msg } => self.send(to, &msg),
             Output::Apply(entry) => self.apply(&entry),
-            Output::InstallSnapshot { last, data } => self.install(last, &data),
-            Output::SendSnapshot { to, term, last } => {
-                let data = Arc::new(wire::encode_store(&self.parts.store));
-                tracing::info!(peer = to, %last, bytes = data.len(), "sending a snapshot");
-                self.send(to, &Message::Snapshot { term, last, data });
-            }
+            Output::InstallChunk {
+                first,
+                done,
+                last,
+                data,
+            } => self.install_chunk(first, done, last, &data),
+            Output::SendSnapshot { to, term, last } => self.start_snapshot(to, term, last),
             Output::Resolve { id, result } => self.resolve(id, result),
             Output::InvalidateAll => {
                 tracing::warn!(
@@ -682,28 +692,50 @@ impl Driver {
         }
     }
 
-    fn install(&mut self, last: core::LogId, data: &[u8]) {
-        match wire::decode_store(data) {
+    /// Puts a snapshot chunk's entries into the caches (cleared first by
+    /// the first chunk). The core serves nothing meanwhile.
+    fn install_chunk(&mut self, first: bool, done: bool, last: core::LogId, data: &[u8]) {
+        if first {
+            self.parts.store.clear_all(Origin::Peer);
+            self.installing = Some((0, 0, Instant::now()));
+            tracing::info!(%last, "installing a snapshot");
+        }
+        let (mut restored, mut failed, started) = self.installing.unwrap_or((0, 0, Instant::now()));
+        match wire::decode_chunk(data) {
             Ok(caches) => {
-                self.parts.store.clear_all(Origin::Peer);
-                let mut restored = 0;
                 for snap in caches {
-                    match self.parts.store.erased(&snap.cache) {
-                        Ok(c) => restored += c.restore(&snap, Origin::Peer).restored,
-                        Err(_) => {
-                            tracing::warn!(cache = snap.cache, "snapshot of an unknown cache")
+                    let Ok(c) = self.parts.store.erased(&snap.cache) else {
+                        tracing::warn!(cache = snap.cache, "snapshot of an unknown cache");
+                        continue;
+                    };
+                    for e in snap.entries {
+                        match c.apply_put(e.key, &e.value, e.ttl, Origin::Peer) {
+                            Ok(()) => restored += 1,
+                            Err(_) => failed += 1,
                         }
                     }
                 }
-                tracing::info!(%last, restored, "installed a snapshot");
             }
-            Err(reason) => {
-                // The core believes the snapshot applied; nothing is served
-                // that it does not hold, since the caches are now empty.
-                tracing::error!(%last, reason, "a snapshot did not decode; caches cleared");
-                self.parts.store.clear_all(Origin::Peer);
-            }
+            // Nothing is served before a whole snapshot; what is missing
+            // here is a miss, never a wrong value.
+            Err(reason) => tracing::error!(%last, reason, "a snapshot chunk did not decode"),
         }
+        self.installing = Some((restored, failed, started));
+        if done {
+            self.installing = None;
+            let ms = started.elapsed().as_millis();
+            tracing::info!(%last, restored, failed, ms, "installed a snapshot");
+        }
+    }
+
+    /// Queues a snapshot for `to`: cut into chunks as its link takes them.
+    fn start_snapshot(&mut self, to: u32, term: core::Term, last: core::LogId) {
+        let Some(link) = self.links.get_mut(&to) else {
+            return;
+        };
+        let stream = SnapshotStream::new(&self.parts.store, term, last);
+        tracing::info!(peer = to, %last, entries = stream.remaining(), "streaming a snapshot");
+        link.backlog.push_back(Queued::Snapshot(Box::new(stream)));
     }
 
     fn resolve(
@@ -726,11 +758,7 @@ impl Driver {
     }
 
     fn send(&mut self, to: u32, msg: &Message) {
-        for core in wire::to_wire(msg) {
-            if !self.send_frame(to, frame::Kind::Core(core)) {
-                break;
-            }
-        }
+        self.send_frame(to, frame::Kind::Core(wire::to_wire(msg)));
     }
 
     /// Sends in order without waiting: what finds the channel full waits in
@@ -745,11 +773,13 @@ impl Driver {
         let bytes = prost::Message::encoded_len(&frame);
         metrics::counter!(crate::metrics::BYTES_OUT).increment(bytes as u64);
         if !link.backlog.is_empty() {
-            link.backlog.push_back((frame, bytes));
+            link.backlog.push_back(Queued::Frame(frame, bytes));
         } else {
             match link.tx.try_send(frame) {
                 Ok(()) => return true,
-                Err(TrySendError::Full(frame)) => link.backlog.push_back((frame, bytes)),
+                Err(TrySendError::Full(frame)) => {
+                    link.backlog.push_back(Queued::Frame(frame, bytes))
+                }
                 Err(TrySendError::Closed(_)) => {
                     self.drop_link(peer);
                     return false;
@@ -770,15 +800,60 @@ impl Driver {
         true
     }
 
-    /// Moves every link's backlog into its channel while there is room.
+    /// Moves every link's backlog into its channel while there is room,
+    /// cutting snapshot chunks as they go (at most `SNAPSHOT_AHEAD` of them
+    /// in a channel).
     fn flush_backlogs(&mut self) {
         let mut closed = Vec::new();
+        let (store, applied) = (&self.parts.store, self.node.caches_through());
         for (peer, link) in &mut self.links {
-            while let Some((frame, bytes)) = link.backlog.pop_front() {
+            while let Some(front) = link.backlog.front_mut() {
+                let frame = match front {
+                    Queued::Frame(..) => match link.backlog.pop_front() {
+                        Some(Queued::Frame(frame, bytes)) => {
+                            link.backlog_bytes -= bytes;
+                            frame
+                        }
+                        _ => break, // the front was just seen to be a frame
+                    },
+                    Queued::Snapshot(stream) => {
+                        let queued = link.tx.max_capacity() - link.tx.capacity();
+                        if queued >= SNAPSHOT_AHEAD {
+                            break;
+                        }
+                        match stream.next_chunk(store, applied) {
+                            Some(chunk) => {
+                                let frame = Frame {
+                                    kind: Some(frame::Kind::Core(redhac_proto::Core {
+                                        msg: Some(redhac_proto::core::Msg::Snapshot(chunk)),
+                                    })),
+                                };
+                                let bytes = prost::Message::encoded_len(&frame);
+                                metrics::counter!(crate::metrics::BYTES_OUT)
+                                    .increment(bytes as u64);
+                                frame
+                            }
+                            None => {
+                                tracing::info!(
+                                    peer,
+                                    entries = stream.entries,
+                                    bytes = stream.bytes,
+                                    ms = stream.started.elapsed().as_millis() as u64,
+                                    "snapshot sent"
+                                );
+                                link.backlog.pop_front();
+                                continue;
+                            }
+                        }
+                    }
+                };
                 match link.tx.try_send(frame) {
-                    Ok(()) => link.backlog_bytes -= bytes,
+                    Ok(()) => {}
                     Err(TrySendError::Full(frame)) => {
-                        link.backlog.push_front((frame, bytes));
+                        // Only frames get here: a chunk is cut with room.
+                        let bytes = prost::Message::encoded_len(&frame);
+                        link.backlog_bytes += bytes;
+                        link.backlog.push_front(Queued::Frame(frame, bytes));
                         break;
                     }
                     Err(TrySendError::Closed(_)) => {
@@ -790,6 +865,18 @@ impl Driver {
         }
         for peer in closed {
             self.drop_link(peer);
+        }
+    }
+
+    /// How many free slots wake the runtime for `link`'s backlog: one for a
+    /// frame; for a snapshot, enough that fewer than `SNAPSHOT_AHEAD`
+    /// chunks are left in the channel.
+    fn room_needed(link: &Link) -> usize {
+        match link.backlog.front() {
+            Some(Queued::Snapshot(_)) => (link.tx.max_capacity() + 1)
+                .saturating_sub(SNAPSHOT_AHEAD)
+                .max(1),
+            _ => 1,
         }
     }
 

@@ -69,13 +69,10 @@ fn frames(out: &[Output]) -> Vec<(usize, u64)> {
                 ..
             } if !a.entries.is_empty() => {
                 let last = a.prev.index + a.entries.len() as u64;
-                let sizes = wire::to_wire(msg).into_iter().map(|core| {
-                    let f = Frame {
-                        kind: Some(frame::Kind::Core(core)),
-                    };
-                    prost::Message::encoded_len(&f)
-                });
-                Some((sizes.max().unwrap_or(0), last))
+                let f = Frame {
+                    kind: Some(frame::Kind::Core(wire::to_wire(msg))),
+                };
+                Some((prost::Message::encoded_len(&f), last))
             }
             _ => None,
         })

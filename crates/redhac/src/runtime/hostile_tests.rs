@@ -83,9 +83,7 @@ impl RawPeer {
     }
 
     fn send_core(&mut self, msg: &Message) {
-        for core in wire::to_wire(msg) {
-            self.send_frame(frame::Kind::Core(core));
-        }
+        self.send_frame(frame::Kind::Core(wire::to_wire(msg)));
     }
 
     /// The next frame from the member, or the end of the stream.
@@ -368,9 +366,12 @@ async fn truncated_and_undecodable_frames_close_only_their_link() {
     // end of the stream; bytes that are not a Frame; a length over the limit.
     let cut = {
         let ping = Frame {
-            kind: Some(frame::Kind::Core(
-                wire::to_wire(&append(1, LogId::default(), vec![], 0)).remove(0),
-            )),
+            kind: Some(frame::Kind::Core(wire::to_wire(&append(
+                1,
+                LogId::default(),
+                vec![],
+                0,
+            )))),
         }
         .encode_to_vec();
         grpc_prefixed(&ping[..3], ping.len() as u32)
@@ -430,9 +431,7 @@ async fn leader_traffic_of_a_stale_term_or_from_a_non_leader_is_refused() {
     let answer = peer
         .until(|k| match k {
             frame::Kind::Core(core) => match wire::from_wire(core) {
-                Ok(wire::Decoded::Message(Message::AppendReply(AppendReply {
-                    term, ok, ..
-                }))) => Some((term, ok)),
+                Ok(Message::AppendReply(AppendReply { term, ok, .. })) => Some((term, ok)),
                 _ => None,
             },
             _ => None,

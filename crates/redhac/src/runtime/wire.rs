@@ -1,18 +1,20 @@
-//! Core messages to and from wire messages, snapshots cut into chunks and
-//! put back together. Decoding checks everything a peer could get wrong:
-//! a malformed message closes that link, it never panics.
+//! Core messages to and from wire messages, and snapshot chunks cut from
+//! the caches and put into them. Decoding checks everything a peer could get
+//! wrong: a malformed message closes that link, it never panics.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use prost::Message as _;
-use redhac_membership::{Ack, Append, AppendReply, Entry, LogId, Message, Op};
+use redhac_membership::{
+    Ack, Append, AppendReply, Entry, Index, LogId, Message, Op, SnapshotChunk, Term,
+};
 use redhac_proto as pb;
 use redhac_proto::core::Msg;
 use redhac_store::{CacheSnapshot, SnapshotEntry, Store};
 
-/// Snapshot bytes per frame, well below the frame limit.
-pub(crate) const SNAPSHOT_CHUNK: usize = 4 << 20;
+/// Entry bytes per snapshot chunk (a chunk holds at least one entry).
+pub(crate) const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
@@ -60,9 +62,9 @@ fn ack_to_wire(ack: Ack) -> pb::Ack {
     }
 }
 
-/// One core message as wire messages: one, or a snapshot's chunks.
-pub(crate) fn to_wire(msg: &Message) -> Vec<pb::Core> {
-    let one = |m: Msg| vec![pb::Core { msg: Some(m) }];
+/// One core message as a wire message.
+pub(crate) fn to_wire(msg: &Message) -> pb::Core {
+    let one = |m: Msg| pb::Core { msg: Some(m) };
     match msg {
         Message::PreVote { term, last } => one(Msg::PreVote(pb::PreVote {
             term: *term,
@@ -112,35 +114,13 @@ pub(crate) fn to_wire(msg: &Message) -> Vec<pb::Core> {
             own_ns: nanos(r.own),
             batch: r.batch,
         })),
-        Message::Snapshot { term, last, data } => {
-            let total = data.len() as u64;
-            let mut chunks: Vec<pb::Core> = data
-                .chunks(SNAPSHOT_CHUNK)
-                .scan(0u64, |offset, part| {
-                    let chunk = pb::SnapshotChunk {
-                        term: *term,
-                        last: log_id(*last),
-                        offset: *offset,
-                        total,
-                        data: part.to_vec().into(),
-                    };
-                    *offset += part.len() as u64;
-                    Some(pb::Core {
-                        msg: Some(Msg::Snapshot(chunk)),
-                    })
-                })
-                .collect();
-            if chunks.is_empty() {
-                chunks = one(Msg::Snapshot(pb::SnapshotChunk {
-                    term: *term,
-                    last: log_id(*last),
-                    offset: 0,
-                    total: 0,
-                    data: Default::default(),
-                }));
-            }
-            chunks
-        }
+        Message::Snapshot(c) => one(Msg::Snapshot(pb::SnapshotChunk {
+            term: c.term,
+            last: log_id(c.last),
+            seq: c.seq,
+            end: c.end,
+            data: c.data.to_vec().into(),
+        })),
         Message::Forward { id, op, ack } => one(Msg::Forward(pb::Forward {
             id: *id,
             op: Some(op_to_wire(op)),
@@ -191,15 +171,8 @@ fn op_from_wire(op: Option<pb::Op>) -> Result<Op, WireError> {
     )
 }
 
-/// What a wire message turns into.
-#[derive(Debug)]
-pub(crate) enum Decoded {
-    Message(Message),
-    Chunk(pb::SnapshotChunk),
-}
-
 /// Decodes one wire message of the core.
-pub(crate) fn from_wire(core: pb::Core) -> Result<Decoded, WireError> {
+pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
     let d = Duration::from_nanos;
     let msg = match core.msg.ok_or("an empty core message")? {
         Msg::PreVote(m) => Message::PreVote {
@@ -253,7 +226,13 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Decoded, WireError> {
             own: d(m.own_ns),
             batch: m.batch,
         }),
-        Msg::Snapshot(chunk) => return Ok(Decoded::Chunk(chunk)),
+        Msg::Snapshot(c) => Message::Snapshot(SnapshotChunk {
+            term: c.term,
+            last: need_id(c.last)?,
+            seq: c.seq,
+            end: c.end,
+            data: Arc::new(c.data.to_vec()),
+        }),
         Msg::Forward(m) => Message::Forward {
             id: m.id,
             op: Arc::new(op_from_wire(m.op)?),
@@ -279,86 +258,125 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Decoded, WireError> {
         },
         Msg::TimeoutNow(m) => Message::TimeoutNow { term: m.term },
     };
-    Ok(Decoded::Message(msg))
+    Ok(msg)
 }
 
-/// A snapshot arriving in chunks from one peer.
-#[derive(Debug, Default)]
-pub(crate) struct Reassembly {
-    current: Option<(u64, LogId, u64, Vec<u8>)>,
+/// A snapshot streamed to one peer: the keys of every cache, listed when
+/// it begins; each chunk reads their values when it is cut (keys deleted
+/// meanwhile are left out, values changed meanwhile go as they are now:
+/// the receiver replays the log after `last`, which makes that exact).
+#[derive(Debug)]
+pub(crate) struct SnapshotStream {
+    term: Term,
+    last: LogId,
+    seq: u64,
+    /// Caches still to send, each with its keys in reverse (popped).
+    caches: Vec<(String, Vec<Arc<String>>)>,
+    pub(crate) entries: u64,
+    pub(crate) bytes: u64,
+    pub(crate) started: std::time::Instant,
 }
 
-/// The most a reassembled snapshot may hold.
-const MAX_SNAPSHOT: u64 = 8 << 30;
-
-impl Reassembly {
-    /// Adds a chunk; returns the whole snapshot once complete.
-    pub(crate) fn add(&mut self, c: pb::SnapshotChunk) -> Result<Option<Message>, WireError> {
-        let last = need_id(c.last)?;
-        if c.total > MAX_SNAPSHOT {
-            return Err("a snapshot larger than 8 GiB");
-        }
-        if c.offset == 0 {
-            self.current = Some((c.term, last, c.total, Vec::new()));
-        }
-        let Some((term, at, total, data)) = self.current.as_mut() else {
-            return Err("a snapshot chunk without its start");
-        };
-        if *term != c.term || *at != last || *total != c.total || data.len() as u64 != c.offset {
-            self.current = None;
-            return Err("a snapshot chunk out of sequence");
-        }
-        data.extend_from_slice(&c.data);
-        if data.len() as u64 > *total {
-            self.current = None;
-            return Err("a snapshot longer than announced");
-        }
-        if (data.len() as u64) < *total {
-            return Ok(None);
-        }
-        let Some((term, last, _, data)) = self.current.take() else {
-            return Err("a snapshot chunk without its start"); // checked above
-        };
-        Ok(Some(Message::Snapshot {
+impl SnapshotStream {
+    /// Lists every key of every cache: all the stream holds of its own.
+    pub(crate) fn new(store: &Store, term: Term, last: LogId) -> Self {
+        let mut caches: Vec<_> = store
+            .caches()
+            .map(|c| {
+                let mut keys = c.keys();
+                keys.reverse();
+                (c.name().to_owned(), keys)
+            })
+            .collect();
+        caches.reverse();
+        Self {
             term,
             last,
-            data: Arc::new(data),
-        }))
+            seq: 0,
+            caches,
+            entries: 0,
+            bytes: 0,
+            started: std::time::Instant::now(),
+        }
     }
-}
 
-/// Encodes every cache of the store.
-pub(crate) fn encode_store(store: &Store) -> Vec<u8> {
-    let caches = store
-        .caches()
-        .filter_map(|c| match c.snapshot() {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::error!(cache = c.name(), error = %e, "cache left out of a snapshot");
-                None
+    /// Keys still to go.
+    pub(crate) fn remaining(&self) -> usize {
+        self.caches.iter().map(|(_, k)| k.len()).sum()
+    }
+
+    /// Cuts the next chunk from the caches as they are now: entries up to
+    /// about [`SNAPSHOT_CHUNK`] bytes (at least one), the last chunk with
+    /// `end = applied`. `None` once the last was cut.
+    pub(crate) fn next_chunk(
+        &mut self,
+        store: &Store,
+        applied: Index,
+    ) -> Option<pb::SnapshotChunk> {
+        if self.seq > 0 && self.caches.is_empty() {
+            return None;
+        }
+        let mut out: Vec<pb::CacheSnapshot> = Vec::new();
+        let mut size = 0usize;
+        while size < SNAPSHOT_CHUNK {
+            let Some((name, keys)) = self.caches.last_mut() else {
+                break;
+            };
+            let Some(key) = keys.pop() else {
+                self.caches.pop();
+                continue;
+            };
+            let entry = store
+                .erased(name)
+                .ok()
+                .and_then(|c| match c.snapshot_entry(&key) {
+                    Ok(e) => e,
+                    Err(e) => {
+                        tracing::error!(cache = %name, error = %e, "an entry left out of a snapshot");
+                        None
+                    }
+                });
+            let Some(e) = entry else {
+                continue; // deleted or expired since the stream began
+            };
+            size += e.key.len() + e.value.len() + 16;
+            if out.last().is_none_or(|c| c.cache != *name) {
+                out.push(pb::CacheSnapshot {
+                    cache: name.clone(),
+                    entries: Vec::new(),
+                });
             }
-        })
-        .map(|s| pb::CacheSnapshot {
-            cache: s.cache,
-            entries: s
-                .entries
-                .into_iter()
-                .map(|e| pb::SnapshotEntry {
+            if let Some(c) = out.last_mut() {
+                c.entries.push(pb::SnapshotEntry {
                     key: e.key,
                     value: e.value.into(),
                     ttl_ms: e
                         .ttl
-                        .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
-                })
-                .collect(),
-        })
-        .collect();
-    pb::StoreSnapshot { caches }.encode_to_vec()
+                        .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
+                });
+            }
+            self.entries += 1;
+        }
+        if self.caches.last().is_some_and(|(_, k)| k.is_empty()) {
+            self.caches.pop();
+        }
+        let data = pb::StoreSnapshot { caches: out }.encode_to_vec();
+        self.bytes += data.len() as u64;
+        let chunk = pb::SnapshotChunk {
+            term: self.term,
+            last: log_id(self.last),
+            seq: self.seq,
+            end: self.caches.is_empty().then_some(applied),
+            data: data.into(),
+        };
+        self.seq += 1;
+        Some(chunk)
+    }
 }
 
-/// Decodes a snapshot into per-cache contents.
-pub(crate) fn decode_store(data: &[u8]) -> Result<Vec<CacheSnapshot>, WireError> {
-    let s = pb::StoreSnapshot::decode(data).map_err(|_| "a snapshot that does not decode")?;
+/// Decodes a chunk's entries into per-cache contents.
+pub(crate) fn decode_chunk(data: &[u8]) -> Result<Vec<CacheSnapshot>, WireError> {
+    let s = pb::StoreSnapshot::decode(data).map_err(|_| "a snapshot chunk that does not decode")?;
     Ok(s.caches
         .into_iter()
         .map(|c| CacheSnapshot {
@@ -381,17 +399,9 @@ mod tests {
     use super::*;
 
     fn round_trip(msg: Message) {
-        let mut out = None;
-        let mut r = Reassembly::default();
-        for core in to_wire(&msg) {
-            let bytes = core.encode_to_vec();
-            let back = pb::Core::decode(bytes.as_slice()).unwrap();
-            match from_wire(back).unwrap() {
-                Decoded::Message(m) => out = Some(m),
-                Decoded::Chunk(c) => out = r.add(c).unwrap().or(out),
-            }
-        }
-        assert_eq!(out, Some(msg));
+        let bytes = to_wire(&msg).encode_to_vec();
+        let back = pb::Core::decode(bytes.as_slice()).unwrap();
+        assert_eq!(from_wire(back).unwrap(), msg);
     }
 
     /// One of every message.
@@ -448,16 +458,20 @@ mod tests {
                 own: Duration::from_nanos(2),
                 batch: true,
             }),
-            Message::Snapshot {
+            Message::Snapshot(SnapshotChunk {
                 term: 3,
                 last: id,
-                data: Arc::new(vec![7; SNAPSHOT_CHUNK * 2 + 5]),
-            },
-            Message::Snapshot {
+                seq: 4,
+                end: Some(12),
+                data: Arc::new(vec![7; 300]),
+            }),
+            Message::Snapshot(SnapshotChunk {
                 term: 3,
                 last: id,
+                seq: 0,
+                end: None,
                 data: Arc::new(Vec::new()),
-            },
+            }),
             Message::Forward {
                 id: 5,
                 op: put,
@@ -502,15 +516,15 @@ mod tests {
             })),
         };
         assert!(from_wire(gap).is_err());
-        let mut r = Reassembly::default();
-        let orphan = pb::SnapshotChunk {
-            term: 1,
-            last: log_id(LogId::new(1, 1)),
-            offset: 10,
-            total: 20,
-            data: vec![0; 10].into(),
+        let no_start = pb::Core {
+            msg: Some(Msg::Snapshot(pb::SnapshotChunk {
+                term: 1,
+                last: None,
+                ..Default::default()
+            })),
         };
-        assert!(r.add(orphan).is_err());
+        assert!(from_wire(no_start).is_err());
+        assert!(decode_chunk(&[0xff; 12]).is_err());
     }
 
     mod props {
@@ -532,9 +546,7 @@ mod tests {
             ) {
                 let samples = samples();
                 let mut bytes = match samples.get(sample) {
-                    // Not the multi-chunk snapshot: megabytes per case.
-                    Some(Message::Snapshot { data, .. }) if data.len() > 1024 => noise,
-                    Some(m) => to_wire(m).remove(0).encode_to_vec(),
+                    Some(m) => to_wire(m).encode_to_vec(),
                     None => noise,
                 };
                 for (at, byte) in changes {
@@ -544,35 +556,10 @@ mod tests {
                     }
                 }
                 if let Ok(core) = pb::Core::decode(bytes.as_slice())
-                    && let Ok(Decoded::Message(m)) = from_wire(core)
+                    && let Ok(m) = from_wire(core)
                 {
-                    let mut wire = to_wire(&m);
-                    prop_assert_eq!(wire.len(), 1);
-                    let back = from_wire(wire.remove(0));
-                    prop_assert!(matches!(back, Ok(Decoded::Message(ref b)) if *b == m));
-                }
-            }
-
-            /// Snapshot chunks in any order and size are refused or
-            /// reassembled, and a reassembled snapshot is exactly as long as
-            /// announced.
-            #[test]
-            fn snapshot_chunks_in_any_order(
-                chunks in vec((1u64..3, 0u64..48, 0u64..48, vec(any::<u8>(), 0..24)), 0..24),
-            ) {
-                let mut r = Reassembly::default();
-                for (term, offset, total, data) in chunks {
-                    let c = pb::SnapshotChunk {
-                        term,
-                        last: log_id(LogId::new(1, 1)),
-                        offset,
-                        total,
-                        data: data.into(),
-                    };
-                    if let Ok(Some(Message::Snapshot { data, term: t, .. })) = r.add(c) {
-                        prop_assert_eq!(data.len() as u64, total);
-                        prop_assert_eq!(t, term);
-                    }
+                    let back = from_wire(to_wire(&m));
+                    prop_assert!(matches!(back, Ok(ref b) if *b == m));
                 }
             }
         }
