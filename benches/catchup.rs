@@ -66,8 +66,10 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 }
 
 /// Writes at `WRITES_PER_SEC` on `node` until `stop`; the latencies, and
-/// the peak RSS sampled meanwhile.
+/// the peak RSS sampled meanwhile. Writes over 100 ms are printed with when
+/// they started.
 async fn steady_writes(node: Redhac, stop: Arc<AtomicBool>) -> (Vec<Duration>, f64) {
+    let began = Instant::now();
     let cache = node.cache::<Vec<u8>>("c").expect("cache");
     let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / WRITES_PER_SEC));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
@@ -88,8 +90,16 @@ async fn steady_writes(node: Redhac, stop: Arc<AtomicBool>) -> (Vec<Duration>, f
                 WriteOptions::default(),
             )
             .await;
+        let took = start.elapsed();
+        if took > Duration::from_millis(100) {
+            let at = start.duration_since(began).as_secs_f64();
+            println!(
+                "  a write took {:.0} ms, {at:.2} s into the phase ({w:?})",
+                took.as_secs_f64() * 1e3
+            );
+        }
         if w.is_ok() {
-            lat.push(start.elapsed());
+            lat.push(took);
         }
     }
     (lat, peak)
@@ -133,6 +143,12 @@ async fn child(hosts: String, name: String, entries: u64) {
 }
 
 fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .init();
     let entries: u64 = std::env::var("REDHAC_CATCHUP_ENTRIES")
         .ok()
         .and_then(|v| v.parse().ok())

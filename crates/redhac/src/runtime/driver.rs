@@ -27,7 +27,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::{StreamExt, StreamMap};
 
-use super::wire::{self, SnapshotStream};
+use super::wire::{self, KeyList, SnapshotStream};
 use super::{Fetched, Request, WriteOp};
 use crate::gate::ReadGate;
 use crate::status::{Health, MemberStatus, Role, Status};
@@ -77,6 +77,9 @@ enum Queued {
     Snapshot(Box<SnapshotStream>),
 }
 
+/// A snapshot's keys, listed off the runtime task, for the link with this id.
+type Listed = (u64, KeyList);
+
 /// Snapshot chunks a link's channel may hold at once: the leader's memory
 /// for a snapshot is this many chunks (about 1 MiB each) and the key list.
 const SNAPSHOT_AHEAD: usize = 4;
@@ -94,6 +97,8 @@ enum Woke {
     Inbound(u32, InboundItem),
     /// A link with a backlog has room again (the next turn flushes it).
     Room,
+    /// A snapshot's keys were listed, for the link with this id.
+    Listed(u64, KeyList),
     Request(Request),
     Tick,
     Due,
@@ -130,6 +135,8 @@ pub(crate) struct Driver {
     /// The snapshot being installed: entries restored, entries that did
     /// not decode, since when.
     installing: Option<(u64, u64, Instant)>,
+    /// Snapshot key lists made off this task come back here.
+    listed: (mpsc::Sender<Listed>, mpsc::Receiver<Listed>),
     next_id: RequestId,
     writes: HashMap<RequestId, Waiting>,
     lookups: HashMap<u64, Lookup>,
@@ -200,6 +207,7 @@ impl Driver {
             links: BTreeMap::new(),
             inbound: StreamMap::new(),
             installing: None,
+            listed: mpsc::channel(4),
             next_id: 1,
             writes: HashMap::new(),
             lookups: HashMap::new(),
@@ -231,8 +239,7 @@ impl Driver {
             let backlogged = self
                 .links
                 .values()
-                .find(|l| !l.backlog.is_empty())
-                .map(|l| (l.tx.clone(), Self::room_needed(l)));
+                .find_map(|l| Some((l.tx.clone(), Self::room_needed(l)?)));
             let intake = !self.leader_link_backlogged();
             // Links' frames are read here, not by a task per link: each
             // frame reaches the core without a hand-off between tasks.
@@ -250,6 +257,7 @@ impl Driver {
                     }
                 } => Woke::Room,
                 Some(request) = requests.recv(), if intake => Woke::Request(request),
+                Some((link, keys)) = self.listed.1.recv() => Woke::Listed(link, keys),
                 _ = ticker.tick() => Woke::Tick,
                 () = tokio::time::sleep_until(due) => Woke::Due,
                 () = stopped(&mut stop) => Woke::Stop,
@@ -258,6 +266,7 @@ impl Driver {
                 Woke::Inbound(peer, item) => self.on_inbound(peer, item),
                 Woke::Link(up) => self.on_link(up),
                 Woke::Room => {}
+                Woke::Listed(link, keys) => self.on_listed(link, keys),
                 Woke::Request(request) => self.on_request(request),
                 Woke::Tick => self.on_tick(),
                 Woke::Due => self.step(Input::Tick),
@@ -733,9 +742,37 @@ impl Driver {
         let Some(link) = self.links.get_mut(&to) else {
             return;
         };
-        let stream = SnapshotStream::new(&self.parts.store, term, last);
-        tracing::info!(peer = to, %last, entries = stream.remaining(), "streaming a snapshot");
-        link.backlog.push_back(Queued::Snapshot(Box::new(stream)));
+        link.backlog
+            .push_back(Queued::Snapshot(Box::new(SnapshotStream::new(term, last))));
+        // Listing every key scans the caches: not on this task, which keeps
+        // applying entries meanwhile (the stream is fuzzy anyway).
+        let caches: Vec<_> = self.parts.store.caches().cloned().collect();
+        let (done, id) = (self.listed.0.clone(), link.id);
+        tokio::task::spawn_blocking(move || {
+            let _ = done.blocking_send((id, wire::list_keys(&caches)));
+        });
+        tracing::info!(peer = to, %last, "streaming a snapshot");
+    }
+
+    /// A snapshot's keys are listed: its link's backlog may flush.
+    fn on_listed(&mut self, link: u64, keys: KeyList) {
+        let Some((peer, l)) = self.links.iter_mut().find(|(_, l)| l.id == link) else {
+            return; // the link is gone, and its stream with it
+        };
+        let stream = l.backlog.iter_mut().find_map(|q| match q {
+            Queued::Snapshot(s) if !s.is_listed() => Some(s),
+            _ => None,
+        });
+        if let Some(s) = stream {
+            let ms = s.started.elapsed().as_millis() as u64;
+            s.listed(keys);
+            tracing::info!(
+                peer,
+                entries = s.remaining(),
+                listed_in_ms = ms,
+                "snapshot keys listed"
+            );
+        }
     }
 
     fn resolve(
@@ -807,6 +844,9 @@ impl Driver {
         let mut closed = Vec::new();
         let (store, applied) = (&self.parts.store, self.node.caches_through());
         for (peer, link) in &mut self.links {
+            // One chunk a turn: cutting one takes about a millisecond, and
+            // writes and frames are served between two.
+            let mut cut = false;
             while let Some(front) = link.backlog.front_mut() {
                 let frame = match front {
                     Queued::Frame(..) => match link.backlog.pop_front() {
@@ -818,9 +858,10 @@ impl Driver {
                     },
                     Queued::Snapshot(stream) => {
                         let queued = link.tx.max_capacity() - link.tx.capacity();
-                        if queued >= SNAPSHOT_AHEAD {
+                        if queued >= SNAPSHOT_AHEAD || !stream.is_listed() || cut {
                             break;
                         }
+                        cut = true;
                         match stream.next_chunk(store, applied) {
                             Some(chunk) => {
                                 let frame = Frame {
@@ -870,13 +911,17 @@ impl Driver {
 
     /// How many free slots wake the runtime for `link`'s backlog: one for a
     /// frame; for a snapshot, enough that fewer than `SNAPSHOT_AHEAD`
-    /// chunks are left in the channel.
-    fn room_needed(link: &Link) -> usize {
-        match link.backlog.front() {
-            Some(Queued::Snapshot(_)) => (link.tx.max_capacity() + 1)
-                .saturating_sub(SNAPSHOT_AHEAD)
-                .max(1),
-            _ => 1,
+    /// chunks are left in the channel. `None`: nothing to wait for (an empty
+    /// backlog, or a snapshot whose keys are still being listed).
+    fn room_needed(link: &Link) -> Option<usize> {
+        match link.backlog.front()? {
+            Queued::Snapshot(s) if !s.is_listed() => None,
+            Queued::Snapshot(_) => Some(
+                (link.tx.max_capacity() + 1)
+                    .saturating_sub(SNAPSHOT_AHEAD)
+                    .max(1),
+            ),
+            Queued::Frame(..) => Some(1),
         }
     }
 

@@ -130,3 +130,68 @@ proptest! {
         }
     }
 }
+
+/// A store with one cache of byte values of the given sizes, keys "k{i}"
+/// of `key` bytes.
+fn store_with(sizes: &[usize], key: usize) -> redhac_store::Store {
+    let mut b = redhac_store::Store::builder();
+    b.add::<Vec<u8>>(&"c".repeat(255), redhac_store::CacheOptions::default())
+        .unwrap();
+    let store = b.build();
+    let c = store.erased(&"c".repeat(255)).unwrap();
+    for (i, size) in sizes.iter().enumerate() {
+        let value = postcard::to_allocvec(&vec![i as u8; *size]).unwrap();
+        let k = format!("{i:0>width$}", width = key.max(8));
+        c.apply_put(k, &value, None, redhac_store::Origin::Peer)
+            .unwrap();
+    }
+    store
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// Snapshot chunks fit a frame whatever the values' sizes (up to the
+    /// largest value a write may carry), and together hold every entry.
+    #[test]
+    fn no_snapshot_chunk_exceeds_the_receivers_limit(
+        sizes in proptest::collection::vec(value_len(), 1..6),
+        key in 0..=crate::MAX_KEY_LEN,
+    ) {
+        // Encoded values stay within the limit (postcard adds a length).
+        let sizes: Vec<usize> = sizes
+            .into_iter()
+            .map(|s| s.min(crate::Config::MAX_VALUE_SIZE_LIMIT - 8))
+            .collect();
+        let store = store_with(&sizes, key);
+        let caches: Vec<_> = store.caches().cloned().collect();
+        let mut stream = wire::SnapshotStream::new(1, LogId::new(1, 1));
+        stream.listed(wire::list_keys(&caches));
+        let mut entries = 0;
+        let mut ended = false;
+        while let Some(chunk) = stream.next_chunk(&store, 7) {
+            prop_assert!(!ended, "a chunk after the last");
+            ended = chunk.end.is_some();
+            let held: Vec<usize> = wire::decode_chunk(&chunk.data)
+                .unwrap()
+                .iter()
+                .flat_map(|c| c.entries.iter().map(|e| e.key.len() + e.value.len()))
+                .collect();
+            // A chunk holds about SNAPSHOT_CHUNK bytes of entries, or one.
+            prop_assert!(
+                held.len() <= 1 || held.iter().sum::<usize>() <= wire::SNAPSHOT_CHUNK,
+                "a chunk of {} entries, {} bytes", held.len(), held.iter().sum::<usize>()
+            );
+            entries += held.len();
+            let f = Frame {
+                kind: Some(frame::Kind::Core(redhac_proto::Core {
+                    msg: Some(redhac_proto::core::Msg::Snapshot(chunk)),
+                })),
+            };
+            let bytes = prost::Message::encoded_len(&f);
+            prop_assert!(bytes <= MAX_FRAME_BYTES, "a chunk of {bytes} bytes");
+        }
+        prop_assert!(ended, "the last chunk says so");
+        prop_assert_eq!(entries, sizes.len());
+    }
+}

@@ -261,6 +261,26 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
     Ok(msg)
 }
 
+/// Every cache's keys, in the order a stream sends them (reversed: popped).
+pub(crate) type KeyList = Vec<(String, Vec<Arc<String>>)>;
+
+/// Lists every key of every cache (no key is copied). It scans the caches
+/// (about a microsecond a key), so it runs off the runtime task, while
+/// entries keep applying: a key there throughout is listed; one added or
+/// deleted meanwhile may or may not be, and the log after `last` replays it.
+pub(crate) fn list_keys(caches: &[Arc<dyn redhac_store::ErasedCache>]) -> KeyList {
+    let mut list: KeyList = caches
+        .iter()
+        .map(|c| {
+            let mut keys = c.keys();
+            keys.reverse();
+            (c.name().to_owned(), keys)
+        })
+        .collect();
+    list.reverse();
+    list
+}
+
 /// A snapshot streamed to one peer: the keys of every cache, listed when
 /// it begins; each chunk reads their values when it is cut (keys deleted
 /// meanwhile are left out, values changed meanwhile go as they are now:
@@ -270,39 +290,41 @@ pub(crate) struct SnapshotStream {
     term: Term,
     last: LogId,
     seq: u64,
-    /// Caches still to send, each with its keys in reverse (popped).
-    caches: Vec<(String, Vec<Arc<String>>)>,
+    /// Caches still to send, each with its keys in reverse (popped); `None`
+    /// while they are being listed.
+    caches: Option<KeyList>,
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
     pub(crate) started: std::time::Instant,
 }
 
 impl SnapshotStream {
-    /// Lists every key of every cache: all the stream holds of its own.
-    pub(crate) fn new(store: &Store, term: Term, last: LogId) -> Self {
-        let mut caches: Vec<_> = store
-            .caches()
-            .map(|c| {
-                let mut keys = c.keys();
-                keys.reverse();
-                (c.name().to_owned(), keys)
-            })
-            .collect();
-        caches.reverse();
+    /// A stream whose keys are being listed.
+    pub(crate) fn new(term: Term, last: LogId) -> Self {
         Self {
             term,
             last,
             seq: 0,
-            caches,
+            caches: None,
             entries: 0,
             bytes: 0,
             started: std::time::Instant::now(),
         }
     }
 
+    /// The keys are listed: chunks can be cut.
+    pub(crate) fn listed(&mut self, keys: KeyList) {
+        self.caches = Some(keys);
+    }
+
+    /// Whether chunks can be cut yet.
+    pub(crate) fn is_listed(&self) -> bool {
+        self.caches.is_some()
+    }
+
     /// Keys still to go.
     pub(crate) fn remaining(&self) -> usize {
-        self.caches.iter().map(|(_, k)| k.len()).sum()
+        self.caches.iter().flatten().map(|(_, k)| k.len()).sum()
     }
 
     /// Cuts the next chunk from the caches as they are now: entries up to
@@ -313,17 +335,18 @@ impl SnapshotStream {
         store: &Store,
         applied: Index,
     ) -> Option<pb::SnapshotChunk> {
-        if self.seq > 0 && self.caches.is_empty() {
+        let caches = self.caches.as_mut()?;
+        if self.seq > 0 && caches.is_empty() {
             return None;
         }
         let mut out: Vec<pb::CacheSnapshot> = Vec::new();
         let mut size = 0usize;
         while size < SNAPSHOT_CHUNK {
-            let Some((name, keys)) = self.caches.last_mut() else {
+            let Some((name, keys)) = caches.last_mut() else {
                 break;
             };
             let Some(key) = keys.pop() else {
-                self.caches.pop();
+                caches.pop();
                 continue;
             };
             let entry = store
@@ -339,7 +362,13 @@ impl SnapshotStream {
             let Some(e) = entry else {
                 continue; // deleted or expired since the stream began
             };
-            size += e.key.len() + e.value.len() + 16;
+            // Entry bytes plus the encoding's tags and lengths, at most.
+            let weight = e.key.len() + e.value.len() + name.len() + 32;
+            if size > 0 && size + weight > SNAPSHOT_CHUNK {
+                keys.push(key); // it opens the next chunk, alone if need be
+                break;
+            }
+            size += weight;
             if out.last().is_none_or(|c| c.cache != *name) {
                 out.push(pb::CacheSnapshot {
                     cache: name.clone(),
@@ -357,8 +386,8 @@ impl SnapshotStream {
             }
             self.entries += 1;
         }
-        if self.caches.last().is_some_and(|(_, k)| k.is_empty()) {
-            self.caches.pop();
+        while caches.last().is_some_and(|(_, k)| k.is_empty()) {
+            caches.pop();
         }
         let data = pb::StoreSnapshot { caches: out }.encode_to_vec();
         self.bytes += data.len() as u64;
@@ -366,7 +395,7 @@ impl SnapshotStream {
             term: self.term,
             last: log_id(self.last),
             seq: self.seq,
-            end: self.caches.is_empty().then_some(applied),
+            end: caches.is_empty().then_some(applied),
             data: data.into(),
         };
         self.seq += 1;
