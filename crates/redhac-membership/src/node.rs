@@ -201,10 +201,10 @@ pub struct Node {
     pub(crate) applied: Index,
     /// The caches were cleared (health Bad): ask the leader for a snapshot.
     pub(crate) needs_snapshot: bool,
-    /// The snapshot being installed: (term, last, next chunk). From its
-    /// first chunk until its last, the caches are neither the old state nor
-    /// the new one: no lease is renewed.
-    pub(crate) installing: Option<(Term, LogId, u64)>,
+    /// The snapshot being installed: (term, last, next chunk; `None` once a
+    /// chunk was missed). From its first chunk until its last, the caches
+    /// are neither the old state nor the new one: no lease is renewed.
+    pub(crate) installing: Option<(Term, LogId, Option<u64>)>,
     /// The `end` of the latest snapshot installed: until the log replays
     /// past it, the caches may show entries beyond `applied`.
     pub(crate) fuzzy_end: Index,

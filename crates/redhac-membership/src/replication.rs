@@ -181,12 +181,16 @@ impl Node {
             self.apply_committed();
         }
         // The read lease: renewed only by a leader that held its own lease,
-        // only once everything it had committed is applied here, and counted
-        // from when this node sent the reply the leader echoes, so the
-        // leader's bound (that reply's arrival plus L) holds.
+        // only once everything it had committed is applied here (and, after
+        // a snapshot, past its end: the caches are exact only then; a leader
+        // that took an old stream's answer for a newer one's may send
+        // appends committing less), never mid-install, and counted from when
+        // this node sent the reply the leader echoes, so the leader's bound
+        // (that reply's arrival plus L) holds.
         if a.lease
             && (self.applied >= a.commit || self.faults.renew_when_lagging)
-            && (self.installing.is_none() || self.faults.keep_lease_while_installing)
+            && (self.installing.is_none() && self.applied >= self.fuzzy_end
+                || self.faults.keep_lease_while_installing)
             && let Some(echo) = a.echo.filter(|e| *e <= self.now)
         {
             let until = echo + self.timing.read_lease;
@@ -284,13 +288,13 @@ impl Node {
             return;
         }
         let first = c.seq == 0;
-        if !first && self.installing != Some((c.term, c.last, c.seq)) {
+        if !first && self.installing != Some((c.term, c.last, Some(c.seq))) {
             // A chunk was lost (a link may lose messages) or this stream was
             // never begun here: wait for the leader's next snapshot. What
             // was installed so far stays unserved until a whole one: the
             // install stays open, and no later chunk of it matches.
             if let Some(i) = self.installing.as_mut() {
-                i.2 = u64::MAX;
+                i.2 = None;
             }
             self.reject(from, "snapshot", Rejection::OutOfSequence);
             return;
@@ -301,7 +305,7 @@ impl Node {
                 self.lease_until = None;
             }
         }
-        self.installing = Some((c.term, c.last, c.seq + 1));
+        self.installing = Some((c.term, c.last, c.seq.checked_add(1)));
         self.out.push(Output::InstallChunk {
             first,
             done,

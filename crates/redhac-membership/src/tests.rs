@@ -787,6 +787,51 @@ fn the_leader_keeps_the_entries_after_a_streaming_snapshot_up_to_four_times_its_
     }
     assert!(n.log.base().index > 1, "not beyond four times the capacity");
     assert!(n.log.len() <= 16);
+    // That stream's entries are gone: a newer snapshot replaces it at once.
+    let s = n.progress[&1].streaming.expect("a newer stream");
+    assert!(s.index >= n.log.base().index, "{s} behind {}", n.log.base());
+}
+
+#[test]
+fn a_forwarded_write_that_a_snapshot_covers_resolves_instead_of_going_again() {
+    let mut n = following_1_in_term_2();
+    let out = n.step(
+        ms(11),
+        Input::Propose {
+            id: 9,
+            op: put("w"),
+            ack: crate::Ack::Quorum,
+            deadline: ms(10_000),
+        },
+    );
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            to: 1,
+            msg: Message::Forward { id: 9, .. }
+        }
+    )));
+    let at = LogId::new(2, 3);
+    receive(&mut n, 12, 1, Message::Accepted { id: 9, at });
+    // Before entry 3 arrives, a snapshot through 5 covers it.
+    let out = receive(&mut n, 13, 1, chunk(2, LogId::new(2, 5), 0, Some(5)));
+    assert!(
+        out.contains(&Output::Resolve {
+            id: 9,
+            result: Ok(Some(at))
+        }),
+        "{out:?}"
+    );
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::Forward { .. },
+                ..
+            }
+        )),
+        "forwarded again: {out:?}"
+    );
 }
 
 #[test]
@@ -873,7 +918,24 @@ fn a_follower_installs_a_snapshot_in_chunks_and_serves_only_after_a_renewal() {
         lease: true,
     });
     receive(&mut n, 27, 1, renew);
-    assert!(n.serving(ms(28)));
+    // Its caches may show entries up to the snapshot's end, 7: a renewal
+    // that committed only 5 (applied here) is not enough.
+    assert!(
+        !n.serving(ms(28)),
+        "serving inside the snapshot's fuzzy window"
+    );
+    let replay = Message::Append(Append {
+        term: 2,
+        prev: LogId::new(2, 5),
+        entries: vec![entry(2, 6, &put("x")), entry(2, 7, &put("y"))],
+        commit: 7,
+        stamp: ms(28),
+        echo: Some(ms(27)),
+        lease: true,
+    });
+    receive(&mut n, 29, 1, replay);
+    assert_eq!(n.status().applied, 7);
+    assert!(n.serving(ms(30)));
 }
 
 #[test]

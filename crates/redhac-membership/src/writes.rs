@@ -189,7 +189,8 @@ impl Node {
 
     /// Forgets applied entries beyond the log's capacity, except those after
     /// a snapshot still streaming (its follower replays them), up to four
-    /// times the capacity: beyond that, that follower gets another snapshot.
+    /// times the capacity: beyond that, a stream whose entries go ends, and
+    /// its follower gets a newer snapshot at once.
     fn compact(&mut self) {
         let capacity = self.timing.log_capacity;
         let hold = self
@@ -201,6 +202,13 @@ impl Node {
             .filter(|_| self.log.len() < capacity.saturating_mul(4));
         let upto = hold.map_or(self.applied, |h| h.min(self.applied));
         self.log.compact(upto, capacity);
+        let base = self.log.base().index;
+        for p in self.progress.values_mut() {
+            if p.streaming.is_some_and(|s| s.index < base) {
+                p.streaming = None;
+                p.wants_snapshot = true;
+            }
+        }
     }
 
     fn settle_one(&mut self, id: RequestId) {
@@ -234,7 +242,12 @@ impl Node {
                 all_done,
                 asked,
             } => {
-                let applied = self.applied >= at.index && self.log.has(at);
+                // A snapshot may have covered it: an entry of the same term
+                // at or before the log's start is in the committed prefix
+                // (a term has one leader, whose entries never change).
+                let base = self.log.base();
+                let covered = at.index <= base.index && at.term == base.term;
+                let applied = self.applied >= at.index && (self.log.has(at) || covered);
                 let last = self.log.last();
                 // Another entry holds its place, or a later term's entries
                 // end before it (terms never decrease along a log), or a

@@ -7,7 +7,7 @@
 
 /// Version of the wire protocol carried in every Hello. Members refuse a link
 /// whose version differs from their own.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Generated messages and the `Cluster` service.
 #[allow(

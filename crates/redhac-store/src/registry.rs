@@ -39,8 +39,8 @@ pub trait ErasedCache: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`StoreError::Encode`].
     fn get_encoded(&self, key: &str) -> Result<Option<Vec<u8>>>;
-    /// Every key now (shared, not copied); see [`TypedCache::keys`].
-    fn keys(&self) -> Vec<Arc<String>>;
+    /// Every key (shared, not copied); see [`TypedCache::keys`].
+    fn keys(&self) -> Box<dyn Iterator<Item = Arc<String>> + '_>;
     /// One entry as a snapshot holds it; see [`TypedCache::snapshot_entry`].
     ///
     /// # Errors
@@ -86,8 +86,8 @@ impl<V: Value> ErasedCache for TypedCache<V> {
     fn get_encoded(&self, key: &str) -> Result<Option<Vec<u8>>> {
         self.get(key).map(|v| self.encode(&v)).transpose()
     }
-    fn keys(&self) -> Vec<Arc<String>> {
-        TypedCache::keys(self)
+    fn keys(&self) -> Box<dyn Iterator<Item = Arc<String>> + '_> {
+        Box::new(TypedCache::keys(self))
     }
     fn snapshot_entry(&self, key: &str) -> Result<Option<SnapshotEntry>> {
         TypedCache::snapshot_entry(self, key)

@@ -300,12 +300,11 @@ impl<V: Value> TypedCache<V> {
         self.decode_errors.load(Ordering::Relaxed)
     }
 
-    /// Every key held now, shared with the cache (no key is copied): what a
-    /// streamed snapshot lists when it begins.
-    pub fn keys(&self) -> Vec<Arc<String>> {
-        let mut keys = Vec::with_capacity(usize::try_from(self.inner.entry_count()).unwrap_or(0));
-        keys.extend(self.inner.iter().map(|(k, _)| k));
-        keys
+    /// Every key held, shared with the cache (no key is copied): what a
+    /// streamed snapshot lists. Writes may go on meanwhile: a key held
+    /// throughout is visited; one added or removed meanwhile may or may not be.
+    pub fn keys(&self) -> impl Iterator<Item = Arc<String>> + '_ {
+        self.inner.iter().map(|(k, _)| k)
     }
 
     /// One entry as a snapshot holds it: the key, its encoded value and its

@@ -303,3 +303,57 @@ async fn a_loader_writes_with_the_options_it_is_given() {
     .await;
     shutdown_all(nodes).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fetch_finds_on_the_leader_what_this_member_evicted() {
+    let (ls, hosts) = common::listeners(3);
+    let mut nodes = Vec::new();
+    // Members 0 and 1 elect first: member 2 joins with an empty log and
+    // cannot lead, so the small cache is a follower's.
+    for (i, l) in ls.into_iter().enumerate() {
+        if i == 2 {
+            let first: Vec<&Redhac> = nodes.iter().collect();
+            wait_leader(&first).await;
+        }
+        // Member 2 keeps 10 entries at most; the others keep everything.
+        let options = if i == 2 {
+            redhac::CacheOptions::default().max_capacity(10)
+        } else {
+            redhac::CacheOptions::default()
+        };
+        let name = format!("127.0.0.1:{}", l.local_addr().unwrap().port());
+        nodes.push(
+            Redhac::builder()
+                .config(common::config(&hosts, common::TOKEN))
+                .listener(l)
+                .hostname(name)
+                .cache::<String>("c", options)
+                .start()
+                .await
+                .unwrap(),
+        );
+    }
+    let all: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&all).await;
+    assert_ne!(leader, 2);
+    let c = nodes[leader].cache::<String>("c").unwrap();
+    for i in 0..100 {
+        c.put_with(format!("k{i}"), format!("v{i}"), ack(AckLevel::All))
+            .await
+            .unwrap();
+    }
+    let small = nodes[2].cache::<String>("c").unwrap();
+    small.run_pending_tasks();
+    let evicted: Vec<usize> = (0..100)
+        .filter(|i| small.get(&format!("k{i}")).is_none())
+        .collect();
+    assert!(evicted.len() >= 80, "{} evicted", evicted.len());
+    for i in evicted {
+        let got = small.get_or_fetch(&format!("k{i}")).await.unwrap();
+        assert_eq!(
+            got.as_deref().map(String::as_str),
+            Some(format!("v{i}").as_str())
+        );
+    }
+    shutdown_all(nodes).await;
+}

@@ -262,15 +262,16 @@ async fn a_value_over_the_limit_is_refused_before_it_is_replicated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_joiner_catches_up_a_streamed_snapshot_while_writes_go_on() {
-    const LOADED: usize = 2000;
+    // More entries than the log keeps (16,384): only a snapshot brings them.
+    const LOADED: usize = 20_000;
     let (p, ls) = Proxied::new(3).await;
     let mut ls = ls.into_iter();
-    let a = p.member(0, ls.next().unwrap(), small_log).await;
-    let b = p.member(1, ls.next().unwrap(), small_log).await;
+    let a = p.member(0, ls.next().unwrap(), |b| b).await;
+    let b = p.member(1, ls.next().unwrap(), |b| b).await;
     let leader = [&a, &b][wait_leader(&[&a, &b]).await];
     let cache = leader.cache::<String>("c").unwrap();
-    // 2,000 values of 4 KiB: about 8 MiB, eight chunks or so.
-    let value = |i: usize| format!("{i:>8}{}", "s".repeat(4088));
+    // 20,000 values of 400 B: about 8 MiB, eight chunks or so.
+    let value = |i: usize| format!("{i:>8}{}", "s".repeat(392));
     for i in 0..LOADED {
         cache
             .put_with(
@@ -297,7 +298,7 @@ async fn a_late_joiner_catches_up_a_streamed_snapshot_while_writes_go_on() {
             n
         })
     };
-    let late = p.member(2, ls.next().unwrap(), small_log).await;
+    let late = p.member(2, ls.next().unwrap(), |b| b).await;
     // Whatever it serves meanwhile is a value that was written.
     let lc = late.cache::<String>("c").unwrap();
     wait_until("the late joiner holds every loaded value", || {

@@ -27,7 +27,7 @@ use tokio::sync::mpsc::error::TrySendError;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::{StreamExt, StreamMap};
 
-use super::wire::{self, KeyList, SnapshotStream};
+use super::wire::{self, SnapshotStream};
 use super::{Fetched, Request, WriteOp};
 use crate::gate::ReadGate;
 use crate::status::{Health, MemberStatus, Role, Status};
@@ -77,8 +77,18 @@ enum Queued {
     Snapshot(Box<SnapshotStream>),
 }
 
-/// A snapshot's keys, listed off the runtime task, for the link with this id.
-type Listed = (u64, KeyList);
+/// A snapshot's keys, listed off the runtime task, for stream `stream`.
+#[derive(Debug)]
+enum Listed {
+    /// More keys of a cache.
+    Keys {
+        stream: u64,
+        cache: String,
+        keys: Vec<Arc<String>>,
+    },
+    /// Every key was listed.
+    Done { stream: u64 },
+}
 
 /// Snapshot chunks a link's channel may hold at once: the leader's memory
 /// for a snapshot is this many chunks (about 1 MiB each) and the key list.
@@ -97,8 +107,8 @@ enum Woke {
     Inbound(u32, InboundItem),
     /// A link with a backlog has room again (the next turn flushes it).
     Room,
-    /// A snapshot's keys were listed, for the link with this id.
-    Listed(u64, KeyList),
+    /// Keys of a snapshot were listed.
+    Listed(Listed),
     Request(Request),
     Tick,
     Due,
@@ -137,6 +147,8 @@ pub(crate) struct Driver {
     installing: Option<(u64, u64, Instant)>,
     /// Snapshot key lists made off this task come back here.
     listed: (mpsc::Sender<Listed>, mpsc::Receiver<Listed>),
+    /// The id of the next snapshot stream.
+    next_stream: u64,
     next_id: RequestId,
     writes: HashMap<RequestId, Waiting>,
     lookups: HashMap<u64, Lookup>,
@@ -208,6 +220,7 @@ impl Driver {
             inbound: StreamMap::new(),
             installing: None,
             listed: mpsc::channel(4),
+            next_stream: 1,
             next_id: 1,
             writes: HashMap::new(),
             lookups: HashMap::new(),
@@ -257,7 +270,7 @@ impl Driver {
                     }
                 } => Woke::Room,
                 Some(request) = requests.recv(), if intake => Woke::Request(request),
-                Some((link, keys)) = self.listed.1.recv() => Woke::Listed(link, keys),
+                Some(listed) = self.listed.1.recv() => Woke::Listed(listed),
                 _ = ticker.tick() => Woke::Tick,
                 () = tokio::time::sleep_until(due) => Woke::Due,
                 () = stopped(&mut stop) => Woke::Stop,
@@ -266,7 +279,7 @@ impl Driver {
                 Woke::Inbound(peer, item) => self.on_inbound(peer, item),
                 Woke::Link(up) => self.on_link(up),
                 Woke::Room => {}
-                Woke::Listed(link, keys) => self.on_listed(link, keys),
+                Woke::Listed(listed) => self.on_listed(listed),
                 Woke::Request(request) => self.on_request(request),
                 Woke::Tick => self.on_tick(),
                 Woke::Due => self.step(Input::Tick),
@@ -492,17 +505,37 @@ impl Driver {
     /// fetched is ever stored: values enter the caches only through the
     /// log, with their TTL.
     fn fetched(&self, cache: &str, key: &str, r: LookupResponse) -> Result<Option<Fetched>> {
-        let Some(applied) = r.applied else {
+        let Some(at) = r.applied else {
             return Err(Error::NoQuorum); // the leader serves no reads now
         };
-        if self.node.applied() >= applied
+        let mine = self.node.applied();
+        if mine >= at
             && let Some(local) = self.lookup_local(cache, key)
         {
-            return Ok(local.map(|value| Fetched { value }));
+            // A local miss may be an eviction here: the leader's value holds
+            // unless an entry applied here since touched the key.
+            if local.is_some() || self.touched(cache, key, at, mine) {
+                return Ok(local.map(|value| Fetched { value }));
+            }
         }
         Ok(r.value.map(|value| Fetched {
             value: value.to_vec(),
         }))
+    }
+
+    /// Whether an entry in `after + 1..=upto` (as far as the log still
+    /// holds them, and not too many to look at) may have changed `key`.
+    fn touched(&self, cache: &str, key: &str, after: core::Index, upto: core::Index) -> bool {
+        if upto - after > 4096 {
+            return true; // too far to look: trust this member's copy
+        }
+        (after + 1..=upto).any(|i| match self.node.entry(i) {
+            Some(e) => {
+                e.op.touches()
+                    .is_some_and(|(c, k)| c == cache && k.is_none_or(|k| k == key))
+            }
+            None => true, // compacted: cannot tell
+        })
     }
 
     fn on_request(&mut self, request: Request) {
@@ -636,6 +669,7 @@ impl Driver {
                 }
             }
             Output::State { term, role, leader } => {
+                self.drop_streams(term, role == CoreRole::Leader);
                 if role == CoreRole::Candidate {
                     metrics::counter!(crate::metrics::ELECTIONS).increment(1);
                 }
@@ -705,6 +739,9 @@ impl Driver {
     /// the first chunk). The core serves nothing meanwhile.
     fn install_chunk(&mut self, first: bool, done: bool, last: core::LogId, data: &[u8]) {
         if first {
+            // The core closes the gate at the end of this step; readers must
+            // not see the caches half cleared or half installed before.
+            self.parts.gate.close();
             self.parts.store.clear_all(Origin::Peer);
             self.installing = Some((0, 0, Instant::now()));
             tracing::info!(%last, "installing a snapshot");
@@ -737,41 +774,72 @@ impl Driver {
         }
     }
 
-    /// Queues a snapshot for `to`: cut into chunks as its link takes them.
+    /// Queues a snapshot for `to` (in place of one already queued for it):
+    /// cut into chunks as its link takes them, its keys listed meanwhile.
     fn start_snapshot(&mut self, to: u32, term: core::Term, last: core::LogId) {
         let Some(link) = self.links.get_mut(&to) else {
             return;
         };
-        link.backlog
-            .push_back(Queued::Snapshot(Box::new(SnapshotStream::new(term, last))));
-        // Listing every key scans the caches: not on this task, which keeps
-        // applying entries meanwhile (the stream is fuzzy anyway).
+        link.backlog.retain(|q| !matches!(q, Queued::Snapshot(_)));
+        let id = self.next_stream;
+        self.next_stream += 1;
+        let stream = SnapshotStream::new(id, term, last);
+        let listing = stream.listing();
+        link.backlog.push_back(Queued::Snapshot(Box::new(stream)));
+        // Listing every key scans the caches (about a microsecond a key):
+        // not on this task, which keeps applying entries meanwhile, and in
+        // batches, so chunks flow from the first one.
         let caches: Vec<_> = self.parts.store.caches().cloned().collect();
-        let (done, id) = (self.listed.0.clone(), link.id);
+        let tx = self.listed.0.clone();
         tokio::task::spawn_blocking(move || {
-            let _ = done.blocking_send((id, wire::list_keys(&caches)));
+            let all = wire::list_keys(&caches, |cache, keys| {
+                listing.wanted()
+                    && tx
+                        .blocking_send(Listed::Keys {
+                            stream: id,
+                            cache,
+                            keys,
+                        })
+                        .is_ok()
+            });
+            if all {
+                let _ = tx.blocking_send(Listed::Done { stream: id });
+            }
         });
         tracing::info!(peer = to, %last, "streaming a snapshot");
     }
 
-    /// A snapshot's keys are listed: its link's backlog may flush.
-    fn on_listed(&mut self, link: u64, keys: KeyList) {
-        let Some((peer, l)) = self.links.iter_mut().find(|(_, l)| l.id == link) else {
-            return; // the link is gone, and its stream with it
+    /// Keys listed for a snapshot stream (gone if its link or term ended).
+    fn on_listed(&mut self, listed: Listed) {
+        let id = match &listed {
+            Listed::Keys { stream, .. } | Listed::Done { stream } => *stream,
         };
-        let stream = l.backlog.iter_mut().find_map(|q| match q {
-            Queued::Snapshot(s) if !s.is_listed() => Some(s),
-            _ => None,
+        let stream = self.links.iter_mut().find_map(|(peer, l)| {
+            l.backlog.iter_mut().find_map(|q| match q {
+                Queued::Snapshot(s) if s.id == id => Some((*peer, s)),
+                _ => None,
+            })
         });
-        if let Some(s) = stream {
-            let ms = s.started.elapsed().as_millis() as u64;
-            s.listed(keys);
-            tracing::info!(
-                peer,
-                entries = s.remaining(),
-                listed_in_ms = ms,
-                "snapshot keys listed"
-            );
+        let Some((peer, s)) = stream else {
+            return;
+        };
+        match listed {
+            Listed::Keys { cache, keys, .. } => s.add_keys(cache, keys),
+            Listed::Done { .. } => {
+                s.all_listed();
+                let ms = s.started.elapsed().as_millis() as u64;
+                tracing::info!(peer, listed_in_ms = ms, "snapshot keys listed");
+            }
+        }
+    }
+
+    /// Drops the snapshot streams of another term than `term`, or every
+    /// one when this member no longer leads: their followers get a new
+    /// leader's snapshot.
+    fn drop_streams(&mut self, term: core::Term, leading: bool) {
+        for link in self.links.values_mut() {
+            link.backlog
+                .retain(|q| !matches!(q, Queued::Snapshot(s) if !leading || s.term != term));
         }
     }
 
@@ -858,7 +926,18 @@ impl Driver {
                     },
                     Queued::Snapshot(stream) => {
                         let queued = link.tx.max_capacity() - link.tx.capacity();
-                        if queued >= SNAPSHOT_AHEAD || !stream.is_listed() || cut {
+                        if stream.done() {
+                            tracing::info!(
+                                peer,
+                                entries = stream.entries,
+                                bytes = stream.bytes,
+                                ms = stream.started.elapsed().as_millis() as u64,
+                                "snapshot sent"
+                            );
+                            link.backlog.pop_front();
+                            continue;
+                        }
+                        if queued >= SNAPSHOT_AHEAD || !stream.ready() || cut {
                             break;
                         }
                         cut = true;
@@ -874,17 +953,7 @@ impl Driver {
                                     .increment(bytes as u64);
                                 frame
                             }
-                            None => {
-                                tracing::info!(
-                                    peer,
-                                    entries = stream.entries,
-                                    bytes = stream.bytes,
-                                    ms = stream.started.elapsed().as_millis() as u64,
-                                    "snapshot sent"
-                                );
-                                link.backlog.pop_front();
-                                continue;
-                            }
+                            None => break, // not ready: checked above
                         }
                     }
                 };
@@ -915,7 +984,7 @@ impl Driver {
     /// backlog, or a snapshot whose keys are still being listed).
     fn room_needed(link: &Link) -> Option<usize> {
         match link.backlog.front()? {
-            Queued::Snapshot(s) if !s.is_listed() => None,
+            Queued::Snapshot(s) if !s.ready() => None,
             Queued::Snapshot(_) => Some(
                 (link.tx.max_capacity() + 1)
                     .saturating_sub(SNAPSHOT_AHEAD)

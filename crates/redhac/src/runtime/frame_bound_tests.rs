@@ -165,11 +165,24 @@ proptest! {
             .collect();
         let store = store_with(&sizes, key);
         let caches: Vec<_> = store.caches().cloned().collect();
-        let mut stream = wire::SnapshotStream::new(1, LogId::new(1, 1));
-        stream.listed(wire::list_keys(&caches));
+        // Keys arrive in batches, as from the listing task, cut as they come.
+        let mut stream = wire::SnapshotStream::new(1, 1, LogId::new(1, 1));
+        let mut batches = Vec::new();
+        let all = wire::list_keys(&caches, |cache, keys| {
+            batches.push((cache, keys));
+            true
+        });
+        prop_assert!(all, "every key listed");
+        let mut chunks = Vec::new();
+        for (cache, keys) in batches {
+            stream.add_keys(cache, keys);
+            chunks.extend(stream.next_chunk(&store, 7));
+        }
+        stream.all_listed();
+        chunks.extend(std::iter::from_fn(|| stream.next_chunk(&store, 7)));
         let mut entries = 0;
         let mut ended = false;
-        while let Some(chunk) = stream.next_chunk(&store, 7) {
+        for chunk in chunks {
             prop_assert!(!ended, "a chunk after the last");
             ended = chunk.end.is_some();
             let held: Vec<usize> = wire::decode_chunk(&chunk.data)

@@ -299,27 +299,30 @@ impl Drop for Cluster {
 /// where the host has no IPv6 (a container with IPv6 disabled).
 pub(crate) fn listen_any(port: u16) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    let dual_stack = || -> std::io::Result<std::net::TcpListener> {
-        let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_only_v6(false)?;
-        socket.set_reuse_address(true)?;
-        socket.bind(&SockAddr::from(std::net::SocketAddr::from((
-            std::net::Ipv6Addr::UNSPECIFIED,
-            port,
-        ))))?;
-        socket.listen(1024)?;
-        socket.set_nonblocking(true)?;
-        Ok(socket.into())
+    let ipv4_only = |why: std::io::Error| {
+        tracing::info!(port, error = %why, "no IPv6 here; listening on IPv4 only");
+        let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port))?;
+        listener.set_nonblocking(true)?;
+        Ok(listener)
     };
-    match dual_stack() {
-        Ok(listener) => Ok(listener),
-        Err(e) => {
-            tracing::info!(port, error = %e, "no IPv6 listener; listening on IPv4 only");
-            let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port))?;
-            listener.set_nonblocking(true)?;
-            Ok(listener)
-        }
+    // No IPv6 socket at all (a kernel or container without IPv6).
+    let socket = match Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP)) {
+        Ok(s) => s,
+        Err(e) => return ipv4_only(e),
+    };
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    let any = std::net::SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, port));
+    match socket.bind(&SockAddr::from(any)) {
+        Ok(()) => {}
+        // IPv6 disabled on every interface; any other error (the port in
+        // use, no permission) is the caller's to see.
+        Err(e) if e.kind() == std::io::ErrorKind::AddrNotAvailable => return ipv4_only(e),
+        Err(e) => return Err(e),
     }
+    socket.listen(1024)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// A number that differs between starts of one member (its incarnation).

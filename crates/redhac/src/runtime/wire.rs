@@ -261,92 +261,144 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
     Ok(msg)
 }
 
-/// Every cache's keys, in the order a stream sends them (reversed: popped).
-pub(crate) type KeyList = Vec<(String, Vec<Arc<String>>)>;
+/// Keys a listing hands over at a time.
+pub(crate) const KEY_BATCH: usize = 4096;
 
-/// Lists every key of every cache (no key is copied). It scans the caches
-/// (about a microsecond a key), so it runs off the runtime task, while
-/// entries keep applying: a key there throughout is listed; one added or
-/// deleted meanwhile may or may not be, and the log after `last` replays it.
-pub(crate) fn list_keys(caches: &[Arc<dyn redhac_store::ErasedCache>]) -> KeyList {
-    let mut list: KeyList = caches
-        .iter()
-        .map(|c| {
-            let mut keys = c.keys();
-            keys.reverse();
-            (c.name().to_owned(), keys)
-        })
-        .collect();
-    list.reverse();
-    list
+/// Lists every key of every cache (no key is copied), `KEY_BATCH` at a
+/// time to `batch`, until it returns false. It scans the caches (about a
+/// microsecond a key), so it runs off the runtime task while entries keep
+/// applying: a key there throughout is listed; one added or deleted
+/// meanwhile may or may not be, and the log after the snapshot's `last`
+/// replays it. Returns whether it listed everything.
+pub(crate) fn list_keys(
+    caches: &[Arc<dyn redhac_store::ErasedCache>],
+    mut batch: impl FnMut(String, Vec<Arc<String>>) -> bool,
+) -> bool {
+    for c in caches {
+        let mut keys = Vec::with_capacity(KEY_BATCH);
+        for key in c.keys() {
+            keys.push(key);
+            if keys.len() == KEY_BATCH {
+                let full = std::mem::replace(&mut keys, Vec::with_capacity(KEY_BATCH));
+                if !batch(c.name().to_owned(), full) {
+                    return false;
+                }
+            }
+        }
+        if !keys.is_empty() && !batch(c.name().to_owned(), keys) {
+            return false;
+        }
+    }
+    true
 }
 
-/// A snapshot streamed to one peer: the keys of every cache, listed when
-/// it begins; each chunk reads their values when it is cut (keys deleted
-/// meanwhile are left out, values changed meanwhile go as they are now:
-/// the receiver replays the log after `last`, which makes that exact).
+/// Stops a stream's key listing (on its own thread) when the stream is
+/// dropped. The listing is not paced by the stream: pacing it (4 batches
+/// ahead) measured worse, writes' p99 during a catch-up of 1,000,000 keys
+/// 20-22 ms against 9-14 ms when the scan runs at once (about 2 s, the keys
+/// held meanwhile: 8 bytes each).
+#[derive(Debug, Default)]
+pub(crate) struct Listing {
+    cancelled: std::sync::atomic::AtomicBool,
+}
+
+impl Listing {
+    /// Whether the stream still wants keys.
+    pub(crate) fn wanted(&self) -> bool {
+        !self.cancelled.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn cancel(&self) {
+        self.cancelled
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// A snapshot streamed to one peer. Its keys arrive in batches from a
+/// listing off the runtime task; each chunk reads their values when it is
+/// cut (keys deleted meanwhile are left out, values changed meanwhile go as
+/// they are now: the receiver replays the log after `last`, which makes
+/// that exact). Dropping it stops its listing.
 #[derive(Debug)]
 pub(crate) struct SnapshotStream {
-    term: Term,
+    pub(crate) id: u64,
+    pub(crate) term: Term,
     last: LogId,
     seq: u64,
-    /// Caches still to send, each with its keys in reverse (popped); `None`
-    /// while they are being listed.
-    caches: Option<KeyList>,
+    /// Keys listed and not sent yet, by cache, in order.
+    pending: std::collections::VecDeque<(String, std::vec::IntoIter<Arc<String>>)>,
+    /// Every key was listed.
+    listed: bool,
+    /// The last chunk was cut.
+    done: bool,
+    listing: Arc<Listing>,
     pub(crate) entries: u64,
     pub(crate) bytes: u64,
     pub(crate) started: std::time::Instant,
 }
 
+impl Drop for SnapshotStream {
+    fn drop(&mut self) {
+        self.listing.cancel();
+    }
+}
+
 impl SnapshotStream {
-    /// A stream whose keys are being listed.
-    pub(crate) fn new(term: Term, last: LogId) -> Self {
+    /// A stream whose keys are yet to be listed.
+    pub(crate) fn new(id: u64, term: Term, last: LogId) -> Self {
         Self {
+            id,
             term,
             last,
             seq: 0,
-            caches: None,
+            pending: std::collections::VecDeque::new(),
+            listed: false,
+            done: false,
+            listing: Arc::default(),
             entries: 0,
             bytes: 0,
             started: std::time::Instant::now(),
         }
     }
 
-    /// The keys are listed: chunks can be cut.
-    pub(crate) fn listed(&mut self, keys: KeyList) {
-        self.caches = Some(keys);
+    /// What stops this stream's listing when it is dropped.
+    pub(crate) fn listing(&self) -> Arc<Listing> {
+        Arc::clone(&self.listing)
     }
 
-    /// Whether chunks can be cut yet.
-    pub(crate) fn is_listed(&self) -> bool {
-        self.caches.is_some()
+    /// More keys of `cache`.
+    pub(crate) fn add_keys(&mut self, cache: String, keys: Vec<Arc<String>>) {
+        self.pending.push_back((cache, keys.into_iter()));
     }
 
-    /// Keys still to go.
-    pub(crate) fn remaining(&self) -> usize {
-        self.caches.iter().flatten().map(|(_, k)| k.len()).sum()
+    /// Every key was listed.
+    pub(crate) fn all_listed(&mut self) {
+        self.listed = true;
+    }
+
+    /// Whether a chunk can be cut now.
+    pub(crate) fn ready(&self) -> bool {
+        !self.done && (self.listed || !self.pending.is_empty())
+    }
+
+    /// Whether the last chunk was cut.
+    pub(crate) fn done(&self) -> bool {
+        self.done
     }
 
     /// Cuts the next chunk from the caches as they are now: entries up to
-    /// about [`SNAPSHOT_CHUNK`] bytes (at least one), the last chunk with
-    /// `end = applied`. `None` once the last was cut.
-    pub(crate) fn next_chunk(
-        &mut self,
-        store: &Store,
-        applied: Index,
-    ) -> Option<pb::SnapshotChunk> {
-        let caches = self.caches.as_mut()?;
-        if self.seq > 0 && caches.is_empty() {
+    /// about [`SNAPSHOT_CHUNK`] bytes, or one larger entry alone; the last
+    /// chunk (every key listed and sent) with `end`. `None` when not
+    /// [`SnapshotStream::ready`].
+    pub(crate) fn next_chunk(&mut self, store: &Store, end: Index) -> Option<pb::SnapshotChunk> {
+        if !self.ready() {
             return None;
         }
         let mut out: Vec<pb::CacheSnapshot> = Vec::new();
         let mut size = 0usize;
-        while size < SNAPSHOT_CHUNK {
-            let Some((name, keys)) = caches.last_mut() else {
-                break;
-            };
-            let Some(key) = keys.pop() else {
-                caches.pop();
+        while let Some((name, keys)) = self.pending.front_mut() {
+            let Some(key) = keys.as_slice().first().cloned() else {
+                self.pending.pop_front();
                 continue;
             };
             let entry = store
@@ -360,14 +412,15 @@ impl SnapshotStream {
                     }
                 });
             let Some(e) = entry else {
-                continue; // deleted or expired since the stream began
+                keys.next(); // deleted or expired since it was listed
+                continue;
             };
             // Entry bytes plus the encoding's tags and lengths, at most.
             let weight = e.key.len() + e.value.len() + name.len() + 32;
             if size > 0 && size + weight > SNAPSHOT_CHUNK {
-                keys.push(key); // it opens the next chunk, alone if need be
-                break;
+                break; // it opens the next chunk, alone if need be
             }
+            keys.next();
             size += weight;
             if out.last().is_none_or(|c| c.cache != *name) {
                 out.push(pb::CacheSnapshot {
@@ -386,16 +439,17 @@ impl SnapshotStream {
             }
             self.entries += 1;
         }
-        while caches.last().is_some_and(|(_, k)| k.is_empty()) {
-            caches.pop();
+        while self.pending.front().is_some_and(|(_, k)| k.len() == 0) {
+            self.pending.pop_front();
         }
+        self.done = self.listed && self.pending.is_empty();
         let data = pb::StoreSnapshot { caches: out }.encode_to_vec();
         self.bytes += data.len() as u64;
         let chunk = pb::SnapshotChunk {
             term: self.term,
             last: log_id(self.last),
             seq: self.seq,
-            end: caches.is_empty().then_some(applied),
+            end: self.done.then_some(end),
             data: data.into(),
         };
         self.seq += 1;
