@@ -10,6 +10,8 @@ use crate::types::{Entry, Index, LogId};
 pub(crate) struct Log {
     base: LogId,
     entries: VecDeque<Entry>,
+    /// The entries' sizes by [`Op::size`](crate::Op::size), summed.
+    bytes: usize,
 }
 
 impl Log {
@@ -43,6 +45,7 @@ impl Log {
 
     pub(crate) fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.id.index, self.last().index + 1);
+        self.bytes += entry.op.size();
         self.entries.push_back(entry);
     }
 
@@ -52,7 +55,9 @@ impl Log {
         if keep >= self.entries.len() {
             return Vec::new();
         }
-        self.entries.drain(keep..).collect()
+        let gone: Vec<Entry> = self.entries.drain(keep..).collect();
+        self.bytes -= gone.iter().map(|e| e.op.size()).sum::<usize>();
+        gone
     }
 
     /// Entries from `from` on: up to `max` of them and, past the first, up
@@ -81,12 +86,19 @@ impl Log {
         self.entries.len()
     }
 
-    /// Forgets applied entries beyond `capacity`, oldest first.
-    pub(crate) fn compact(&mut self, applied: Index, capacity: usize) {
-        while self.entries.len() > capacity {
+    /// The entries' sizes by [`Op::size`](crate::Op::size), summed.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// Forgets applied entries, oldest first, while more than `capacity`
+    /// entries or `capacity_bytes` bytes are held.
+    pub(crate) fn compact(&mut self, applied: Index, capacity: usize, capacity_bytes: usize) {
+        while self.entries.len() > capacity || self.bytes > capacity_bytes {
             match self.entries.front() {
                 Some(e) if e.id.index <= applied => {
                     self.base = e.id;
+                    self.bytes -= e.op.size();
                     self.entries.pop_front();
                 }
                 _ => break,
@@ -99,9 +111,11 @@ impl Log {
     pub(crate) fn reset_to(&mut self, base: LogId) {
         if self.has(base) && base.index >= self.base.index {
             let drop = (base.index - self.base.index) as usize;
-            self.entries.drain(..drop);
+            let gone: usize = self.entries.drain(..drop).map(|e| e.op.size()).sum();
+            self.bytes -= gone;
         } else {
             self.entries.clear();
+            self.bytes = 0;
         }
         self.base = base;
     }
@@ -189,6 +203,25 @@ mod tests {
     }
 
     #[test]
+    fn compaction_bounds_bytes_too_but_keeps_what_is_not_applied() {
+        let mut l = Log::default();
+        for i in 1..=4 {
+            l.push(put(i, 1000));
+        }
+        let one = put(1, 1000).op.size();
+        assert_eq!(l.bytes(), 4 * one);
+        l.compact(4, 100, 2 * one);
+        assert_eq!((l.base().index, l.bytes()), (2, 2 * one));
+        l.compact(3, 100, 0);
+        assert_eq!(l.base().index, 3, "entry 4 is not applied: kept");
+        l.truncate_from(4);
+        assert_eq!(l.bytes(), 0);
+        l.push(put(4, 10));
+        l.reset_to(LogId::new(1, 4));
+        assert_eq!((l.bytes(), l.last().index), (0, 4));
+    }
+
+    #[test]
     fn truncates_a_suffix() {
         let mut l = log(&[(1, 1), (1, 2), (2, 3)]);
         let gone = l.truncate_from(2);
@@ -203,7 +236,7 @@ mod tests {
     #[test]
     fn compacts_only_applied_entries() {
         let mut l = log(&[(1, 1), (1, 2), (1, 3), (1, 4)]);
-        l.compact(2, 1);
+        l.compact(2, 1, usize::MAX);
         assert_eq!(l.base(), LogId::new(1, 2));
         assert_eq!(l.slice(1, 10, usize::MAX).len(), 0, "behind the base");
         assert_eq!(l.slice(3, 10, usize::MAX).len(), 2);

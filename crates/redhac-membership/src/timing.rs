@@ -44,6 +44,10 @@ pub struct Timing {
     /// Applied entries kept for followers that fall behind; one further
     /// behind gets a snapshot.
     pub log_capacity: usize,
+    /// The same, in bytes by [`crate::Op::size`] (256 MiB): whichever
+    /// bound is reached first. A snapshot streaming to a follower holds up
+    /// to four times both.
+    pub log_capacity_bytes: usize,
 }
 
 impl Timing {
@@ -63,6 +67,7 @@ impl Timing {
             max_batch: 512,
             max_batch_bytes: 4 << 20,
             log_capacity: 16_384,
+            log_capacity_bytes: 256 << 20,
         }
     }
 

@@ -192,16 +192,19 @@ impl Node {
     /// times the capacity: beyond that, a stream whose entries go ends, and
     /// its follower gets a newer snapshot at once.
     fn compact(&mut self) {
-        let capacity = self.timing.log_capacity;
+        let (capacity, bytes) = (self.timing.log_capacity, self.timing.log_capacity_bytes);
         let hold = self
             .progress
             .values()
             .filter_map(|p| p.streaming)
             .map(|s| s.index)
             .min()
-            .filter(|_| self.log.len() < capacity.saturating_mul(4));
+            .filter(|_| {
+                self.log.len() < capacity.saturating_mul(4)
+                    && self.log.bytes() < bytes.saturating_mul(4)
+            });
         let upto = hold.map_or(self.applied, |h| h.min(self.applied));
-        self.log.compact(upto, capacity);
+        self.log.compact(upto, capacity, bytes);
         let base = self.log.base().index;
         for p in self.progress.values_mut() {
             if p.streaming.is_some_and(|s| s.index < base) {
