@@ -351,8 +351,7 @@ impl Node {
                 && p.snapshot_sent.is_some_and(|s| now >= s + t)
                 && p.last_ack.is_none_or(|a| now >= a + t)
             {
-                p.streaming = None;
-                p.wants_snapshot = true;
+                p.restart_snapshot();
             }
         }
         if let Some((_, deadline)) = self.transfer

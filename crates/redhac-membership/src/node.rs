@@ -112,6 +112,13 @@ pub(crate) struct Progress {
 }
 
 impl Progress {
+    /// Gives up on the snapshot streaming to this follower; it gets a
+    /// newer one at the next flush.
+    pub(crate) fn restart_snapshot(&mut self) {
+        self.streaming = None;
+        self.wants_snapshot = true;
+    }
+
     pub(crate) fn new(next: Index, now: Duration) -> Self {
         Self {
             next,

@@ -540,7 +540,12 @@ fn malformed_leader_traffic_and_unlinked_senders_are_reported() {
 
 /// Node 0 of 3, leader of term 1 with its noop committed by member 1.
 fn leader_of_three() -> Node {
-    let mut n = node(0, 3);
+    elected(node(0, 3))
+}
+
+/// `n` (node 0 of 3, cold) elected leader of term 1 by member 1, which
+/// also holds its noop.
+fn elected(mut n: Node) -> Node {
     connect_all(&mut n, ms(0), &[1, 2], 0);
     n.step(ms(100), Input::Tick);
     let granted = |term| Message::PreVoteReply {
@@ -559,7 +564,12 @@ fn leader_of_three() -> Node {
 }
 
 fn ack(last: u64, at: u64) -> Message {
-    Message::AppendReply(AppendReply {
+    Message::AppendReply(ack_reply(last, at))
+}
+
+/// A follower's acceptance in term 1 of everything up to `last`, at `at` ms.
+fn ack_reply(last: u64, at: u64) -> AppendReply {
+    AppendReply {
         term: 1,
         ok: true,
         last,
@@ -568,7 +578,20 @@ fn ack(last: u64, at: u64) -> Message {
         stamp: ms(at - 1),
         own: ms(at),
         batch: true,
-    })
+    }
+}
+
+/// Proposes `op` at ack `Leader` (deadline 10 s) at `at` ms.
+fn propose(n: &mut Node, at: u64, id: u64, op: &Arc<Op>) -> Vec<Output> {
+    n.step(
+        ms(at),
+        Input::Propose {
+            id,
+            op: Arc::clone(op),
+            ack: crate::Ack::Leader,
+            deadline: ms(10_000),
+        },
+    )
 }
 
 /// The entries of every append the outputs send to `to`.
@@ -597,15 +620,7 @@ fn a_lagging_follower_gets_frames_bounded_by_bytes() {
     });
     let mut out = Vec::new();
     for id in 0..12 {
-        out.extend(n.step(
-            ms(104),
-            Input::Propose {
-                id,
-                op: Arc::clone(&big),
-                ack: crate::Ack::Leader,
-                deadline: ms(10_000),
-            },
-        ));
+        out.extend(propose(&mut n, 104, id, &big));
     }
     // Four frames in flight, one entry each; the other eight wait.
     assert_eq!(appended(&out, 1), vec![vec![2], vec![3], vec![4], vec![5]]);
@@ -631,15 +646,7 @@ fn an_entry_larger_than_the_byte_budget_still_goes_alone() {
         .into_iter()
         .enumerate()
     {
-        out.extend(n.step(
-            ms(104),
-            Input::Propose {
-                id: id as u64,
-                op: Arc::clone(op),
-                ack: crate::Ack::Leader,
-                deadline: ms(10_000),
-            },
-        ));
+        out.extend(propose(&mut n, 104, id as u64, op));
     }
     assert_eq!(appended(&out, 1).len(), 4, "four small frames in flight");
     let out = receive(&mut n, 105, 1, ack(5, 105));
@@ -664,22 +671,11 @@ fn streaming_to_1(writes: u64) -> (Node, Vec<Output>) {
     let mut n = leader_of_three();
     let mut out = Vec::new();
     for id in 0..writes {
-        out.extend(n.step(
-            ms(104),
-            Input::Propose {
-                id,
-                op: put("k"),
-                ack: crate::Ack::Leader,
-                deadline: ms(10_000),
-            },
-        ));
+        out.extend(propose(&mut n, 104, id, &put("k")));
     }
     let asks = Message::AppendReply(AppendReply {
         needs_snapshot: true,
-        ..match ack(1, 105) {
-            Message::AppendReply(r) => r,
-            _ => unreachable!(),
-        }
+        ..ack_reply(1, 105)
     });
     out.extend(receive(&mut n, 105, 1, asks));
     (n, out)
@@ -696,15 +692,7 @@ fn a_follower_receiving_a_snapshot_gets_nothing_else_of_the_log_until_it_acks() 
     // More writes and heartbeats: member 2 gets them, member 1 nothing.
     let mut later = Vec::new();
     for at in [106, 200, 400] {
-        later.extend(n.step(
-            ms(at),
-            Input::Propose {
-                id: at,
-                op: put("k"),
-                ack: crate::Ack::Leader,
-                deadline: ms(10_000),
-            },
-        ));
+        later.extend(propose(&mut n, at, at, &put("k")));
         later.extend(n.step(ms(at + 50), Input::Tick));
     }
     assert!(
@@ -725,10 +713,7 @@ fn a_follower_receiving_a_snapshot_gets_nothing_else_of_the_log_until_it_acks() 
     // Its ack of the snapshot (no stamp) resumes the log right after it.
     let done = Message::AppendReply(AppendReply {
         stamp: Duration::ZERO,
-        ..match ack(1, 460) {
-            Message::AppendReply(r) => r,
-            _ => unreachable!(),
-        }
+        ..ack_reply(1, 460)
     });
     let out = receive(&mut n, 460, 1, done);
     let sent = appended(&out, 1);
@@ -737,43 +722,16 @@ fn a_follower_receiving_a_snapshot_gets_nothing_else_of_the_log_until_it_acks() 
 
 #[test]
 fn the_leader_keeps_the_entries_after_a_streaming_snapshot_up_to_four_times_its_log() {
-    let mut n = node(0, 3);
-    n.timing.log_capacity = 4;
-    let mut n = {
-        // The same election as leader_of_three, on a node with a small log.
-        connect_all(&mut n, ms(0), &[1, 2], 0);
-        n.step(ms(100), Input::Tick);
-        let granted = Message::PreVoteReply {
-            term: 1,
-            granted: true,
-        };
-        receive(&mut n, 101, 1, granted);
-        let vote = Message::VoteReply {
-            term: 1,
-            granted: true,
-        };
-        receive(&mut n, 102, 1, vote);
-        receive(&mut n, 103, 1, ack(1, 103));
-        n
-    };
+    let mut small = node(0, 3);
+    small.timing.log_capacity = 4;
+    let mut n = elected(small);
     let asks = Message::AppendReply(AppendReply {
         needs_snapshot: true,
-        ..match ack(1, 104) {
-            Message::AppendReply(r) => r,
-            _ => unreachable!(),
-        }
+        ..ack_reply(1, 104)
     });
     receive(&mut n, 104, 1, asks);
     let write = |n: &mut Node, id: u64| {
-        n.step(
-            ms(105),
-            Input::Propose {
-                id,
-                op: put("k"),
-                ack: crate::Ack::Leader,
-                deadline: ms(10_000),
-            },
-        );
+        propose(n, 105, id, &put("k"));
         // Member 2 holds everything: entries commit and apply at once.
         let last = n.status().last.index;
         receive(n, 105, 2, ack(last, 105));

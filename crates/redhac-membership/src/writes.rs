@@ -208,8 +208,7 @@ impl Node {
         let base = self.log.base().index;
         for p in self.progress.values_mut() {
             if p.streaming.is_some_and(|s| s.index < base) {
-                p.streaming = None;
-                p.wants_snapshot = true;
+                p.restart_snapshot();
             }
         }
     }

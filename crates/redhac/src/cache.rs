@@ -116,7 +116,7 @@ impl<V: Value> Cache<V> {
             })
             .await?;
         match fetched {
-            Some(f) => Ok(Some(Arc::new(self.typed.decode(key, &f.value)?))),
+            Some(value) => Ok(Some(Arc::new(self.typed.decode(key, &value)?))),
             None => Ok(None),
         }
     }

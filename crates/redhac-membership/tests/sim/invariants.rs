@@ -109,7 +109,7 @@ impl Checker {
 
     /// Keeps a chunk's entries, cut when its sender had applied `applied`;
     /// the chunk carries their number.
-    pub(crate) fn take_chunk(&mut self, part: Store, _last: u64, applied: u64) -> Arc<Vec<u8>> {
+    pub(crate) fn take_chunk(&mut self, part: Store, applied: u64) -> Arc<Vec<u8>> {
         self.chunks.push((part, applied));
         Arc::new((self.chunks.len() as u64 - 1).to_le_bytes().to_vec())
     }

@@ -567,7 +567,7 @@ impl World {
             last: s.last,
             seq: s.seq,
             end: done.then_some(end),
-            data: self.checker.take_chunk(part, s.last.index, end),
+            data: self.checker.take_chunk(part, end),
         };
         s.seq += 1;
         if done {

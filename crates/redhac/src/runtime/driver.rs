@@ -28,7 +28,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_stream::{StreamExt, StreamMap};
 
 use super::wire::{self, SnapshotStream};
-use super::{Fetched, Request, WriteOp};
+use super::{Request, WriteOp};
 use crate::gate::ReadGate;
 use crate::status::{Health, MemberStatus, Role, Status};
 use crate::transport::link::{
@@ -127,7 +127,7 @@ struct Waiting {
 /// A remote lookup waiting for the leader: where its answer goes, the
 /// cache and key asked for, and when it is given up.
 type Lookup = (
-    oneshot::Sender<Result<Option<Fetched>>>,
+    oneshot::Sender<Result<Option<Vec<u8>>>>,
     String,
     String,
     Instant,
@@ -318,16 +318,11 @@ impl Driver {
     fn on_tick(&mut self) {
         self.step(Input::Tick);
         let now = Instant::now();
-        let expired: Vec<u64> = self
+        for (_, (reply, ..)) in self
             .lookups
-            .iter()
-            .filter(|(_, (.., deadline))| *deadline <= now)
-            .map(|(id, _)| *id)
-            .collect();
-        for id in expired {
-            if let Some((reply, ..)) = self.lookups.remove(&id) {
-                let _ = reply.send(Err(Error::Timeout(super::LOOKUP_TIMEOUT)));
-            }
+            .extract_if(|_, (.., deadline)| *deadline <= now)
+        {
+            let _ = reply.send(Err(Error::Timeout(super::LOOKUP_TIMEOUT)));
         }
         self.publish_status();
         let s = self.node.status();
@@ -432,17 +427,11 @@ impl Driver {
                 }
             },
             frame::Kind::LookupRequest(r) => {
-                let response = match self.lookup_local(&r.cache, &r.key) {
-                    Some(value) => LookupResponse {
-                        id: r.id,
-                        value: value.map(Into::into),
-                        applied: Some(self.node.applied()),
-                    },
-                    None => LookupResponse {
-                        id: r.id,
-                        value: None,
-                        applied: None,
-                    },
+                let local = self.lookup_local(&r.cache, &r.key);
+                let response = LookupResponse {
+                    id: r.id,
+                    applied: local.is_some().then(|| self.node.applied()),
+                    value: local.flatten().map(Into::into),
                 };
                 self.send_frame(peer, frame::Kind::LookupResponse(response));
             }
@@ -504,7 +493,7 @@ impl Driver {
     /// a key deleted or expired here since is not brought back. Nothing
     /// fetched is ever stored: values enter the caches only through the
     /// log, with their TTL.
-    fn fetched(&self, cache: &str, key: &str, r: LookupResponse) -> Result<Option<Fetched>> {
+    fn fetched(&self, cache: &str, key: &str, r: LookupResponse) -> Result<Option<Vec<u8>>> {
         let Some(at) = r.applied else {
             return Err(Error::NoQuorum); // the leader serves no reads now
         };
@@ -515,12 +504,10 @@ impl Driver {
             // A local miss may be an eviction here: the leader's value holds
             // unless an entry applied here since touched the key.
             if local.is_some() || self.touched(cache, key, at, mine) {
-                return Ok(local.map(|value| Fetched { value }));
+                return Ok(local);
             }
         }
-        Ok(r.value.map(|value| Fetched {
-            value: value.to_vec(),
-        }))
+        Ok(r.value.map(|value| value.to_vec()))
     }
 
     /// Whether an entry in `after + 1..=upto` (as far as the log still
@@ -602,7 +589,7 @@ impl Driver {
                             .then(|| self.lookup_local(&cache, &key))
                             .flatten();
                         let _ = reply.send(match local {
-                            Some(value) => Ok(value.map(|value| Fetched { value })),
+                            Some(value) => Ok(value),
                             None => Err(Error::NoQuorum),
                         });
                     }
@@ -755,7 +742,8 @@ impl Driver {
                         continue;
                     };
                     for e in snap.entries {
-                        match c.apply_put(e.key, &e.value, e.ttl, Origin::Peer) {
+                        let ttl = e.ttl_ms.map(Duration::from_millis);
+                        match c.apply_put(e.key, &e.value, ttl, Origin::Peer) {
                             Ok(()) => restored += 1,
                             Err(_) => failed += 1,
                         }
@@ -784,16 +772,19 @@ impl Driver {
         let id = self.next_stream;
         self.next_stream += 1;
         let stream = SnapshotStream::new(id, term, last);
-        let listing = stream.listing();
+        let wanted = stream.wanted();
         link.backlog.push_back(Queued::Snapshot(Box::new(stream)));
         // Listing every key scans the caches (about a microsecond a key):
         // not on this task, which keeps applying entries meanwhile, and in
-        // batches, so chunks flow from the first one.
+        // batches, so chunks flow from the first one. It is not paced by the
+        // stream: pacing it (4 batches ahead) measured worse, writes' p99
+        // during a catch-up of 1,000,000 keys 20-22 ms against 9-14 ms when
+        // the scan runs at once (about 2 s; the keys cost 8 bytes each).
         let caches: Vec<_> = self.parts.store.caches().cloned().collect();
         let tx = self.listed.0.clone();
         tokio::task::spawn_blocking(move || {
             let all = wire::list_keys(&caches, |cache, keys| {
-                listing.wanted()
+                wanted.load(Ordering::Relaxed)
                     && tx
                         .blocking_send(Listed::Keys {
                             stream: id,
@@ -915,17 +906,10 @@ impl Driver {
             // One chunk a turn: cutting one takes about a millisecond, and
             // writes and frames are served between two.
             let mut cut = false;
-            while let Some(front) = link.backlog.front_mut() {
-                let frame = match front {
-                    Queued::Frame(..) => match link.backlog.pop_front() {
-                        Some(Queued::Frame(frame, bytes)) => {
-                            link.backlog_bytes -= bytes;
-                            frame
-                        }
-                        _ => break, // the front was just seen to be a frame
-                    },
-                    Queued::Snapshot(stream) => {
-                        let queued = link.tx.max_capacity() - link.tx.capacity();
+            while let Some(queued) = link.backlog.pop_front() {
+                let (frame, bytes) = match queued {
+                    Queued::Frame(frame, bytes) => (frame, bytes),
+                    Queued::Snapshot(mut stream) => {
                         if stream.done() {
                             tracing::info!(
                                 peer,
@@ -934,34 +918,35 @@ impl Driver {
                                 ms = stream.started.elapsed().as_millis() as u64,
                                 "snapshot sent"
                             );
-                            link.backlog.pop_front();
                             continue;
                         }
-                        if queued >= SNAPSHOT_AHEAD || !stream.ready() || cut {
-                            break;
-                        }
+                        let in_channel = link.tx.max_capacity() - link.tx.capacity();
+                        let chunk = if in_channel < SNAPSHOT_AHEAD && !cut {
+                            stream.next_chunk(store, applied)
+                        } else {
+                            None
+                        };
+                        link.backlog.push_front(Queued::Snapshot(stream));
+                        let Some(chunk) = chunk else {
+                            break; // no room for a chunk, one was cut, or not ready
+                        };
                         cut = true;
-                        match stream.next_chunk(store, applied) {
-                            Some(chunk) => {
-                                let frame = Frame {
-                                    kind: Some(frame::Kind::Core(redhac_proto::Core {
-                                        msg: Some(redhac_proto::core::Msg::Snapshot(chunk)),
-                                    })),
-                                };
-                                let bytes = prost::Message::encoded_len(&frame);
-                                metrics::counter!(crate::metrics::BYTES_OUT)
-                                    .increment(bytes as u64);
-                                frame
-                            }
-                            None => break, // not ready: checked above
-                        }
+                        let frame = Frame {
+                            kind: Some(frame::Kind::Core(redhac_proto::Core {
+                                msg: Some(redhac_proto::core::Msg::Snapshot(chunk)),
+                            })),
+                        };
+                        let bytes = prost::Message::encoded_len(&frame);
+                        metrics::counter!(crate::metrics::BYTES_OUT).increment(bytes as u64);
+                        // Counted as held back until it leaves, like a frame.
+                        link.backlog_bytes += bytes;
+                        (frame, bytes)
                     }
                 };
+                link.backlog_bytes -= bytes;
                 match link.tx.try_send(frame) {
                     Ok(()) => {}
                     Err(TrySendError::Full(frame)) => {
-                        // Only frames get here: a chunk is cut with room.
-                        let bytes = prost::Message::encoded_len(&frame);
                         link.backlog_bytes += bytes;
                         link.backlog.push_front(Queued::Frame(frame, bytes));
                         break;

@@ -49,12 +49,6 @@ pub(crate) enum WriteOp {
     },
 }
 
-/// A value a lookup found, encoded.
-#[derive(Debug)]
-pub(crate) struct Fetched {
-    pub(crate) value: Vec<u8>,
-}
-
 /// What the application sends the runtime.
 #[derive(Debug)]
 pub(crate) enum Request {
@@ -68,7 +62,8 @@ pub(crate) enum Request {
     Lookup {
         cache: String,
         key: String,
-        reply: oneshot::Sender<Result<Option<Fetched>>>,
+        /// The encoded value, when the key is there.
+        reply: oneshot::Sender<Result<Option<Vec<u8>>>>,
     },
     /// Hand leadership over, then stop.
     Shutdown { reply: oneshot::Sender<()> },
