@@ -8,7 +8,7 @@ use redhac_store::{Events, Origin, TypedCache, Value, check_ttl};
 
 use crate::loader::KeyLocks;
 use crate::node::Shared;
-use crate::runtime::{LOOKUP_TIMEOUT, Request, WriteOp};
+use crate::runtime::{Command, LOOKUP_TIMEOUT, WriteOp};
 use crate::write::WriteOptions;
 use crate::{Error, Result};
 
@@ -108,7 +108,7 @@ impl<V: Value> Cache<V> {
         let (cache, k) = (self.name().to_owned(), key.to_owned());
         let fetched = cluster
             .ask(LOOKUP_TIMEOUT + Duration::from_millis(100), |reply| {
-                Request::Lookup {
+                Command::Lookup {
                     cache,
                     key: k,
                     reply,

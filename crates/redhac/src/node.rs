@@ -13,7 +13,7 @@ use crate::cache::Cache;
 use crate::config::Config;
 use crate::gate::ReadGate;
 use crate::loader::KeyLocks;
-use crate::runtime::{Cluster, ClusterOptions};
+use crate::runtime::{Runtime, RuntimeOptions};
 use crate::status::{Health, Status};
 use crate::{Error, Result};
 
@@ -45,7 +45,7 @@ type Register = Box<dyn FnOnce(&mut StoreBuilder) -> Result<(), StoreError> + Se
 pub struct Builder {
     config: Option<Config>,
     caches: Vec<(String, Register)>,
-    cluster: ClusterOptions,
+    cluster: RuntimeOptions,
 }
 
 impl fmt::Debug for Builder {
@@ -130,7 +130,7 @@ impl Builder {
         let (health, _) = watch::channel(Health::Good);
         let (reads, cluster) = if config.ha_mode {
             let reads = Arc::new(ReadGate::closed());
-            let cluster = Cluster::start(
+            let cluster = Runtime::start(
                 &config,
                 self.cluster,
                 store.clone(),
@@ -169,7 +169,7 @@ pub(crate) struct Shared {
     reads: Arc<ReadGate>,
     health: watch::Sender<Health>,
     /// The links and runtime of a cluster member; `None` when standalone.
-    cluster: Option<Cluster>,
+    cluster: Option<Runtime>,
 }
 
 impl Shared {
@@ -179,7 +179,7 @@ impl Shared {
         self.reads.open()
     }
 
-    pub(crate) fn cluster(&self) -> Option<&Cluster> {
+    pub(crate) fn cluster(&self) -> Option<&Runtime> {
         self.cluster.as_ref()
     }
 
@@ -220,7 +220,7 @@ impl Redhac {
         Builder {
             config: None,
             caches: Vec::new(),
-            cluster: ClusterOptions::default(),
+            cluster: RuntimeOptions::default(),
         }
     }
 

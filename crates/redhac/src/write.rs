@@ -19,6 +19,18 @@ pub enum AckLevel {
     All,
 }
 
+impl AckLevel {
+    /// The level's name in metrics labels.
+    pub(crate) fn label(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Leader => "leader",
+            Self::Quorum => "quorum",
+            Self::All => "all",
+        }
+    }
+}
+
 /// Default time a write may take to reach its ack level.
 pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 

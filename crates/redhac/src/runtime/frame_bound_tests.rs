@@ -11,7 +11,7 @@ use redhac_membership::{
 };
 use redhac_proto::{Frame, frame};
 
-use super::wire;
+use super::{snapshot, wire};
 use crate::transport::link::MAX_FRAME_BYTES;
 
 fn ms(n: u64) -> Duration {
@@ -166,9 +166,9 @@ proptest! {
         let store = store_with(&sizes, key);
         let caches: Vec<_> = store.caches().cloned().collect();
         // Keys arrive in batches, as from the listing task, cut as they come.
-        let mut stream = wire::SnapshotStream::new(1, 1, LogId::new(1, 1));
+        let mut stream = snapshot::SnapshotStream::new(1, 1, LogId::new(1, 1));
         let mut batches = Vec::new();
-        let all = wire::list_keys(&caches, |cache, keys| {
+        let all = snapshot::list_keys(&caches, |cache, keys| {
             batches.push((cache, keys));
             true
         });
@@ -185,14 +185,14 @@ proptest! {
         for chunk in chunks {
             prop_assert!(!ended, "a chunk after the last");
             ended = chunk.end.is_some();
-            let held: Vec<usize> = wire::decode_chunk(&chunk.data)
+            let held: Vec<usize> = snapshot::decode_chunk(&chunk.data)
                 .unwrap()
                 .iter()
                 .flat_map(|c| c.entries.iter().map(|e| e.key.len() + e.value.len()))
                 .collect();
             // A chunk holds about SNAPSHOT_CHUNK bytes of entries, or one.
             prop_assert!(
-                held.len() <= 1 || held.iter().sum::<usize>() <= wire::SNAPSHOT_CHUNK,
+                held.len() <= 1 || held.iter().sum::<usize>() <= snapshot::SNAPSHOT_CHUNK,
                 "a chunk of {} entries, {} bytes", held.len(), held.iter().sum::<usize>()
             );
             entries += held.len();

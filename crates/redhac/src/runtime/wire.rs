@@ -1,26 +1,19 @@
-//! Core messages to and from wire messages, and snapshot chunks cut from
-//! the caches and put into them. Decoding checks everything a peer could get
-//! wrong: a malformed message closes that link, it never panics.
+//! Core messages to and from wire messages. Decoding checks everything a
+//! peer could get wrong: a malformed message closes that link, it never
+//! panics.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use prost::Message as _;
-use redhac_membership::{
-    Ack, Append, AppendReply, Entry, Index, LogId, Message, Op, SnapshotChunk, Term,
-};
+use redhac_membership::{Ack, Append, AppendReply, Entry, LogId, Message, Op, SnapshotChunk};
 use redhac_proto as pb;
 use redhac_proto::core::Msg;
-use redhac_store::Store;
-
-/// Entry bytes per snapshot chunk (a chunk holds at least one entry).
-pub(crate) const SNAPSHOT_CHUNK: usize = 1 << 20;
 
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
-fn log_id(id: LogId) -> Option<pb::LogId> {
+pub(super) fn log_id(id: LogId) -> Option<pb::LogId> {
     Some(pb::LogId {
         term: id.term,
         index: id.index,
@@ -261,193 +254,10 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
     Ok(msg)
 }
 
-/// Keys a listing hands over at a time.
-pub(crate) const KEY_BATCH: usize = 4096;
-
-/// Lists every key of every cache (no key is copied), `KEY_BATCH` at a
-/// time to `batch`, until it returns false. It scans the caches (about a
-/// microsecond a key), so it runs off the runtime task while entries keep
-/// applying: a key there throughout is listed; one added or deleted
-/// meanwhile may or may not be, and the log after the snapshot's `last`
-/// replays it. Returns whether it listed everything.
-pub(crate) fn list_keys(
-    caches: &[Arc<dyn redhac_store::ErasedCache>],
-    mut batch: impl FnMut(String, Vec<Arc<String>>) -> bool,
-) -> bool {
-    for c in caches {
-        let mut keys = Vec::with_capacity(KEY_BATCH);
-        for key in c.keys() {
-            keys.push(key);
-            if keys.len() == KEY_BATCH {
-                let full = std::mem::replace(&mut keys, Vec::with_capacity(KEY_BATCH));
-                if !batch(c.name().to_owned(), full) {
-                    return false;
-                }
-            }
-        }
-        if !keys.is_empty() && !batch(c.name().to_owned(), keys) {
-            return false;
-        }
-    }
-    true
-}
-
-/// A snapshot streamed to one peer. Its keys arrive in batches from a
-/// listing off the runtime task; each chunk reads their values when it is
-/// cut (keys deleted meanwhile are left out, values changed meanwhile go as
-/// they are now: the receiver replays the log after `last`, which makes
-/// that exact). Dropping it stops its listing.
-#[derive(Debug)]
-pub(crate) struct SnapshotStream {
-    pub(crate) id: u64,
-    pub(crate) term: Term,
-    last: LogId,
-    seq: u64,
-    /// Keys listed and not sent yet, by cache, in order; each batch's keys
-    /// reversed (the next one is popped).
-    pending: std::collections::VecDeque<(String, Vec<Arc<String>>)>,
-    /// Every key was listed.
-    listed: bool,
-    /// The last chunk was cut.
-    done: bool,
-    /// False once the stream is dropped: its listing stops.
-    wanted: Arc<std::sync::atomic::AtomicBool>,
-    pub(crate) entries: u64,
-    pub(crate) bytes: u64,
-    pub(crate) started: std::time::Instant,
-}
-
-impl Drop for SnapshotStream {
-    fn drop(&mut self) {
-        self.wanted
-            .store(false, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
-impl SnapshotStream {
-    /// A stream whose keys are yet to be listed.
-    pub(crate) fn new(id: u64, term: Term, last: LogId) -> Self {
-        Self {
-            id,
-            term,
-            last,
-            seq: 0,
-            pending: std::collections::VecDeque::new(),
-            listed: false,
-            done: false,
-            wanted: Arc::new(std::sync::atomic::AtomicBool::new(true)),
-            entries: 0,
-            bytes: 0,
-            started: std::time::Instant::now(),
-        }
-    }
-
-    /// True while the stream wants its keys listed (it is not dropped).
-    pub(crate) fn wanted(&self) -> Arc<std::sync::atomic::AtomicBool> {
-        Arc::clone(&self.wanted)
-    }
-
-    /// More keys of `cache`.
-    pub(crate) fn add_keys(&mut self, cache: String, mut keys: Vec<Arc<String>>) {
-        keys.reverse();
-        self.pending.push_back((cache, keys));
-    }
-
-    /// Every key was listed.
-    pub(crate) fn all_listed(&mut self) {
-        self.listed = true;
-    }
-
-    /// Whether a chunk can be cut now.
-    pub(crate) fn ready(&self) -> bool {
-        !self.done && (self.listed || !self.pending.is_empty())
-    }
-
-    /// Whether the last chunk was cut.
-    pub(crate) fn done(&self) -> bool {
-        self.done
-    }
-
-    /// Cuts the next chunk from the caches as they are now: entries up to
-    /// about [`SNAPSHOT_CHUNK`] bytes, or one larger entry alone; the last
-    /// chunk (every key listed and sent) with `end`. `None` when not
-    /// [`SnapshotStream::ready`].
-    pub(crate) fn next_chunk(&mut self, store: &Store, end: Index) -> Option<pb::SnapshotChunk> {
-        if !self.ready() {
-            return None;
-        }
-        let mut out: Vec<pb::CacheSnapshot> = Vec::new();
-        let mut size = 0usize;
-        while let Some((name, keys)) = self.pending.front_mut() {
-            let Some(key) = keys.pop() else {
-                self.pending.pop_front();
-                continue;
-            };
-            let entry = store
-                .erased(name)
-                .ok()
-                .and_then(|c| match c.snapshot_entry(&key) {
-                    Ok(e) => e,
-                    Err(e) => {
-                        tracing::error!(cache = %name, error = %e, "an entry left out of a snapshot");
-                        None
-                    }
-                });
-            let Some(e) = entry else {
-                continue; // deleted or expired since it was listed
-            };
-            // Entry bytes plus the encoding's tags and lengths, at most.
-            let weight = e.key.len() + e.value.len() + name.len() + 32;
-            if size > 0 && size + weight > SNAPSHOT_CHUNK {
-                keys.push(key); // it opens the next chunk, alone if need be
-                break;
-            }
-            size += weight;
-            if out.last().is_none_or(|c| c.cache != *name) {
-                out.push(pb::CacheSnapshot {
-                    cache: name.clone(),
-                    entries: Vec::new(),
-                });
-            }
-            if let Some(c) = out.last_mut() {
-                c.entries.push(pb::SnapshotEntry {
-                    key: e.key,
-                    value: e.value.into(),
-                    ttl_ms: e
-                        .ttl
-                        .map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX).max(1)),
-                });
-            }
-            self.entries += 1;
-        }
-        while self.pending.front().is_some_and(|(_, k)| k.is_empty()) {
-            self.pending.pop_front();
-        }
-        self.done = self.listed && self.pending.is_empty();
-        let data = pb::StoreSnapshot { caches: out }.encode_to_vec();
-        self.bytes += data.len() as u64;
-        let chunk = pb::SnapshotChunk {
-            term: self.term,
-            last: log_id(self.last),
-            seq: self.seq,
-            end: self.done.then_some(end),
-            data: data.into(),
-        };
-        self.seq += 1;
-        Some(chunk)
-    }
-}
-
-/// Decodes a chunk's entries, per cache (values are not copied again: the
-/// caches decode them from here).
-pub(crate) fn decode_chunk(data: &[u8]) -> Result<Vec<pb::CacheSnapshot>, WireError> {
-    let s = pb::StoreSnapshot::decode(data).map_err(|_| "a snapshot chunk that does not decode")?;
-    Ok(s.caches)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use prost::Message as _;
 
     fn round_trip(msg: Message) {
         let bytes = to_wire(&msg).encode_to_vec();
@@ -575,7 +385,7 @@ mod tests {
             })),
         };
         assert!(from_wire(no_start).is_err());
-        assert!(decode_chunk(&[0xff; 12]).is_err());
+        assert!(super::super::snapshot::decode_chunk(&[0xff; 12]).is_err());
     }
 
     mod props {

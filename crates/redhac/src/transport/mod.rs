@@ -1,12 +1,17 @@
 //! The network between members: gRPC links with an authenticated handshake.
 
+pub(crate) mod accept;
 pub(crate) mod auth;
+pub(crate) mod dial;
+pub(crate) mod handshake;
 pub(crate) mod link;
 #[cfg(test)]
 mod prop_tests;
 #[cfg(test)]
 mod tests;
 pub(crate) mod tls;
+#[cfg(test)]
+mod tls_tests;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -15,5 +20,3 @@ pub(crate) fn count_refused(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
     metrics::counter!(crate::metrics::LINKS_REFUSED).increment(1);
 }
-#[cfg(test)]
-mod tls_tests;

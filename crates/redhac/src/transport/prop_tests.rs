@@ -10,7 +10,8 @@ use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
 use super::auth::{Secret, fingerprint};
-use super::link::{Expect, HelloState, LinkError, LinkSetup};
+use super::handshake::{Expect, Handshake, HelloState};
+use super::link::{LinkError, LinkSettings, LinkSetup, LinkState};
 use redhac_membership::HostEntry;
 
 fn setup() -> (LinkSetup, Vec<u8>) {
@@ -22,23 +23,28 @@ fn setup() -> (LinkSetup, Vec<u8>) {
     let fp = fingerprint(&hosts);
     let (events, _) = mpsc::channel(1);
     let s = LinkSetup {
-        me: 1,
-        generation: 1,
-        members: hosts.iter().map(|h| HostEntry::parse(h).unwrap()).collect(),
-        fingerprint: fp.clone(),
-        secret: Secret::new("the-real-token-0123"),
-        buf_server: 8,
-        buf_client: 8,
-        keepalive_interval: Duration::from_secs(5),
-        keepalive_timeout: Duration::from_secs(5),
-        reconnect: (Duration::from_millis(10), Duration::from_millis(20)),
-        handshake_timeout: Duration::from_millis(200),
-        hello_state: watch::channel(HelloState::default()).1,
-        events,
-        next_link: AtomicU64::new(0),
-        refused: Arc::new(AtomicU64::new(0)),
-        tls: None,
-        links_per_member: (0..3).map(|_| Default::default()).collect(),
+        handshake: Handshake {
+            me: 1,
+            generation: 1,
+            fingerprint: fp.clone(),
+            secret: Secret::new("the-real-token-0123"),
+            timeout: Duration::from_millis(200),
+        },
+        settings: LinkSettings {
+            members: hosts.iter().map(|h| HostEntry::parse(h).unwrap()).collect(),
+            buf_server: 8,
+            buf_client: 8,
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_timeout: Duration::from_secs(5),
+            reconnect: (Duration::from_millis(10), Duration::from_millis(20)),
+            tls: None,
+        },
+        state: LinkState::new(
+            3,
+            watch::channel(HelloState::default()).1,
+            events,
+            Arc::new(AtomicU64::new(0)),
+        ),
     };
     (s, fp)
 }

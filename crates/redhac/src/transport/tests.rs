@@ -9,8 +9,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
+use super::accept::serve;
 use super::auth::{Secret, fingerprint};
-use super::link::{Expect, HelloState, LinkSetup, LinkUp, dial, serve};
+use super::dial::dial;
+use super::handshake::{Expect, Handshake, HelloState};
+use super::link::{LinkSettings, LinkSetup, LinkState, LinkUp};
 use super::tls::TlsSetup;
 use redhac_membership::HostEntry;
 
@@ -28,23 +31,23 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
     });
     let members = hosts.iter().map(|h| HostEntry::parse(h).unwrap()).collect();
     let s = LinkSetup {
-        me,
-        generation: 100 + u64::from(me),
-        members,
-        fingerprint: fingerprint(hosts),
-        secret: Secret::new(token),
-        buf_server: 8,
-        buf_client: 8,
-        keepalive_interval: Duration::from_secs(5),
-        keepalive_timeout: Duration::from_secs(5),
-        reconnect: (Duration::from_millis(10), Duration::from_millis(50)),
-        handshake_timeout: Duration::from_secs(5),
-        hello_state: hello,
-        events: events_tx,
-        next_link: AtomicU64::new(0),
-        refused: Arc::new(AtomicU64::new(0)),
-        tls,
-        links_per_member: (0..hosts.len()).map(|_| Default::default()).collect(),
+        handshake: Handshake {
+            me,
+            generation: 100 + u64::from(me),
+            fingerprint: fingerprint(hosts),
+            secret: Secret::new(token),
+            timeout: Duration::from_secs(5),
+        },
+        settings: LinkSettings {
+            members,
+            buf_server: 8,
+            buf_client: 8,
+            keepalive_interval: Duration::from_secs(5),
+            keepalive_timeout: Duration::from_secs(5),
+            reconnect: (Duration::from_millis(10), Duration::from_millis(50)),
+            tls,
+        },
+        state: LinkState::new(hosts.len(), hello, events_tx, Arc::new(AtomicU64::new(0))),
     };
     let s = Arc::new(s);
     (
@@ -157,7 +160,7 @@ pub(super) async fn assert_refused(a: &mut Side, b: &mut Side) {
 /// came up.
 pub(super) async fn assert_refused_by(a: &mut Side, b: &mut Side, by: [bool; 2]) {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    let refused = |s: &Side| s.setup.refused.load(Ordering::Relaxed);
+    let refused = |s: &Side| s.setup.state.refused.load(Ordering::Relaxed);
     while (by[0] && refused(a) < 3) || (by[1] && refused(b) < 3) {
         assert!(
             tokio::time::Instant::now() < deadline,
@@ -245,7 +248,7 @@ async fn a_member_gets_at_most_two_links() {
         held.push((tx, inbound));
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while b.setup.refused.load(Ordering::Relaxed) < 1 {
+    while b.setup.state.refused.load(Ordering::Relaxed) < 1 {
         assert!(
             tokio::time::Instant::now() < deadline,
             "the third link was not refused"
@@ -269,6 +272,6 @@ async fn silent_streams_beyond_the_handshake_limit_are_refused() {
     }
     let refused = open_stream(&url).await.expect_err("one stream too many");
     assert_eq!(refused.code(), tonic::Code::ResourceExhausted);
-    assert_eq!(b.setup.refused.load(Ordering::Relaxed), 1);
+    assert_eq!(b.setup.state.refused.load(Ordering::Relaxed), 1);
     let _ = stop.send(true);
 }

@@ -1,0 +1,115 @@
+//! What the core's outputs do to the store: entries applied, keys and
+//! caches invalidated, snapshot chunks installed.
+
+use std::time::{Duration, Instant};
+
+use redhac_membership::{Entry, LogId, Op};
+use redhac_store::{Origin, Store};
+
+use super::snapshot;
+use crate::gate::ReadGate;
+
+/// Applies a committed entry; `me` tells the writer's own entries (events
+/// `Local`) from the others' (`Peer`).
+pub(super) fn apply(store: &Store, me: u32, entry: &Entry) {
+    let origin = if entry.origin == Some(me) {
+        Origin::Local
+    } else {
+        Origin::Peer
+    };
+    let result = match &*entry.op {
+        Op::Put {
+            cache,
+            key,
+            value,
+            ttl_ms,
+        } => store.erased(cache).map(|c| {
+            if let Err(e) = c.apply_put(
+                key.clone(),
+                value,
+                ttl_ms.map(Duration::from_millis),
+                origin,
+            ) {
+                tracing::warn!(cache, error = %e, "a replicated value was not applied");
+            }
+        }),
+        Op::Delete { cache, key } => store.erased(cache).map(|c| {
+            c.apply_delete(key, origin);
+        }),
+        Op::Clear { cache } => store.erased(cache).map(|c| c.apply_clear(origin)),
+        Op::Noop => Ok(()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "an entry for a cache this member does not have");
+    }
+}
+
+/// Drops keys (`Some`) or whole caches (`None`) the core can no longer
+/// vouch for.
+pub(super) fn invalidate(store: &Store, keys: Vec<(String, Option<String>)>) {
+    for (cache, key) in keys {
+        if let Ok(c) = store.erased(&cache) {
+            match key {
+                Some(k) => {
+                    c.apply_delete(&k, Origin::Local);
+                }
+                None => c.apply_clear(Origin::Local),
+            }
+        }
+    }
+}
+
+/// A snapshot being installed: entries restored, entries that did not
+/// decode, since when.
+#[derive(Debug, Default)]
+pub(super) struct Install(Option<(u64, u64, Instant)>);
+
+impl Install {
+    /// Puts a chunk's entries into the caches (cleared first by the first
+    /// chunk). The core serves nothing meanwhile.
+    pub(super) fn chunk(
+        &mut self,
+        store: &Store,
+        gate: &ReadGate,
+        first: bool,
+        done: bool,
+        last: LogId,
+        data: &[u8],
+    ) {
+        if first {
+            // The core closes the gate at the end of this step; readers must
+            // not see the caches half cleared or half installed before.
+            gate.close();
+            store.clear_all(Origin::Peer);
+            self.0 = Some((0, 0, Instant::now()));
+            tracing::info!(%last, "installing a snapshot");
+        }
+        let (mut restored, mut failed, started) = self.0.unwrap_or((0, 0, Instant::now()));
+        match snapshot::decode_chunk(data) {
+            Ok(caches) => {
+                for snap in caches {
+                    let Ok(c) = store.erased(&snap.cache) else {
+                        tracing::warn!(cache = snap.cache, "snapshot of an unknown cache");
+                        continue;
+                    };
+                    for e in snap.entries {
+                        let ttl = e.ttl_ms.map(Duration::from_millis);
+                        match c.apply_put(e.key, &e.value, ttl, Origin::Peer) {
+                            Ok(()) => restored += 1,
+                            Err(_) => failed += 1,
+                        }
+                    }
+                }
+            }
+            // Nothing is served before a whole snapshot; what is missing
+            // here is a miss, never a wrong value.
+            Err(reason) => tracing::error!(%last, reason, "a snapshot chunk did not decode"),
+        }
+        self.0 = Some((restored, failed, started));
+        if done {
+            self.0 = None;
+            let ms = started.elapsed().as_millis();
+            tracing::info!(%last, restored, failed, ms, "installed a snapshot");
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! The application's side of a running cluster member: starts the link
+//! tasks and the runtime task, asks the runtime, and stops them.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use redhac_membership::find_me;
+use redhac_store::Store;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use super::{Command, WriteOp, driver};
+use crate::config::Config;
+use crate::gate::ReadGate;
+use crate::status::{Health, Status};
+use crate::transport::accept::{listen_any, serve};
+use crate::transport::auth::{Secret, fingerprint};
+use crate::transport::dial::dial;
+use crate::transport::handshake::{Handshake, HelloState};
+use crate::transport::link::{LinkSettings, LinkSetup, LinkState};
+use crate::transport::tls::TlsSetup;
+use crate::{Error, Result};
+
+/// What the builder passes on for cluster mode.
+#[derive(Debug, Default)]
+pub(crate) struct RuntimeOptions {
+    /// A listener bound by the caller (tests bind port 0 first).
+    pub(crate) listener: Option<std::net::TcpListener>,
+    /// The name that finds this member in `HA_HOSTS`.
+    pub(crate) hostname: Option<String>,
+    /// The core's timing, when not derived from the election timeout.
+    pub(crate) timing: Option<redhac_membership::Timing>,
+}
+
+/// The application's side of a running cluster member.
+#[derive(Debug)]
+pub(crate) struct Runtime {
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+    stop: watch::Sender<bool>,
+    tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
+    links_refused: Arc<AtomicU64>,
+    messages_refused: Arc<AtomicU64>,
+}
+
+/// How long a link's handshake may take.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Runtime {
+    /// Resolves this member, loads TLS, binds, and starts links and the core.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for "me" not in `HA_HOSTS`, TLS files, or a port
+    /// that cannot be bound.
+    pub(crate) async fn start(
+        config: &Config,
+        options: RuntimeOptions,
+        store: Store,
+        gate: Arc<ReadGate>,
+        health: watch::Sender<Health>,
+    ) -> Result<Self> {
+        let members = config.members()?;
+        let name = match options.hostname.or_else(|| config.hostname_overwrite.clone()) {
+            Some(name) => name,
+            None => gethostname::gethostname().into_string().map_err(|raw| {
+                Error::Config(format!(
+                    "the OS hostname {raw:?} is not UTF-8; set HOSTNAME_OVERWRITE to this member's host in HA_HOSTS"
+                ))
+            })?,
+        };
+        let me = find_me(&members, &name).map_err(Error::Config)?;
+        let tls = TlsSetup::load(config)?;
+        let listener = match options.listener {
+            Some(l) => l
+                .set_nonblocking(true)
+                .and_then(|()| TcpListener::from_std(l))
+                .map_err(|e| Error::Config(format!("the listener given to the builder is unusable: {e}")))?,
+            None => listen_any(members[me].port)
+                .and_then(TcpListener::from_std)
+                .map_err(|e| {
+                    Error::Config(format!(
+                        "cannot listen on port {} (this member's HA_HOSTS entry {}): {e}; free the port or fix HA_HOSTS",
+                        members[me].port, members[me]
+                    ))
+                })?,
+        };
+        let token = config.auth_token.as_deref().unwrap_or_default();
+        let (hello_tx, hello_rx) = watch::channel(HelloState::default());
+        let (events_tx, events_rx) = mpsc::channel(config.buf_server.max(members.len() * 4));
+        let (stop, stop_rx) = watch::channel(false);
+        let generation = generation();
+        let links_refused = Arc::new(AtomicU64::new(0));
+        let messages_refused = Arc::new(AtomicU64::new(0));
+        let setup = Arc::new(LinkSetup {
+            handshake: Handshake {
+                me: me as u32,
+                generation,
+                fingerprint: fingerprint(&config.ha_hosts),
+                secret: Secret::new(token),
+                timeout: HANDSHAKE_TIMEOUT,
+            },
+            settings: LinkSettings {
+                members: members.clone(),
+                buf_server: config.buf_server,
+                buf_client: config.buf_client,
+                keepalive_interval: config.keepalive_interval,
+                keepalive_timeout: config.keepalive_timeout,
+                reconnect: (
+                    config.reconnect_timeout_lower,
+                    config.reconnect_timeout_upper,
+                ),
+                tls,
+            },
+            state: LinkState::new(
+                members.len(),
+                hello_rx,
+                events_tx,
+                Arc::clone(&links_refused),
+            ),
+        });
+        tracing::info!(me, name = %name, members = members.len(), generation, "starting cluster member");
+        let mut tasks = vec![tokio::spawn(serve(
+            Arc::clone(&setup),
+            listener,
+            stop_rx.clone(),
+        ))];
+        for peer in me + 1..members.len() {
+            tasks.push(tokio::spawn(dial(
+                Arc::clone(&setup),
+                peer as u32,
+                stop_rx.clone(),
+            )));
+        }
+        let (commands, commands_rx) = mpsc::channel(config.buf_client.max(64));
+        let (status_tx, status) = watch::channel(Status::standalone(false));
+        let driver = driver::Driver::new(driver::Parts {
+            me: me as u32,
+            members,
+            store,
+            gate,
+            health,
+            status: status_tx,
+            hello: hello_tx,
+            timing: options
+                .timing
+                .unwrap_or_else(|| redhac_membership::Timing::new(config.election_timeout)),
+            seed: generation,
+            refused: Arc::clone(&messages_refused),
+        });
+        // The span rides with the task (never held across an await), so
+        // members sharing a process log under their own ids.
+        let span = tracing::info_span!("redhac", me);
+        tasks.push(tokio::spawn(tracing::Instrument::instrument(
+            driver.run(events_rx, commands_rx, stop_rx),
+            span,
+        )));
+        Ok(Self {
+            commands,
+            status,
+            stop,
+            tasks: std::sync::Mutex::new(tasks),
+            links_refused,
+            messages_refused,
+        })
+    }
+
+    /// Sends a command to the runtime and waits for its answer, within `timeout`.
+    ///
+    /// # Errors
+    /// [`Error::Timeout`], [`Error::ShutDown`], or the runtime's answer.
+    pub(crate) async fn ask<T>(
+        &self,
+        timeout: Duration,
+        command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command,
+    ) -> Result<T> {
+        let (tx, rx) = oneshot::channel();
+        let asked = async {
+            self.commands
+                .send(command(tx))
+                .await
+                .map_err(|_| Error::ShutDown)?;
+            rx.await.map_err(|_| Error::ShutDown)?
+        };
+        tokio::time::timeout(timeout, asked)
+            .await
+            .map_err(|_| Error::Timeout(timeout))?
+    }
+
+    /// Sends a write to the runtime and waits for its ack level, within the
+    /// write's timeout.
+    ///
+    /// # Errors
+    /// As [`Runtime::ask`].
+    pub(crate) async fn write(&self, op: WriteOp, options: crate::WriteOptions) -> Result<()> {
+        // The core resolves the write with Timeout at its deadline; the
+        // outer timeout only guards against a stalled runtime.
+        let outer = options.timeout + Duration::from_millis(100);
+        self.ask(outer, |reply| Command::Write {
+            op,
+            ack: options.ack,
+            timeout: options.timeout,
+            reply,
+        })
+        .await
+    }
+
+    /// The latest status the runtime published.
+    pub(crate) fn status(&self) -> Status {
+        let mut s = self.status.borrow().clone();
+        s.links_refused = self.links_refused.load(Ordering::Relaxed);
+        s.messages_refused = self.messages_refused.load(Ordering::Relaxed);
+        s
+    }
+
+    /// Hands leadership over (when leading), stops links and the runtime.
+    pub(crate) async fn shutdown(&self, timeout: Duration) {
+        let (tx, rx) = oneshot::channel();
+        if self
+            .commands
+            .send(Command::Shutdown { reply: tx })
+            .await
+            .is_ok()
+        {
+            let _ = tokio::time::timeout(timeout, rx).await;
+        }
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(
+            &mut *self
+                .tasks
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for task in tasks {
+            let _ = tokio::time::timeout(timeout, task).await;
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // A dropped node stops its tasks; no graceful handover.
+        let _ = self.stop.send(true);
+    }
+}
+
+/// A number that differs between starts of one member (its incarnation).
+fn generation() -> u64 {
+    let mut b = [0u8; 8];
+    match getrandom::fill(&mut b) {
+        Ok(()) => u64::from_le_bytes(b) >> 1,
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_nanos() as u64),
+    }
+}

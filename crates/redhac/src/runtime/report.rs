@@ -1,0 +1,59 @@
+//! What the runtime publishes from the core's state: the status the
+//! application reads, and the gauges.
+
+use redhac_membership::{HostEntry, NodeStatus, Role as CoreRole};
+use redhac_store::Store;
+
+use crate::status::{MemberStatus, Status};
+
+/// The status to publish: the core's view, each member by its address.
+pub(super) fn status(s: &NodeStatus, members: &[HostEntry], serving: bool) -> Status {
+    let members = members
+        .iter()
+        .enumerate()
+        .map(|(i, m)| {
+            let id = i as u32;
+            let peer = s.peers.iter().find(|p| p.id == id);
+            MemberStatus {
+                id,
+                address: m.to_string(),
+                connected: id == s.me || peer.is_some_and(|p| p.connected),
+                lag: peer
+                    .and_then(|p| p.applied)
+                    .map(|a| s.commit.saturating_sub(a)),
+            }
+        })
+        .collect();
+    Status {
+        me: s.me,
+        term: s.term,
+        role: s.role.into(),
+        leader: s.leader,
+        health: s.health.into(),
+        serving,
+        members,
+        applied_index: s.applied,
+        commit_index: s.commit,
+        // Filled in by `Runtime::status` from the shared counters.
+        links_refused: 0,
+        messages_refused: 0,
+    }
+}
+
+/// Sets the gauges read on every tick: term, replication lag (on the
+/// leader), entries in the caches.
+pub(super) fn gauges(s: &NodeStatus, store: &Store) {
+    metrics::gauge!(crate::metrics::TERM).set(s.term as f64);
+    if s.role == CoreRole::Leader {
+        let lag = s
+            .peers
+            .iter()
+            .filter_map(|p| p.applied)
+            .map(|a| s.commit.saturating_sub(a))
+            .max()
+            .unwrap_or(0);
+        metrics::gauge!(crate::metrics::REPLICATION_LAG).set(lag as f64);
+    }
+    let entries: u64 = store.caches().map(|c| c.entry_count()).sum();
+    metrics::gauge!(crate::metrics::CACHE_ENTRIES).set(entries as f64);
+}

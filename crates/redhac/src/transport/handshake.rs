@@ -1,0 +1,174 @@
+//! The handshake that opens a link: a Hello each way, then each side proves
+//! it knows the shared token over both challenges.
+
+use std::time::Duration;
+
+use redhac_proto::{Auth, Frame, Hello, PROTOCOL_VERSION, frame};
+use tokio::sync::mpsc;
+use tokio_stream::{Stream, StreamExt};
+use tonic::Status;
+
+use super::auth::{CHALLENGE_LEN, Secret, Transcript, challenge};
+use super::link::LinkError;
+
+/// The election state a Hello carries.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct HelloState {
+    pub(crate) term: u64,
+    pub(crate) last_log_term: u64,
+    pub(crate) last_log_index: u64,
+}
+
+/// Who a peer proved to be, and what it said about itself in its Hello.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Introduced {
+    pub(crate) member: u32,
+    pub(crate) generation: u64,
+    pub(crate) state: HelloState,
+}
+
+/// Which peer a handshake may accept.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Expect {
+    /// The member we dialled.
+    Exactly(u32),
+    /// Any member listed before us (they dial us).
+    Below(u32),
+}
+
+/// What this member shows and checks in every handshake.
+#[derive(Debug)]
+pub(crate) struct Handshake {
+    pub(crate) me: u32,
+    pub(crate) generation: u64,
+    /// Of the `HA_HOSTS` list: members given another list refuse each other.
+    pub(crate) fingerprint: Vec<u8>,
+    pub(crate) secret: Secret,
+    /// How long each of the peer's two frames may take.
+    pub(crate) timeout: Duration,
+}
+
+impl Handshake {
+    /// Says Hello with `state`, checks the peer's, and exchanges proofs.
+    ///
+    /// # Errors
+    /// [`LinkError::Protocol`] for a Hello this member cannot accept,
+    /// [`LinkError::Auth`] for a wrong proof, or the stream's failure.
+    pub(crate) async fn run<S>(
+        &self,
+        state: HelloState,
+        inbound: &mut S,
+        tx: &mpsc::Sender<Frame>,
+        expect: Expect,
+    ) -> Result<Introduced, LinkError>
+    where
+        S: Stream<Item = Result<Frame, Status>> + Unpin,
+    {
+        let mine = challenge()?;
+        let hello = Hello {
+            protocol_version: PROTOCOL_VERSION,
+            member: self.me,
+            generation: self.generation,
+            members_fingerprint: self.fingerprint.clone().into(),
+            challenge: mine.to_vec().into(),
+            term: state.term,
+            last_log_term: state.last_log_term,
+            last_log_index: state.last_log_index,
+        };
+        send(tx, frame::Kind::Hello(hello)).await?;
+        let theirs = match self.next(inbound).await? {
+            frame::Kind::Hello(h) => h,
+            _ => return Err(LinkError::Protocol("the first frame is not a Hello".into())),
+        };
+        self.check_hello(&theirs, expect)?;
+        let proof = self.secret.prove(&Transcript {
+            fingerprint: &self.fingerprint,
+            prover: self.me,
+            verifier: theirs.member,
+            verifier_challenge: &theirs.challenge,
+            prover_challenge: &mine,
+        });
+        send(
+            tx,
+            frame::Kind::Auth(Auth {
+                proof: proof.into(),
+            }),
+        )
+        .await?;
+        let auth = match self.next(inbound).await? {
+            frame::Kind::Auth(a) => a,
+            _ => {
+                return Err(LinkError::Protocol(
+                    "the second frame is not an Auth".into(),
+                ));
+            }
+        };
+        let genuine = self.secret.verify(
+            &Transcript {
+                fingerprint: &self.fingerprint,
+                prover: theirs.member,
+                verifier: self.me,
+                verifier_challenge: &mine,
+                prover_challenge: &theirs.challenge,
+            },
+            &auth.proof,
+        );
+        if !genuine {
+            return Err(LinkError::Auth);
+        }
+        Ok(Introduced {
+            member: theirs.member,
+            generation: theirs.generation,
+            state: HelloState {
+                term: theirs.term,
+                last_log_term: theirs.last_log_term,
+                last_log_index: theirs.last_log_index,
+            },
+        })
+    }
+
+    fn check_hello(&self, h: &Hello, expect: Expect) -> Result<(), LinkError> {
+        let bad = |m: String| Err(LinkError::Protocol(m));
+        if h.protocol_version != PROTOCOL_VERSION {
+            return bad(format!(
+                "protocol version {} (ours is {PROTOCOL_VERSION}); run one redhac version across the cluster",
+                h.protocol_version
+            ));
+        }
+        if h.members_fingerprint.as_ref() != self.fingerprint.as_slice() {
+            return bad(
+                "the peer was given another HA_HOSTS list; give every member the same list".into(),
+            );
+        }
+        if h.challenge.len() != CHALLENGE_LEN {
+            return bad(format!("a challenge of {} bytes", h.challenge.len()));
+        }
+        let ok = match expect {
+            Expect::Exactly(p) => h.member == p,
+            Expect::Below(me) => h.member < me,
+        };
+        if !ok {
+            return bad(format!("unexpected member index {} ({expect:?})", h.member));
+        }
+        Ok(())
+    }
+
+    async fn next<S>(&self, inbound: &mut S) -> Result<frame::Kind, LinkError>
+    where
+        S: Stream<Item = Result<Frame, Status>> + Unpin,
+    {
+        match tokio::time::timeout(self.timeout, inbound.next()).await {
+            Err(_) => Err(LinkError::Timeout),
+            Ok(None) => Err(LinkError::Closed),
+            Ok(Some(Err(status))) => Err(status.into()),
+            Ok(Some(Ok(Frame { kind: None }))) => Err(LinkError::Protocol("an empty frame".into())),
+            Ok(Some(Ok(Frame { kind: Some(k) }))) => Ok(k),
+        }
+    }
+}
+
+async fn send(tx: &mpsc::Sender<Frame>, kind: frame::Kind) -> Result<(), LinkError> {
+    tx.send(Frame { kind: Some(kind) })
+        .await
+        .map_err(|_| LinkError::Closed)
+}
