@@ -58,7 +58,6 @@ impl From<Error> for ApiError {
             Error::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
             Error::InvalidKey { .. } | Error::Store(_) => StatusCode::BAD_REQUEST,
             Error::ValueTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            Error::Unsupported(_) => StatusCode::NOT_IMPLEMENTED,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         ApiError(code, e.to_string())

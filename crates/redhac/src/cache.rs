@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use redhac_store::{Events, Origin, TypedCache, Value, check_ttl};
 
+use crate::instance::Shared;
 use crate::loader::KeyLocks;
-use crate::node::Shared;
 use crate::runtime::{Command, LOOKUP_TIMEOUT, WriteOp};
 use crate::write::WriteOptions;
 use crate::{Error, Result};

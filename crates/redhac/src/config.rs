@@ -1,193 +1,271 @@
 //! Configuration: one plain struct, read from the environment with the
-//! original redhac variable names and defaults, or built in code.
+//! original redhac variable names and defaults, or built in code. Each
+//! variable is declared once, in the table below: it makes the field, its
+//! default, its docs, its parser and the redacting `Debug`.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
-
 use crate::{Error, Result};
 use redhac_membership::HostEntry;
 
-/// The configuration of one redhac member.
-///
-/// [`Config::default()`] is a standalone cache. [`Config::from_env`] reads
-/// the variables below; every field is public and can be set in code.
-///
-/// | variable | field | default |
-/// |---|---|---|
-/// | `HA_MODE` | [`ha_mode`](Config::ha_mode) | `false` |
-/// | `HA_HOSTS` | [`ha_hosts`](Config::ha_hosts) | empty |
-/// | `HOSTNAME_OVERWRITE` | [`hostname_overwrite`](Config::hostname_overwrite) | the OS hostname |
-/// | `CACHE_AUTH_TOKEN` | [`auth_token`](Config::auth_token) | none (required in HA mode) |
-/// | `CACHE_TLS` | [`tls`](Config::tls) | `true` |
-/// | `CACHE_TLS_SERVER_CERT` | [`tls_server_cert`](Config::tls_server_cert) | `tls/redhac.cert-chain.pem` |
-/// | `CACHE_TLS_SERVER_KEY` | [`tls_server_key`](Config::tls_server_key) | `tls/redhac.key.pem` |
-/// | `CACHE_TLS_CLIENT_CERT` | [`tls_client_cert`](Config::tls_client_cert) | none |
-/// | `CACHE_TLS_CLIENT_KEY` | [`tls_client_key`](Config::tls_client_key) | none |
-/// | `CACHE_TLS_CA_SERVER` | [`tls_ca_server`](Config::tls_ca_server) | none |
-/// | `CACHE_TLS_CA_CLIENT` | [`tls_ca_client`](Config::tls_ca_client) | none |
-/// | `CACHE_TLS_CLIENT_VALIDATE_DOMAIN` | [`tls_client_validate_domain`](Config::tls_client_validate_domain) | `redhac.local` |
-/// | `CACHE_TLS_SNI_OVERWRITE` | [`tls_sni_overwrite`](Config::tls_sni_overwrite) | none |
-/// | `CACHE_BUF_SERVER` | [`buf_server`](Config::buf_server) | `128` |
-/// | `CACHE_BUF_CLIENT` | [`buf_client`](Config::buf_client) | `64` |
-/// | `CACHE_KEEPALIVE_INTERVAL` (s) | [`keepalive_interval`](Config::keepalive_interval) | 5 s |
-/// | `CACHE_KEEPALIVE_TIMEOUT` (s) | [`keepalive_timeout`](Config::keepalive_timeout) | 5 s |
-/// | `CACHE_ELECTION_TIMEOUT` (s) | [`election_timeout`](Config::election_timeout) | 2 s |
-/// | `CACHE_RECONNECT_TIMEOUT_LOWER` (ms) | [`reconnect_timeout_lower`](Config::reconnect_timeout_lower) | 500 ms |
-/// | `CACHE_RECONNECT_TIMEOUT_UPPER` (ms) | [`reconnect_timeout_upper`](Config::reconnect_timeout_upper) | 2000 ms |
-/// | `CACHE_MAX_VALUE_SIZE` (bytes) | [`max_value_size`](Config::max_value_size) | 8 MiB |
+/// A secret setting: shown as `<redacted>` by `Debug`, never logged.
 ///
 /// ```
-/// use redhac::Config;
-///
-/// let config = Config::from_vars([
-///     ("HA_MODE", "true"),
-///     ("HA_HOSTS", "http://redhac-0.redhac:8001, http://redhac-1.redhac:8001, http://redhac-2.redhac:8001"),
-///     ("CACHE_AUTH_TOKEN", "a-long-random-shared-secret"),
-/// ])?;
-/// assert!(config.ha_mode);
-/// assert_eq!(config.ha_hosts.len(), 3);
-///
-/// let err = Config::from_vars([("HA_MODE", "true")]).unwrap_err();
-/// assert!(err.to_string().contains("HA_HOSTS"));
-/// # Ok::<(), redhac::Error>(())
+/// let token = redhac::Secret::from("a-long-random-shared-secret");
+/// assert_eq!(format!("{token:?}"), "<redacted>");
+/// assert_eq!(token.expose(), "a-long-random-shared-secret");
 /// ```
 #[derive(Clone, PartialEq, Eq)]
-pub struct Config {
-    /// Run as one member of a cluster (`true`) or alone (`false`).
-    pub ha_mode: bool,
-    /// Every member as `scheme://host:port`, the same list on every member.
-    pub ha_hosts: Vec<String>,
-    /// The name that finds this member in `ha_hosts`, instead of the OS hostname.
-    pub hostname_overwrite: Option<String>,
-    /// The secret shared by all members; never sent over the wire.
-    pub auth_token: Option<String>,
-    /// Use TLS between members.
-    pub tls: bool,
-    /// Server certificate chain (PEM).
-    pub tls_server_cert: PathBuf,
-    /// Server private key (PEM).
-    pub tls_server_key: PathBuf,
-    /// Client certificate chain for mTLS (PEM).
-    pub tls_client_cert: Option<PathBuf>,
-    /// Client private key for mTLS (PEM).
-    pub tls_client_key: Option<PathBuf>,
-    /// CA chain that validates the servers' certificates (PEM).
-    pub tls_ca_server: Option<PathBuf>,
-    /// CA chain that validates the clients' certificates; enables mTLS (PEM).
-    pub tls_ca_client: Option<PathBuf>,
-    /// The name a client expects in a server's certificate.
-    pub tls_client_validate_domain: String,
-    /// The SNI a client sends, if not the validated domain.
-    pub tls_sni_overwrite: Option<String>,
-    /// Buffer of the incoming stream per link (messages).
-    pub buf_server: usize,
-    /// Buffer of the outgoing stream per link (messages).
-    pub buf_client: usize,
-    /// Interval of transport keepalive pings.
-    pub keepalive_interval: Duration,
-    /// How long a keepalive ping may stay unanswered.
-    pub keepalive_timeout: Duration,
-    /// Base election timeout `T`; elections time out at random in `[T, 2T)`.
-    pub election_timeout: Duration,
-    /// Lower bound of the random delay before a reconnect.
-    pub reconnect_timeout_lower: Duration,
-    /// Upper bound of the random delay before a reconnect.
-    pub reconnect_timeout_upper: Duration,
-    /// Largest encoded value a write may carry in HA mode, in bytes; a larger
-    /// one is refused with [`Error::ValueTooLarge`]. At most
-    /// [`Config::MAX_VALUE_SIZE_LIMIT`], so that any entry fits in a frame.
-    pub max_value_size: usize,
-}
+pub struct Secret(String);
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            ha_mode: false,
-            ha_hosts: Vec::new(),
-            hostname_overwrite: None,
-            auth_token: None,
-            tls: true,
-            tls_server_cert: "tls/redhac.cert-chain.pem".into(),
-            tls_server_key: "tls/redhac.key.pem".into(),
-            tls_client_cert: None,
-            tls_client_key: None,
-            tls_ca_server: None,
-            tls_ca_client: None,
-            tls_client_validate_domain: "redhac.local".into(),
-            tls_sni_overwrite: None,
-            buf_server: 128,
-            buf_client: 64,
-            keepalive_interval: Duration::from_secs(5),
-            keepalive_timeout: Duration::from_secs(5),
-            election_timeout: Duration::from_secs(2),
-            reconnect_timeout_lower: Duration::from_millis(500),
-            reconnect_timeout_upper: Duration::from_millis(2000),
-            max_value_size: 8 << 20,
-        }
+impl Secret {
+    /// The secret itself, for the code that needs it.
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
-impl fmt::Debug for Config {
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Self(s)
+    }
+}
+
+impl From<&str> for Secret {
+    fn from(s: &str) -> Self {
+        Self(s.to_owned())
+    }
+}
+
+impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("ha_mode", &self.ha_mode)
-            .field("ha_hosts", &self.ha_hosts)
-            .field("hostname_overwrite", &self.hostname_overwrite)
-            .field(
-                "auth_token",
-                &self.auth_token.as_ref().map(|_| "<redacted>"),
-            )
-            .field("tls", &self.tls)
-            .field("tls_server_cert", &self.tls_server_cert)
-            .field("tls_server_key", &self.tls_server_key)
-            .field("tls_client_cert", &self.tls_client_cert)
-            .field("tls_client_key", &self.tls_client_key)
-            .field("tls_ca_server", &self.tls_ca_server)
-            .field("tls_ca_client", &self.tls_ca_client)
-            .field(
-                "tls_client_validate_domain",
-                &self.tls_client_validate_domain,
-            )
-            .field("tls_sni_overwrite", &self.tls_sni_overwrite)
-            .field("buf_server", &self.buf_server)
-            .field("buf_client", &self.buf_client)
-            .field("keepalive_interval", &self.keepalive_interval)
-            .field("keepalive_timeout", &self.keepalive_timeout)
-            .field("election_timeout", &self.election_timeout)
-            .field("reconnect_timeout_lower", &self.reconnect_timeout_lower)
-            .field("reconnect_timeout_upper", &self.reconnect_timeout_upper)
-            .field("max_value_size", &self.max_value_size)
-            .finish()
+        f.write_str("<redacted>")
     }
 }
 
-/// The variables as they come from the environment (envy lowercases names).
-#[derive(Deserialize)]
-struct EnvVars {
-    ha_mode: Option<bool>,
-    ha_hosts: Option<String>,
-    hostname_overwrite: Option<String>,
-    cache_auth_token: Option<String>,
-    cache_tls: Option<bool>,
-    cache_tls_server_cert: Option<PathBuf>,
-    cache_tls_server_key: Option<PathBuf>,
-    cache_tls_client_cert: Option<PathBuf>,
-    cache_tls_client_key: Option<PathBuf>,
-    cache_tls_ca_server: Option<PathBuf>,
-    cache_tls_ca_client: Option<PathBuf>,
-    cache_tls_client_validate_domain: Option<String>,
-    cache_tls_sni_overwrite: Option<String>,
-    cache_buf_server: Option<usize>,
-    cache_buf_client: Option<usize>,
-    cache_keepalive_interval: Option<u64>,
-    cache_keepalive_timeout: Option<u64>,
-    cache_election_timeout: Option<u64>,
-    cache_reconnect_timeout_lower: Option<u64>,
-    cache_reconnect_timeout_upper: Option<u64>,
-    cache_max_value_size: Option<usize>,
+/// Declares [`Config`] from one row per variable:
+/// `doc; field: Type = default, "VARIABLE", parser, "value", "default shown";`.
+macro_rules! config {
+    (
+        $(#[$meta:meta])*
+        pub struct Config {
+            $(
+                $(#[doc = $doc:literal])+
+                $field:ident: $ty:ty = $default:expr,
+                    $var:literal, $parse:ident, $format:literal, $shown:literal;
+            )+
+        }
+    ) => {
+        $(#[$meta])*
+        ///
+        /// | variable | field | value | default |
+        /// |---|---|---|---|
+        $(
+            #[doc = concat!(
+                "| `", $var, "` | [`", stringify!($field), "`](Config::", stringify!($field),
+                ") | ", $format, " | ", $shown, " |"
+            )]
+        )+
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct Config {
+            $(
+                $(#[doc = $doc])+
+                #[doc = concat!("\n\nEnvironment: `", $var, "` (", $format, "). Default: ", $shown, ".")]
+                pub $field: $ty,
+            )+
+        }
+
+        impl Default for Config {
+            fn default() -> Self {
+                Self {
+                    $($field: $default,)+
+                }
+            }
+        }
+
+        impl fmt::Debug for Config {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct("Config")
+                    $(.field(stringify!($field), &self.$field))+
+                    .finish()
+            }
+        }
+
+        impl Config {
+            /// Every environment variable [`Config::from_env`] reads.
+            pub const ENV_VARS: &'static [&'static str] = &[$($var),+];
+
+            /// The defaults, with each variable in `vars` parsed over its field.
+            fn parse_vars(vars: &BTreeMap<String, String>) -> Result<Self> {
+                let mut config = Self::default();
+                $(
+                    if let Some(raw) = vars.get($var) {
+                        config.$field = parse::$parse(raw).map_err(|expected| {
+                            Error::Config(format!(
+                                "cannot read the environment: {} is not {expected}; fix or unset that variable",
+                                $var
+                            ))
+                        })?;
+                    }
+                )+
+                Ok(config)
+            }
+        }
+    };
+}
+
+config! {
+    /// The configuration of one redhac member.
+    ///
+    /// [`Config::default()`] is a standalone cache. [`Config::from_env`] reads
+    /// the variables below; every field is public and can be set in code.
+    ///
+    /// ```
+    /// use redhac::Config;
+    ///
+    /// let config = Config::from_vars([
+    ///     ("HA_MODE", "true"),
+    ///     ("HA_HOSTS", "http://redhac-0.redhac:8001, http://redhac-1.redhac:8001, http://redhac-2.redhac:8001"),
+    ///     ("CACHE_AUTH_TOKEN", "a-long-random-shared-secret"),
+    /// ])?;
+    /// assert!(config.ha_mode);
+    /// assert_eq!(config.ha_hosts.len(), 3);
+    ///
+    /// let err = Config::from_vars([("HA_MODE", "true")]).unwrap_err();
+    /// assert!(err.to_string().contains("HA_HOSTS"));
+    /// # Ok::<(), redhac::Error>(())
+    /// ```
+    pub struct Config {
+        /// Run as one member of a cluster (`true`) or alone (`false`).
+        ha_mode: bool = false,
+            "HA_MODE", flag, "`true` or `false`", "`false`";
+        /// Every member as `scheme://host:port`, the same list on every member.
+        ha_hosts: Vec<String> = Vec::new(),
+            "HA_HOSTS", hosts, "comma separated", "empty";
+        /// The name that finds this member in `ha_hosts`, instead of the OS hostname.
+        hostname_overwrite: Option<String> = None,
+            "HOSTNAME_OVERWRITE", some_text, "text", "the OS hostname";
+        /// The secret shared by all members; never sent over the wire.
+        auth_token: Option<Secret> = None,
+            "CACHE_AUTH_TOKEN", secret, "text", "none (required in HA mode)";
+        /// Use TLS between members.
+        tls: bool = true,
+            "CACHE_TLS", flag, "`true` or `false`", "`true`";
+        /// Server certificate chain (PEM).
+        tls_server_cert: PathBuf = "tls/redhac.cert-chain.pem".into(),
+            "CACHE_TLS_SERVER_CERT", path, "path", "`tls/redhac.cert-chain.pem`";
+        /// Server private key (PEM).
+        tls_server_key: PathBuf = "tls/redhac.key.pem".into(),
+            "CACHE_TLS_SERVER_KEY", path, "path", "`tls/redhac.key.pem`";
+        /// Client certificate chain for mTLS (PEM).
+        tls_client_cert: Option<PathBuf> = None,
+            "CACHE_TLS_CLIENT_CERT", some_path, "path", "none";
+        /// Client private key for mTLS (PEM).
+        tls_client_key: Option<PathBuf> = None,
+            "CACHE_TLS_CLIENT_KEY", some_path, "path", "none";
+        /// CA chain that validates the servers' certificates (PEM).
+        tls_ca_server: Option<PathBuf> = None,
+            "CACHE_TLS_CA_SERVER", some_path, "path", "none";
+        /// CA chain that validates the clients' certificates; enables mTLS (PEM).
+        tls_ca_client: Option<PathBuf> = None,
+            "CACHE_TLS_CA_CLIENT", some_path, "path", "none";
+        /// The name a client expects in a server's certificate.
+        tls_client_validate_domain: String = "redhac.local".into(),
+            "CACHE_TLS_CLIENT_VALIDATE_DOMAIN", text, "text", "`redhac.local`";
+        /// The SNI a client sends, if not the validated domain.
+        tls_sni_overwrite: Option<String> = None,
+            "CACHE_TLS_SNI_OVERWRITE", some_text, "text", "none";
+        /// Buffer of the incoming stream per link (messages).
+        buf_server: usize = 128,
+            "CACHE_BUF_SERVER", count, "messages", "`128`";
+        /// Buffer of the outgoing stream per link (messages).
+        buf_client: usize = 64,
+            "CACHE_BUF_CLIENT", count, "messages", "`64`";
+        /// Interval of transport keepalive pings.
+        keepalive_interval: Duration = Duration::from_secs(5),
+            "CACHE_KEEPALIVE_INTERVAL", seconds, "seconds", "5 s";
+        /// How long a keepalive ping may stay unanswered.
+        keepalive_timeout: Duration = Duration::from_secs(5),
+            "CACHE_KEEPALIVE_TIMEOUT", seconds, "seconds", "5 s";
+        /// Base election timeout `T`; elections time out at random in `[T, 2T)`.
+        election_timeout: Duration = Duration::from_secs(2),
+            "CACHE_ELECTION_TIMEOUT", seconds, "seconds", "2 s";
+        /// Lower bound of the random delay before a reconnect.
+        reconnect_timeout_lower: Duration = Duration::from_millis(500),
+            "CACHE_RECONNECT_TIMEOUT_LOWER", millis, "milliseconds", "500 ms";
+        /// Upper bound of the random delay before a reconnect.
+        reconnect_timeout_upper: Duration = Duration::from_millis(2000),
+            "CACHE_RECONNECT_TIMEOUT_UPPER", millis, "milliseconds", "2000 ms";
+        /// Largest encoded value a write may carry in HA mode, in bytes; a larger
+        /// one is refused with [`Error::ValueTooLarge`]. At most
+        /// [`Config::MAX_VALUE_SIZE_LIMIT`], so that any entry fits in a frame.
+        max_value_size: usize = 8 << 20,
+            "CACHE_MAX_VALUE_SIZE", count, "bytes", "8 MiB";
+    }
+}
+
+/// Parsers of variables' values: each returns the field's value, or what
+/// it expected.
+mod parse {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::Secret;
+
+    type Parsed<T> = Result<T, &'static str>;
+
+    pub(super) fn flag(raw: &str) -> Parsed<bool> {
+        raw.parse().map_err(|_| "`true` or `false`")
+    }
+
+    pub(super) fn count(raw: &str) -> Parsed<usize> {
+        raw.parse().map_err(|_| "a whole number")
+    }
+
+    pub(super) fn seconds(raw: &str) -> Parsed<Duration> {
+        raw.parse()
+            .map(Duration::from_secs)
+            .map_err(|_| "a whole number of seconds")
+    }
+
+    pub(super) fn millis(raw: &str) -> Parsed<Duration> {
+        raw.parse()
+            .map(Duration::from_millis)
+            .map_err(|_| "a whole number of milliseconds")
+    }
+
+    pub(super) fn text(raw: &str) -> Parsed<String> {
+        Ok(raw.to_owned())
+    }
+
+    pub(super) fn some_text(raw: &str) -> Parsed<Option<String>> {
+        Ok(Some(raw.to_owned()))
+    }
+
+    pub(super) fn secret(raw: &str) -> Parsed<Option<Secret>> {
+        Ok(Some(Secret::from(raw)))
+    }
+
+    pub(super) fn path(raw: &str) -> Parsed<PathBuf> {
+        Ok(raw.into())
+    }
+
+    pub(super) fn some_path(raw: &str) -> Parsed<Option<PathBuf>> {
+        Ok(Some(raw.into()))
+    }
+
+    /// `HA_HOSTS` is comma separated; blanks around entries do not matter.
+    pub(super) fn hosts(raw: &str) -> Parsed<Vec<String>> {
+        Ok(raw
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
 }
 
 impl Config {
@@ -197,31 +275,6 @@ impl Config {
     /// The largest [`Config::max_value_size`] accepted: 15 MiB, leaving room
     /// in a member's 16 MiB frame limit for the key and the framing.
     pub const MAX_VALUE_SIZE_LIMIT: usize = 15 << 20;
-
-    /// Every environment variable [`Config::from_env`] reads.
-    pub const ENV_VARS: &'static [&'static str] = &[
-        "HA_MODE",
-        "HA_HOSTS",
-        "HOSTNAME_OVERWRITE",
-        "CACHE_AUTH_TOKEN",
-        "CACHE_TLS",
-        "CACHE_TLS_SERVER_CERT",
-        "CACHE_TLS_SERVER_KEY",
-        "CACHE_TLS_CLIENT_CERT",
-        "CACHE_TLS_CLIENT_KEY",
-        "CACHE_TLS_CA_SERVER",
-        "CACHE_TLS_CA_CLIENT",
-        "CACHE_TLS_CLIENT_VALIDATE_DOMAIN",
-        "CACHE_TLS_SNI_OVERWRITE",
-        "CACHE_BUF_SERVER",
-        "CACHE_BUF_CLIENT",
-        "CACHE_KEEPALIVE_INTERVAL",
-        "CACHE_KEEPALIVE_TIMEOUT",
-        "CACHE_ELECTION_TIMEOUT",
-        "CACHE_RECONNECT_TIMEOUT_LOWER",
-        "CACHE_RECONNECT_TIMEOUT_UPPER",
-        "CACHE_MAX_VALUE_SIZE",
-    ];
 
     /// Reads the process environment, then validates.
     ///
@@ -234,7 +287,8 @@ impl Config {
 
     /// Reads the given variables as if they were the environment, then
     /// validates. Unknown variables are ignored; a name given twice keeps its
-    /// last value.
+    /// last value (as in a shell); an empty one counts as unset, as
+    /// manifests often leave them.
     ///
     /// # Errors
     /// As [`Config::from_env`].
@@ -243,56 +297,12 @@ impl Config {
         K: Into<String>,
         V: Into<String>,
     {
-        // A name given twice keeps its last value, as in a shell.
-        let vars: std::collections::BTreeMap<String, String> = vars
+        let vars: BTreeMap<String, String> = vars
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
-            // An empty variable counts as unset, as manifests often leave them;
-            // envy would fail to parse "" as a number or a bool.
             .filter(|(_, v): &(String, String)| !v.is_empty())
             .collect();
-        let env: EnvVars = envy::from_iter(vars).map_err(|e| {
-            Error::Config(format!(
-                "cannot read the environment: {}; fix or unset that variable",
-                uppercase_names(&e.to_string())
-            ))
-        })?;
-        let d = Self::default();
-        let config = Self {
-            ha_mode: env.ha_mode.unwrap_or(d.ha_mode),
-            ha_hosts: env.ha_hosts.as_deref().map(split_hosts).unwrap_or_default(),
-            hostname_overwrite: env.hostname_overwrite,
-            auth_token: env.cache_auth_token,
-            tls: env.cache_tls.unwrap_or(d.tls),
-            tls_server_cert: env.cache_tls_server_cert.unwrap_or(d.tls_server_cert),
-            tls_server_key: env.cache_tls_server_key.unwrap_or(d.tls_server_key),
-            tls_client_cert: env.cache_tls_client_cert,
-            tls_client_key: env.cache_tls_client_key,
-            tls_ca_server: env.cache_tls_ca_server,
-            tls_ca_client: env.cache_tls_ca_client,
-            tls_client_validate_domain: env
-                .cache_tls_client_validate_domain
-                .unwrap_or(d.tls_client_validate_domain),
-            tls_sni_overwrite: env.cache_tls_sni_overwrite,
-            buf_server: env.cache_buf_server.unwrap_or(d.buf_server),
-            buf_client: env.cache_buf_client.unwrap_or(d.buf_client),
-            keepalive_interval: env
-                .cache_keepalive_interval
-                .map_or(d.keepalive_interval, Duration::from_secs),
-            keepalive_timeout: env
-                .cache_keepalive_timeout
-                .map_or(d.keepalive_timeout, Duration::from_secs),
-            election_timeout: env
-                .cache_election_timeout
-                .map_or(d.election_timeout, Duration::from_secs),
-            reconnect_timeout_lower: env
-                .cache_reconnect_timeout_lower
-                .map_or(d.reconnect_timeout_lower, Duration::from_millis),
-            reconnect_timeout_upper: env
-                .cache_reconnect_timeout_upper
-                .map_or(d.reconnect_timeout_upper, Duration::from_millis),
-            max_value_size: env.cache_max_value_size.unwrap_or(d.max_value_size),
-        };
+        let config = Self::parse_vars(&vars)?;
         config.validate()?;
         Ok(config)
     }
@@ -344,7 +354,7 @@ impl Config {
                     ));
                 }
             }
-            match &self.auth_token {
+            match self.auth_token.as_ref().map(Secret::expose) {
                 Some(t) if t.trim().len() >= Self::MIN_TOKEN_LEN => {}
                 Some(t) if !t.trim().is_empty() => {
                     return bad(format!(
@@ -406,24 +416,6 @@ impl Config {
     }
 }
 
-/// `HA_HOSTS` is comma separated; blanks around entries do not matter.
-fn split_hosts(raw: &str) -> Vec<String> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// envy reports lowercased names; users set them in upper case.
-fn uppercase_names(msg: &str) -> String {
-    let Some(pos) = msg.rfind("provided by ") else {
-        return msg.to_owned();
-    };
-    let (head, tail) = msg.split_at(pos + "provided by ".len());
-    format!("{head}{}", tail.to_uppercase())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -459,7 +451,7 @@ mod tests {
     }
 
     #[test]
-    fn env_vars_lists_every_field_envy_reads() {
+    fn env_vars_lists_every_variable_read() {
         // A variable set to garbage makes from_vars fail exactly when it is read.
         for var in Config::ENV_VARS {
             let numeric = var.starts_with("CACHE_BUF")
@@ -505,7 +497,7 @@ mod tests {
             ["http://a:8001", "http://b:8001", "http://[::1]:8003"]
         );
         assert_eq!(c.hostname_overwrite.as_deref(), Some("b"));
-        assert_eq!(c.auth_token.as_deref(), Some("secret-secret-secret"));
+        assert_eq!(c.auth_token, Some(Secret::from("secret-secret-secret")));
         assert!(!c.tls);
         assert_eq!(c.tls_server_cert, PathBuf::from("s.pem"));
         assert_eq!(c.tls_server_key, PathBuf::from("s.key"));

@@ -47,9 +47,6 @@ pub enum Error {
     /// The node was shut down.
     #[error("redhac was shut down")]
     ShutDown,
-    /// The operation needs a part of redhac this version does not have.
-    #[error("not supported yet: {0}")]
-    Unsupported(&'static str),
     /// The loader of `get_or_insert_with` failed; nothing was cached.
     #[error("loader failed: {0}")]
     Loader(#[source] Box<dyn std::error::Error + Send + Sync>),

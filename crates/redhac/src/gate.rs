@@ -1,7 +1,7 @@
 //! Whether this node may answer reads from its local copy, checked on the
 //! read path itself.
 //!
-//! In HA mode a member serves only while it holds a read lease (DESIGN §2);
+//! In HA mode a member serves only while it holds a read lease (see the core's crate docs);
 //! the runtime publishes the lease's end here and every `get` compares it with
 //! a monotonic clock reading, so a member resumed after a pause or a stall
 //! answers no read before it notices its lease ran out.
@@ -29,7 +29,6 @@ impl ReadGate {
     }
 
     /// A closed gate (a cluster member before it holds a lease).
-    #[allow(dead_code)] // the HA runtime's
     pub(crate) fn closed() -> Self {
         Self {
             origin: Instant::now(),
@@ -48,7 +47,6 @@ impl ReadGate {
     }
 
     /// Serve reads until `until` (a lease end), unless closed again first.
-    #[allow(dead_code)] // the HA runtime's
     pub(crate) fn open_until(&self, until: Instant) {
         let nanos = self.nanos(until).clamp(CLOSED + 1, ALWAYS - 1);
         self.until.store(nanos, Ordering::Release);

@@ -1,21 +1,23 @@
 #![doc = include_str!("../../../README.md")]
 
+mod builder;
 mod cache;
 mod config;
 mod error;
 mod gate;
+mod instance;
 mod loader;
 pub mod metrics;
-mod node;
 mod runtime;
 mod status;
 mod transport;
 mod write;
 
+pub use builder::Builder;
 pub use cache::{Cache, MAX_KEY_LEN};
-pub use config::Config;
+pub use config::{Config, Secret};
 pub use error::{Error, Result, StoreError};
-pub use node::{Builder, Redhac};
+pub use instance::Redhac;
 pub use redhac_membership::{HostEntry, Timing};
 pub use redhac_store::{
     CacheOptions, Capacity, Event, EventKind, Events, EventsError, Origin, Value,

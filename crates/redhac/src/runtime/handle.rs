@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::gate::ReadGate;
 use crate::status::{Health, Status};
 use crate::transport::accept::{listen_any, serve};
-use crate::transport::auth::{Secret, fingerprint};
+use crate::transport::auth::{TokenKey, fingerprint};
 use crate::transport::dial::dial;
 use crate::transport::handshake::{Handshake, HelloState};
 use crate::transport::link::{LinkSettings, LinkSetup, LinkState};
@@ -86,7 +86,7 @@ impl Runtime {
                     ))
                 })?,
         };
-        let token = config.auth_token.as_deref().unwrap_or_default();
+        let token = config.auth_token.as_ref().map_or("", crate::Secret::expose);
         let (hello_tx, hello_rx) = watch::channel(HelloState::default());
         let (events_tx, events_rx) = mpsc::channel(config.buf_server.max(members.len() * 4));
         let (stop, stop_rx) = watch::channel(false);
@@ -98,7 +98,7 @@ impl Runtime {
                 me: me as u32,
                 generation,
                 fingerprint: fingerprint(&config.ha_hosts),
-                secret: Secret::new(token),
+                key: TokenKey::new(token),
                 timeout: HANDSHAKE_TIMEOUT,
             },
             settings: LinkSettings {

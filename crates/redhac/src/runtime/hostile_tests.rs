@@ -16,7 +16,7 @@ use redhac_membership::{Append, AppendReply, Entry, LogId, Message, Op};
 use redhac_proto::{Auth, Frame, Hello, PROTOCOL_VERSION, frame};
 
 use super::wire;
-use crate::transport::auth::{Secret, Transcript, challenge, fingerprint};
+use crate::transport::auth::{TokenKey, Transcript, challenge, fingerprint};
 use crate::{AckLevel, CacheOptions, Config, Redhac, Role, WriteOptions};
 
 const TOKEN: &str = "a-test-token-0123456789";
@@ -148,7 +148,7 @@ impl RawPeer {
                 _ => None,
             })
             .await?;
-        let proof = Secret::new(token).prove(&Transcript {
+        let proof = TokenKey::new(token).prove(&Transcript {
             fingerprint: &fp,
             prover: me,
             verifier: peer,

@@ -16,15 +16,16 @@ const LABEL: &[u8] = b"redhac-auth-v1";
 /// Length of a challenge in bytes.
 pub(crate) const CHALLENGE_LEN: usize = 32;
 
-/// What both ends of a link must agree on before trusting each other.
+/// The shared token as the handshake uses it: what both ends of a link
+/// must agree on before trusting each other.
 #[derive(Clone)]
-pub(crate) struct Secret {
+pub(crate) struct TokenKey {
     token: Vec<u8>,
 }
 
-impl std::fmt::Debug for Secret {
+impl std::fmt::Debug for TokenKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Secret(<redacted>)")
+        f.write_str("TokenKey(<redacted>)")
     }
 }
 
@@ -38,7 +39,7 @@ pub(crate) struct Transcript<'a> {
     pub(crate) prover_challenge: &'a [u8],
 }
 
-impl Secret {
+impl TokenKey {
     pub(crate) fn new(token: &str) -> Self {
         Self {
             token: token.as_bytes().to_vec(),
@@ -103,13 +104,16 @@ mod tests {
 
     #[test]
     fn proofs_bind_token_parties_and_challenges() {
-        let s = Secret::new("shared-secret-token");
+        let s = TokenKey::new("shared-secret-token");
         let (c1, c2) = (challenge().unwrap(), challenge().unwrap());
         assert_ne!(c1, c2);
         let t = transcript(b"fp", &c1, &c2);
         let p = s.prove(&t);
         assert!(s.verify(&t, &p));
-        assert!(!Secret::new("other-token").verify(&t, &p), "another token");
+        assert!(
+            !TokenKey::new("other-token").verify(&t, &p),
+            "another token"
+        );
         assert!(
             !s.verify(&transcript(b"fp", &c2, &c1), &p),
             "swapped challenges"

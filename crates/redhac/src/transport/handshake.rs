@@ -8,7 +8,7 @@ use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
-use super::auth::{CHALLENGE_LEN, Secret, Transcript, challenge};
+use super::auth::{CHALLENGE_LEN, TokenKey, Transcript, challenge};
 use super::link::LinkError;
 
 /// The election state a Hello carries.
@@ -43,7 +43,7 @@ pub(crate) struct Handshake {
     pub(crate) generation: u64,
     /// Of the `HA_HOSTS` list: members given another list refuse each other.
     pub(crate) fingerprint: Vec<u8>,
-    pub(crate) secret: Secret,
+    pub(crate) key: TokenKey,
     /// How long each of the peer's two frames may take.
     pub(crate) timeout: Duration,
 }
@@ -81,7 +81,7 @@ impl Handshake {
             _ => return Err(LinkError::Protocol("the first frame is not a Hello".into())),
         };
         self.check_hello(&theirs, expect)?;
-        let proof = self.secret.prove(&Transcript {
+        let proof = self.key.prove(&Transcript {
             fingerprint: &self.fingerprint,
             prover: self.me,
             verifier: theirs.member,
@@ -103,7 +103,7 @@ impl Handshake {
                 ));
             }
         };
-        let genuine = self.secret.verify(
+        let genuine = self.key.verify(
             &Transcript {
                 fingerprint: &self.fingerprint,
                 prover: theirs.member,

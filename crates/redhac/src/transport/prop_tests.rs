@@ -9,7 +9,7 @@ use redhac_proto::{Auth, Frame, Hello, LookupRequest, LookupResponse, PROTOCOL_V
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
-use super::auth::{Secret, fingerprint};
+use super::auth::{TokenKey, fingerprint};
 use super::handshake::{Expect, Handshake, HelloState};
 use super::link::{LinkError, LinkSettings, LinkSetup, LinkState};
 use redhac_membership::HostEntry;
@@ -27,7 +27,7 @@ fn setup() -> (LinkSetup, Vec<u8>) {
             me: 1,
             generation: 1,
             fingerprint: fp.clone(),
-            secret: Secret::new("the-real-token-0123"),
+            key: TokenKey::new("the-real-token-0123"),
             timeout: Duration::from_millis(200),
         },
         settings: LinkSettings {

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
 use super::accept::serve;
-use super::auth::{Secret, fingerprint};
+use super::auth::{TokenKey, fingerprint};
 use super::dial::dial;
 use super::handshake::{Expect, Handshake, HelloState};
 use super::link::{LinkSettings, LinkSetup, LinkState, LinkUp};
@@ -35,7 +35,7 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
             me,
             generation: 100 + u64::from(me),
             fingerprint: fingerprint(hosts),
-            secret: Secret::new(token),
+            key: TokenKey::new(token),
             timeout: Duration::from_secs(5),
         },
         settings: LinkSettings {

@@ -1,24 +1,21 @@
-//! The node: builder, start, cache handles, shutdown.
+//! The builder: configuration and caches in, a started node out.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use tokio::sync::watch;
 
 use redhac_store::{CacheOptions, Store, StoreBuilder, StoreError, Value};
 
-use crate::cache::Cache;
+use crate::Result;
 use crate::config::Config;
 use crate::gate::ReadGate;
+use crate::instance::{Redhac, Shared};
 use crate::loader::KeyLocks;
 use crate::runtime::{Runtime, RuntimeOptions};
-use crate::status::{Health, Status};
-use crate::{Error, Result};
-
-/// How long a shutdown waits for the handover and the tasks.
-const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+use crate::status::Health;
 
 type Register = Box<dyn FnOnce(&mut StoreBuilder) -> Result<(), StoreError> + Send>;
 
@@ -43,9 +40,9 @@ type Register = Box<dyn FnOnce(&mut StoreBuilder) -> Result<(), StoreError> + Se
 /// ```
 #[must_use = "a builder does nothing until start() is awaited"]
 pub struct Builder {
-    config: Option<Config>,
-    caches: Vec<(String, Register)>,
-    cluster: RuntimeOptions,
+    pub(crate) config: Option<Config>,
+    pub(crate) caches: Vec<(String, Register)>,
+    pub(crate) cluster: RuntimeOptions,
 }
 
 impl fmt::Debug for Builder {
@@ -114,7 +111,7 @@ impl Builder {
     /// Validates the configuration, creates the caches and starts the node.
     ///
     /// # Errors
-    /// [`Error::Config`] for an invalid configuration, [`Error::Store`] for a
+    /// [`Error::Config`](crate::Error::Config) for an invalid configuration, [`Error::Store`](crate::Error::Store) for a
     /// cache registered twice or with invalid options.
     pub async fn start(self) -> Result<Redhac> {
         let config = self.config.unwrap_or_default();
@@ -144,129 +141,14 @@ impl Builder {
             tracing::info!(?caches, "redhac started in standalone mode");
             (Arc::new(ReadGate::always_open()), None)
         };
-        Ok(Redhac {
-            shared: Arc::new(Shared {
-                config,
-                store,
-                loads,
-                open: AtomicBool::new(true),
-                reads,
-                health,
-                cluster,
-            }),
-        })
-    }
-}
-
-/// State shared by the node and every cache handle.
-pub(crate) struct Shared {
-    config: Config,
-    store: Store,
-    loads: BTreeMap<String, Arc<KeyLocks>>,
-    /// Writes are accepted until shutdown.
-    open: AtomicBool,
-    /// Reads are answered while this is open.
-    reads: Arc<ReadGate>,
-    health: watch::Sender<Health>,
-    /// The links and runtime of a cluster member; `None` when standalone.
-    cluster: Option<Runtime>,
-}
-
-impl Shared {
-    /// Whether local reads may be answered.
-    #[inline]
-    pub(crate) fn serving(&self) -> bool {
-        self.reads.open()
-    }
-
-    pub(crate) fn cluster(&self) -> Option<&Runtime> {
-        self.cluster.as_ref()
-    }
-
-    /// The largest encoded value a replicated write may carry.
-    pub(crate) fn max_value_size(&self) -> usize {
-        self.config.max_value_size
-    }
-
-    pub(crate) fn check_open(&self) -> Result<()> {
-        if self.open.load(Ordering::Acquire) {
-            Ok(())
-        } else {
-            Err(Error::ShutDown)
-        }
-    }
-}
-
-/// A running redhac node: the caches of this application instance.
-///
-/// Cloning gives another handle on the same node.
-#[derive(Clone)]
-pub struct Redhac {
-    shared: Arc<Shared>,
-}
-
-impl fmt::Debug for Redhac {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Redhac")
-            .field("config", &self.shared.config)
-            .field("store", &self.shared.store)
-            .finish()
-    }
-}
-
-impl Redhac {
-    /// Starts building a node.
-    pub fn builder() -> Builder {
-        Builder {
-            config: None,
-            caches: Vec::new(),
-            cluster: RuntimeOptions::default(),
-        }
-    }
-
-    /// The typed handle of a registered cache.
-    ///
-    /// # Errors
-    /// [`Error::Store`] with [`StoreError::UnknownCache`] for a name that was
-    /// not registered, or [`StoreError::TypeMismatch`] for another type.
-    pub fn cache<V: Value>(&self, name: &str) -> Result<Cache<V>> {
-        let typed = self.shared.store.typed::<V>(name)?;
-        let loads = self.shared.loads.get(name).cloned().unwrap_or_default();
-        Ok(Cache::new(typed, loads, Arc::clone(&self.shared)))
-    }
-
-    /// The configuration the node runs with.
-    pub fn config(&self) -> &Config {
-        &self.shared.config
-    }
-
-    /// Health by links, as a watch: `borrow()` for now, `changed()` to wait.
-    /// Always [`Health::Good`] in standalone mode.
-    pub fn health(&self) -> watch::Receiver<Health> {
-        self.shared.health.subscribe()
-    }
-
-    /// This node's view of the cluster.
-    pub fn status(&self) -> Status {
-        match &self.shared.cluster {
-            Some(cluster) => cluster.status(),
-            None => Status::standalone(self.shared.serving()),
-        }
-    }
-
-    /// Stops the node: later writes fail with [`Error::ShutDown`] and reads
-    /// miss. Idempotent.
-    ///
-    /// # Errors
-    /// None in standalone mode; the signature leaves room for the HA handover.
-    pub async fn shutdown(&self) -> Result<()> {
-        if self.shared.open.swap(false, Ordering::AcqRel) {
-            self.shared.reads.close();
-            if let Some(cluster) = &self.shared.cluster {
-                cluster.shutdown(SHUTDOWN_TIMEOUT).await;
-            }
-            tracing::info!("redhac shut down");
-        }
-        Ok(())
+        Ok(Redhac::new(Shared {
+            config,
+            store,
+            loads,
+            open: AtomicBool::new(true),
+            reads,
+            health,
+            cluster,
+        }))
     }
 }

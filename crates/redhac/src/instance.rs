@@ -1,0 +1,147 @@
+//! A running node: its cache handles, status, health and shutdown, and the
+//! state every cache handle shares with it.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::watch;
+
+use redhac_store::{Store, Value};
+
+use crate::builder::Builder;
+use crate::cache::Cache;
+use crate::config::Config;
+use crate::gate::ReadGate;
+use crate::loader::KeyLocks;
+use crate::runtime::{Runtime, RuntimeOptions};
+use crate::status::{Health, Status};
+use crate::{Error, Result};
+
+/// How long a shutdown waits for the handover and the tasks.
+const SHUTDOWN_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// State shared by the node and every cache handle.
+pub(crate) struct Shared {
+    pub(crate) config: Config,
+    pub(crate) store: Store,
+    pub(crate) loads: BTreeMap<String, Arc<KeyLocks>>,
+    /// Writes are accepted until shutdown.
+    pub(crate) open: AtomicBool,
+    /// Reads are answered while this is open.
+    pub(crate) reads: Arc<ReadGate>,
+    pub(crate) health: watch::Sender<Health>,
+    /// The links and runtime of a cluster member; `None` when standalone.
+    pub(crate) cluster: Option<Runtime>,
+}
+
+impl Shared {
+    /// Whether local reads may be answered.
+    #[inline]
+    pub(crate) fn serving(&self) -> bool {
+        self.reads.open()
+    }
+
+    pub(crate) fn cluster(&self) -> Option<&Runtime> {
+        self.cluster.as_ref()
+    }
+
+    /// The largest encoded value a replicated write may carry.
+    pub(crate) fn max_value_size(&self) -> usize {
+        self.config.max_value_size
+    }
+
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.open.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Error::ShutDown)
+        }
+    }
+}
+
+/// A running redhac node: the caches of this application instance.
+///
+/// Cloning gives another handle on the same node.
+#[derive(Clone)]
+pub struct Redhac {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Redhac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Redhac")
+            .field("config", &self.shared.config)
+            .field("store", &self.shared.store)
+            .finish()
+    }
+}
+
+impl Redhac {
+    pub(crate) fn new(shared: Shared) -> Self {
+        Self {
+            shared: Arc::new(shared),
+        }
+    }
+
+    /// Starts building a node.
+    pub fn builder() -> Builder {
+        Builder {
+            config: None,
+            caches: Vec::new(),
+            cluster: RuntimeOptions::default(),
+        }
+    }
+
+    /// The typed handle of a registered cache.
+    ///
+    /// # Errors
+    /// [`Error::Store`] with [`StoreError::UnknownCache`](crate::StoreError::UnknownCache) for a name that was
+    /// not registered, or [`StoreError::TypeMismatch`](crate::StoreError::TypeMismatch) for another type.
+    pub fn cache<V: Value>(&self, name: &str) -> Result<Cache<V>> {
+        let typed = self.shared.store.typed::<V>(name)?;
+        let loads = self.shared.loads.get(name).cloned().unwrap_or_default();
+        Ok(Cache::new(typed, loads, Arc::clone(&self.shared)))
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.shared.config
+    }
+
+    /// Health by links, as a watch: `borrow()` for now, `changed()` to wait.
+    /// Always [`Health::Good`] in standalone mode.
+    pub fn health(&self) -> watch::Receiver<Health> {
+        self.shared.health.subscribe()
+    }
+
+    /// This node's view of the cluster.
+    pub fn status(&self) -> Status {
+        match &self.shared.cluster {
+            Some(cluster) => cluster.status(),
+            None => Status::standalone(self.shared.serving()),
+        }
+    }
+
+    /// Stops the node: later writes fail with [`Error::ShutDown`] and reads
+    /// miss. Idempotent.
+    ///
+    /// In HA mode a leader hands leadership over first, waiting at most 5 s
+    /// for the handover and for its tasks to stop.
+    ///
+    /// # Errors
+    /// None today: a handover that does not finish in time is given up and
+    /// the node stops anyway. The `Result` leaves room for a failure the
+    /// caller should see.
+    pub async fn shutdown(&self) -> Result<()> {
+        if self.shared.open.swap(false, Ordering::AcqRel) {
+            self.shared.reads.close();
+            if let Some(cluster) = &self.shared.cluster {
+                cluster.shutdown(SHUTDOWN_TIMEOUT).await;
+            }
+            tracing::info!("redhac shut down");
+        }
+        Ok(())
+    }
+}
