@@ -10,6 +10,8 @@ mod loader;
 pub mod metrics;
 mod runtime;
 mod status;
+#[cfg(feature = "test-support")]
+pub mod test_support;
 mod transport;
 mod write;
 

@@ -20,8 +20,6 @@ mod effects;
 #[cfg(test)]
 mod frame_bound_tests;
 mod handle;
-#[cfg(test)]
-mod hostile_tests;
 mod lookups;
 mod outbox;
 mod pending;
@@ -37,6 +35,8 @@ use crate::Result;
 use crate::write::AckLevel;
 
 pub(crate) use handle::{Runtime, RuntimeOptions};
+#[cfg(feature = "test-support")]
+pub(crate) use wire::{from_wire, to_wire};
 
 /// A change the application asks the cluster to make.
 #[derive(Debug, Clone, PartialEq, Eq)]

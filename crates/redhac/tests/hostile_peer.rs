@@ -15,9 +15,8 @@ use prost::Message as _;
 use redhac_membership::{Append, AppendReply, Entry, LogId, Message, Op};
 use redhac_proto::{Auth, Frame, Hello, PROTOCOL_VERSION, frame};
 
-use super::wire;
-use crate::transport::auth::{TokenKey, Transcript, challenge, fingerprint};
-use crate::{AckLevel, CacheOptions, Config, Redhac, Role, WriteOptions};
+use redhac::test_support::{self, challenge, fingerprint};
+use redhac::{AckLevel, Builder, CacheOptions, Config, Redhac, Role, WriteOptions};
 
 const TOKEN: &str = "a-test-token-0123456789";
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -83,7 +82,7 @@ impl RawPeer {
     }
 
     fn send_core(&mut self, msg: &Message) {
-        self.send_frame(frame::Kind::Core(wire::to_wire(msg)));
+        self.send_frame(frame::Kind::Core(test_support::to_wire(msg)));
     }
 
     /// The next frame from the member, or the end of the stream.
@@ -148,13 +147,7 @@ impl RawPeer {
                 _ => None,
             })
             .await?;
-        let proof = TokenKey::new(token).prove(&Transcript {
-            fingerprint: &fp,
-            prover: me,
-            verifier: peer,
-            verifier_challenge: &theirs.challenge,
-            prover_challenge: &mine,
-        });
+        let proof = test_support::proof(token, &fp, me, peer, &theirs.challenge, &mine);
         self.send_frame(frame::Kind::Auth(Auth {
             proof: proof.into(),
         }));
@@ -176,7 +169,7 @@ fn hello(member: u32, hosts: &[String]) -> Hello {
         member,
         generation: 1,
         members_fingerprint: fingerprint(hosts).into(),
-        challenge: challenge().unwrap().to_vec().into(),
+        challenge: challenge().into(),
         term: 0,
         last_log_term: 0,
         last_log_index: 0,
@@ -192,7 +185,7 @@ struct Cluster {
 
 impl Cluster {
     /// Starts members 1 and 2; `caches` registers each one's caches.
-    async fn start(caches: [fn(crate::Builder) -> crate::Builder; 2]) -> Self {
+    async fn start(caches: [fn(Builder) -> Builder; 2]) -> Self {
         let ls: Vec<_> = (0..3)
             .map(|_| TcpListener::bind("127.0.0.1:0").unwrap())
             .collect();
@@ -210,7 +203,7 @@ impl Cluster {
         ])
         .unwrap();
         let mut ls = ls.into_iter().skip(1);
-        let mut start = async |register: fn(crate::Builder) -> crate::Builder| {
+        let mut start = async |register: fn(Builder) -> Builder| {
             let l = ls.next().unwrap();
             let addr = l.local_addr().unwrap();
             let b = Redhac::builder()
@@ -293,7 +286,7 @@ impl Cluster {
     }
 }
 
-fn string_cache(b: crate::Builder) -> crate::Builder {
+fn string_cache(b: Builder) -> Builder {
     b.cache::<String>("c", CacheOptions::default())
 }
 
@@ -366,7 +359,7 @@ async fn truncated_and_undecodable_frames_close_only_their_link() {
     // end of the stream; bytes that are not a Frame; a length over the limit.
     let cut = {
         let ping = Frame {
-            kind: Some(frame::Kind::Core(wire::to_wire(&append(
+            kind: Some(frame::Kind::Core(test_support::to_wire(&append(
                 1,
                 LogId::default(),
                 vec![],
@@ -385,7 +378,7 @@ async fn truncated_and_undecodable_frames_close_only_their_link() {
         ),
         (
             "a frame over the size limit",
-            grpc_prefixed(&[0; 16], crate::transport::link::MAX_FRAME_BYTES as u32 + 1),
+            grpc_prefixed(&[0; 16], test_support::MAX_FRAME_BYTES as u32 + 1),
             false,
         ),
     ];
@@ -430,7 +423,7 @@ async fn leader_traffic_of_a_stale_term_or_from_a_non_leader_is_refused() {
     peer.send_core(&stale);
     let answer = peer
         .until(|k| match k {
-            frame::Kind::Core(core) => match wire::from_wire(core) {
+            frame::Kind::Core(core) => match test_support::from_wire(core) {
                 Ok(Message::AppendReply(AppendReply { term, ok, .. })) => Some((term, ok)),
                 _ => None,
             },
