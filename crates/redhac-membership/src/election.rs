@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::faults::broken;
 use crate::node::{Node, Progress};
 use crate::quorum::{self, VoteResult};
 use crate::types::{LogId, MemberId, Message, Op, Output, Role, Term};
@@ -16,12 +17,12 @@ impl Node {
     /// where no leader can exist, elects at once. (Terms start at a wall-clock
     /// floor, so forgotten votes cannot be cast twice: see `Config::term_floor`.)
     pub(crate) fn may_vote(&self) -> bool {
-        if self.faults.vote_delay_forever {
+        if broken!(self, vote_delay_forever) {
             return self.cluster_is_cold();
         }
         self.now >= self.started + self.timing.vote_guard
             || self.cluster_is_cold()
-            || self.faults.no_vote_delay
+            || broken!(self, no_vote_delay)
     }
 
     /// Every member is linked and reported an empty log, as has this one: no
@@ -58,7 +59,7 @@ impl Node {
     }
 
     fn up_to_date(&self, last: LogId) -> bool {
-        last >= self.log.last() || self.faults.skip_up_to_date
+        last >= self.log.last() || broken!(self, skip_up_to_date)
     }
 
     /// The timer fired: pre-vote, unless a guard says not yet.
@@ -204,7 +205,7 @@ impl Node {
         if term > self.term {
             self.become_follower(term, None);
         }
-        let granted = (self.voted_for.is_none_or(|v| v == from) || self.faults.vote_twice)
+        let granted = (self.voted_for.is_none_or(|v| v == from) || broken!(self, vote_twice))
             && self.up_to_date(last)
             && self.role != Role::Leader;
         if granted {

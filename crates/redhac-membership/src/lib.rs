@@ -135,6 +135,7 @@
 //! README's "Testing".
 
 mod election;
+mod faults;
 mod log;
 pub mod members;
 mod node;
@@ -148,8 +149,10 @@ mod writes;
 #[cfg(test)]
 mod tests;
 
+#[cfg(feature = "faults")]
+pub use faults::Faults;
 pub use members::{HostEntry, find_me};
-pub use node::{Config, Faults, Node, NodeStatus, PeerStatus};
+pub use node::{Config, Node, NodeStatus, PeerStatus};
 pub use timing::Timing;
 pub use types::{
     Ack, Append, AppendReply, Entry, Health, Index, Input, LogId, MemberId, Message, Op, Output,

@@ -3,6 +3,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+#[cfg(feature = "faults")]
+use crate::faults::Faults;
+use crate::faults::broken;
 use crate::log::Log;
 use crate::quorum;
 use crate::rng::Rng;
@@ -38,6 +41,7 @@ pub struct Config {
     pub term_floor: Term,
     /// Rules to break on purpose, so the simulation can show it catches
     /// each broken invariant. All off by default; never set them otherwise.
+    #[cfg(feature = "faults")]
     #[doc(hidden)]
     pub faults: Faults,
 }
@@ -51,6 +55,7 @@ impl Config {
             timing,
             seed,
             term_floor: 0,
+            #[cfg(feature = "faults")]
             faults: Faults::default(),
         }
     }
@@ -59,23 +64,6 @@ impl Config {
     pub fn wall_clock_floor(unix_millis: u64) -> Term {
         unix_millis.saturating_mul(1024)
     }
-}
-
-/// Deliberately broken rules, for the simulation's own tests.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub struct Faults {
-    pub vote_twice: bool,
-    pub skip_up_to_date: bool,
-    pub commit_without_majority: bool,
-    pub serve_when_bad: bool,
-    pub all_ignores_leases: bool,
-    pub renew_when_lagging: bool,
-    pub vote_delay_forever: bool,
-    pub no_vote_delay: bool,
-    pub no_term_floor: bool,
-    pub keep_lease_while_installing: bool,
 }
 
 /// The leader's view of one follower.
@@ -180,6 +168,7 @@ pub struct NodeStatus {
 #[derive(Debug)]
 pub struct Node {
     pub(crate) me: MemberId,
+    #[cfg(feature = "faults")]
     pub(crate) faults: Faults,
     pub(crate) members: usize,
     pub(crate) timing: Timing,
@@ -247,7 +236,7 @@ impl Node {
         let timing = config.timing;
         let mut rng = Rng::new(config.seed, config.me);
         let members = config.members.max(1);
-        let floor = if config.faults.no_term_floor {
+        let floor = if broken!(config, no_term_floor) {
             0
         } else {
             config.term_floor
@@ -255,6 +244,7 @@ impl Node {
         let election_at = now + rng.between(timing.election_timeout, timing.election_timeout * 2);
         Self {
             me: config.me,
+            #[cfg(feature = "faults")]
             faults: config.faults,
             members,
             timing,
@@ -544,7 +534,7 @@ impl Node {
             // and refill from entries applied from now on.
             self.out.push(Output::InvalidateAll);
             self.needs_snapshot = true;
-            if !self.faults.serve_when_bad {
+            if !broken!(self, serve_when_bad) {
                 self.lease_until = None;
             }
             if self.role == Role::Leader {
@@ -555,7 +545,7 @@ impl Node {
 
     /// Until when this node serves local reads.
     pub(crate) fn serving_until(&self) -> Option<Duration> {
-        if self.health == Health::Bad && !self.faults.serve_when_bad {
+        if self.health == Health::Bad && !broken!(self, serve_when_bad) {
             return None;
         }
         match self.role {

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::faults::broken;
 use crate::node::Node;
 use crate::quorum;
 use crate::types::{
@@ -188,9 +189,9 @@ impl Node {
         // this node sent the reply the leader echoes, so the leader's bound
         // (that reply's arrival plus L) holds.
         if a.lease
-            && (self.applied >= a.commit || self.faults.renew_when_lagging)
+            && (self.applied >= a.commit || broken!(self, renew_when_lagging))
             && (self.installing.is_none() && self.applied >= self.fuzzy_end
-                || self.faults.keep_lease_while_installing)
+                || broken!(self, keep_lease_while_installing))
             && let Some(echo) = a.echo.filter(|e| *e <= self.now)
         {
             let until = echo + self.timing.read_lease;
@@ -301,7 +302,7 @@ impl Node {
         }
         if first {
             self.needs_snapshot = true;
-            if !self.faults.keep_lease_while_installing {
+            if !broken!(self, keep_lease_while_installing) {
                 self.lease_until = None;
             }
         }
@@ -381,7 +382,7 @@ impl Node {
         }
         let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
         matched.push(self.log.last().index);
-        let members = if self.faults.commit_without_majority {
+        let members = if broken!(self, commit_without_majority) {
             1
         } else {
             self.members

@@ -11,6 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::faults::broken;
 use crate::node::Node;
 use crate::timing::Timing;
 use crate::types::{
@@ -332,7 +333,7 @@ impl Node {
                 .all(|m| {
                     self.progress.get(&m).is_some_and(|p| p.applied >= index)
                         || self.now >= self.lease_bound(m)
-                        || self.faults.all_ignores_leases
+                        || broken!(self, all_ignores_leases)
                 })
     }
 
