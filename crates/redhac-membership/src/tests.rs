@@ -3,10 +3,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::types::{
-    Append, AppendReply, Entry, Health, Input, LogId, Message, Op, Output, PeerHello, Role,
-    SnapshotChunk,
-};
+use crate::events::{Input, Output};
+use crate::message::{Append, AppendReply, Message, PeerHello, SnapshotChunk};
+use crate::types::{Entry, Health, LogId, Op, Role};
 use crate::{Config, Node, Timing};
 
 const T: Duration = Duration::from_secs(2);
@@ -746,7 +745,10 @@ fn the_leader_keeps_the_entries_after_a_streaming_snapshot_up_to_four_times_its_
     assert!(n.log.base().index > 1, "not beyond four times the capacity");
     assert!(n.log.len() <= 16);
     // That stream's entries are gone: a newer snapshot replaces it at once.
-    let s = n.progress[&1].streaming.expect("a newer stream");
+    let s = n
+        .progress(1)
+        .and_then(|p| p.streaming)
+        .expect("a newer stream");
     assert!(s.index >= n.log.base().index, "{s} behind {}", n.log.base());
 }
 
