@@ -3,9 +3,13 @@
 
 use std::time::Duration;
 
-use crate::node::{Node, Progress};
+use crate::events::Output;
+use crate::faults::broken;
+use crate::leading::Leading;
+use crate::message::Message;
+use crate::node::Node;
 use crate::quorum::{self, VoteResult};
-use crate::types::{LogId, MemberId, Message, Op, Output, Role, Term};
+use crate::types::{LogId, MemberId, Op, Role, Term};
 
 impl Node {
     /// Whether this node may vote (for itself included) yet.
@@ -16,12 +20,12 @@ impl Node {
     /// where no leader can exist, elects at once. (Terms start at a wall-clock
     /// floor, so forgotten votes cannot be cast twice: see `Config::term_floor`.)
     pub(crate) fn may_vote(&self) -> bool {
-        if self.faults.vote_delay_forever {
+        if broken!(self, vote_delay_forever) {
             return self.cluster_is_cold();
         }
         self.now >= self.started + self.timing.vote_guard
             || self.cluster_is_cold()
-            || self.faults.no_vote_delay
+            || broken!(self, no_vote_delay)
     }
 
     /// Every member is linked and reported an empty log, as has this one: no
@@ -58,7 +62,7 @@ impl Node {
     }
 
     fn up_to_date(&self, last: LogId) -> bool {
-        last >= self.log.last() || self.faults.skip_up_to_date
+        last >= self.log.last() || broken!(self, skip_up_to_date)
     }
 
     /// The timer fired: pre-vote, unless a guard says not yet.
@@ -165,7 +169,7 @@ impl Node {
         self.role = Role::Candidate;
         self.leader = None;
         self.heard_leader = None;
-        self.lease_until = None;
+        self.drop_lease();
         self.election_at = self.now + self.random_timeout();
         self.votes.clear();
         self.votes.insert(self.me, true);
@@ -204,14 +208,13 @@ impl Node {
         if term > self.term {
             self.become_follower(term, None);
         }
-        let granted = (self.voted_for.is_none_or(|v| v == from) || self.faults.vote_twice)
+        let granted = (self.voted_for.is_none_or(|v| v == from) || broken!(self, vote_twice))
             && self.up_to_date(last)
             && self.role != Role::Leader;
         if granted {
             self.voted_for = Some(from);
             self.election_at = self.now + self.random_timeout();
-            // Someone else may lead soon: stop serving at once.
-            self.lease_until = None;
+            self.drop_lease();
         }
         let term = self.term;
         self.send(from, Message::VoteReply { term, granted });
@@ -256,23 +259,11 @@ impl Node {
         }
         self.leader = Some(self.me);
         self.term_leader = Some((self.term, self.me));
-        self.leader_since = self.now;
         self.heard_leader = None;
-        self.transfer = None;
-        let next = self.log.last().index + 1;
-        self.progress = self
-            .links
-            .keys()
-            .map(|&p| {
-                let mut pr = Progress::new(next, self.now);
-                // Grace for check-quorum: count the election as contact.
-                pr.last_ack = Some(self.now);
-                (p, pr)
-            })
-            .collect();
         // Raft: committing an entry of the new term commits every earlier
         // one; the leader serves reads only after that.
-        self.term_start = next;
+        let next = self.log.last().index + 1;
+        self.leading = Some(Leading::new(self.links.keys().copied(), next, self.now));
         self.append_local(std::sync::Arc::new(Op::Noop), self.me);
         self.report_state();
     }
@@ -283,13 +274,9 @@ impl Node {
         if term > self.term {
             self.term = term;
             self.voted_for = None;
-            self.lease_until = None;
+            self.drop_lease();
         }
-        if self.role == Role::Leader {
-            self.progress.clear();
-            self.awaiting_all.clear();
-            self.transfer = None;
-        }
+        self.leading = None;
         self.role = Role::Follower;
         self.leader = leader;
         if changed {
@@ -304,10 +291,12 @@ impl Node {
     /// its own handover (voters skip the live-leader guard; this leader
     /// stopped serving when it stepped down).
     pub(crate) fn higher_term_seen(&mut self, term: Term) {
-        let reelect = self.role == Role::Leader
+        let reelect = self
+            .leading
+            .as_ref()
+            .is_some_and(|l| self.commit >= l.term_start)
             && !self.shutting_down
-            && self.health != crate::types::Health::Bad
-            && self.commit >= self.term_start;
+            && self.health != crate::types::Health::Bad;
         self.become_follower(term, None);
         if reelect {
             self.start_candidacy(true);
@@ -320,41 +309,18 @@ impl Node {
         self.election_at = self.now + self.random_timeout();
     }
 
-    /// The leader's read lease: the latest stamp a majority echoed plus the
-    /// vote guard, less the drift margin. No voter elects anyone else before
-    /// that, since each waits the guard from when it received the stamp.
-    pub(crate) fn leader_lease(&self) -> Option<std::time::Duration> {
-        if self.commit < self.term_start || self.transfer.is_some() || self.shutting_down {
-            return None;
-        }
-        let mut stamps: Vec<Duration> = self.progress.values().filter_map(|p| p.stamp).collect();
-        stamps.push(self.now);
-        let at = quorum::quorum_value(&mut stamps, self.members)?;
-        let g = self.timing.vote_guard;
-        Some(at + g - crate::Timing::drift_margin(g))
-    }
-
     /// Heartbeats, check-quorum and the handover.
     pub(crate) fn leader_tick(&mut self) {
-        let mut acks: Vec<Duration> = self.progress.values().filter_map(|p| p.last_ack).collect();
-        acks.push(self.now);
-        let heard = quorum::quorum_value(&mut acks, self.members);
+        let Some(lead) = self.leading.as_ref() else {
+            return;
+        };
+        let heard = lead.quorum_heard(self.now, self.members);
         if heard.is_none_or(|t| self.now >= t + self.timing.election_timeout) {
             self.step_down();
             return;
         }
-        // A follower answers every chunk: a stream it has not answered for
-        // `T` lost a chunk (or the follower); start another.
-        let (now, t) = (self.now, self.timing.election_timeout);
-        for p in self.progress.values_mut() {
-            if p.streaming.is_some()
-                && p.snapshot_sent.is_some_and(|s| now >= s + t)
-                && p.last_ack.is_none_or(|a| now >= a + t)
-            {
-                p.restart_snapshot();
-            }
-        }
-        if let Some((_, deadline)) = self.transfer
+        self.restart_stalled_streams();
+        if let Some((_, deadline)) = self.leading.as_ref().and_then(|l| l.transfer)
             && self.now >= deadline
         {
             self.step_down();
@@ -365,12 +331,11 @@ impl Node {
     /// After the leader's last entries reached the transfer target, tell it
     /// to stand at once, and stop leading.
     pub(crate) fn maybe_hand_over(&mut self) {
-        let Some((target, _)) = self.transfer else {
+        let Some((target, _)) = self.leading.as_ref().and_then(|l| l.transfer) else {
             return;
         };
         let caught_up = self
-            .progress
-            .get(&target)
+            .progress(target)
             .is_some_and(|p| p.matched == self.log.last().index);
         if caught_up && self.links.contains_key(&target) {
             let term = self.term;

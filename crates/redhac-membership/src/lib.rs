@@ -134,13 +134,22 @@
 //! The simulation in `tests/sim` checks these rules after every event; see the
 //! README's "Testing".
 
+mod config;
 mod election;
+mod events;
+mod faults;
+mod leading;
+mod lease;
+mod links;
 mod log;
 pub mod members;
+mod message;
 mod node;
+mod progress;
 pub mod quorum;
 mod replication;
 mod rng;
+mod snapshot;
 mod timing;
 mod types;
 mod writes;
@@ -148,10 +157,14 @@ mod writes;
 #[cfg(test)]
 mod tests;
 
+pub use config::Config;
+pub use events::{Input, Output, Rejection};
+#[cfg(feature = "faults")]
+pub use faults::Faults;
 pub use members::{HostEntry, find_me};
-pub use node::{Config, Faults, Node, NodeStatus, PeerStatus};
+pub use message::{Append, AppendReply, Message, PeerHello, SnapshotChunk};
+pub use node::{Node, NodeStatus, PeerStatus};
 pub use timing::Timing;
 pub use types::{
-    Ack, Append, AppendReply, Entry, Health, Index, Input, LogId, MemberId, Message, Op, Output,
-    PeerHello, Rejection, RequestId, Role, SnapshotChunk, Term, WriteError,
+    Ack, Entry, Health, Index, LogId, MemberId, Op, RequestId, Role, Term, WriteError,
 };

@@ -1,142 +1,23 @@
-//! The node: its state, `step`, ticks, links, health and the serving state.
+//! The node: its state, `step`, and what it tells the runtime about itself.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::config::Config;
+use crate::events::{Input, Output, Rejection};
+#[cfg(feature = "faults")]
+use crate::faults::Faults;
+use crate::faults::broken;
+use crate::leading::Leading;
+use crate::lease::Lease;
 use crate::log::Log;
+use crate::message::{Message, PeerHello};
+use crate::progress::Progress;
 use crate::quorum;
 use crate::rng::Rng;
 use crate::timing::Timing;
-use crate::types::{
-    Health, Index, Input, LogId, MemberId, Message, Output, PeerHello, Rejection, RequestId, Role,
-    Term,
-};
+use crate::types::{Health, Index, LogId, MemberId, RequestId, Role, Term};
 use crate::writes::Pending;
-
-/// What a node is built from.
-#[derive(Debug, Clone)]
-pub struct Config {
-    /// This member's index in the member list.
-    pub me: MemberId,
-    /// How many members the list has.
-    pub members: usize,
-    /// Timeouts and limits.
-    pub timing: Timing,
-    /// Seed of the node's random timeouts. Mixed with `me`, so members given
-    /// the same seed still draw different timeouts.
-    pub seed: u64,
-    /// The lowest term this incarnation may vote or stand in: the wall clock
-    /// at start in milliseconds times 1024 ([`Config::wall_clock_floor`]).
-    /// Votes live in memory, so without it a restarted member could vote
-    /// twice in a term, or a majority that restarted at once could reuse a
-    /// term an older leader still holds entries of. With it, every term a
-    /// restarted member takes part in is newer than any before its start,
-    /// as long as the members' clocks agree within the time a restart takes.
-    /// (A healthy leader that meets a restarted member's higher term stands
-    /// again above it at once, so a restart costs a round trip, not an
-    /// election timeout.)
-    pub term_floor: Term,
-    /// Rules to break on purpose, so the simulation can show it catches
-    /// each broken invariant. All off by default; never set them otherwise.
-    #[doc(hidden)]
-    pub faults: Faults,
-}
-
-impl Config {
-    /// A member `me` of `members`, with `timing` and a timer seed.
-    pub fn new(me: MemberId, members: usize, timing: Timing, seed: u64) -> Self {
-        Self {
-            me,
-            members,
-            timing,
-            seed,
-            term_floor: 0,
-            faults: Faults::default(),
-        }
-    }
-
-    /// The floor for a member starting at `unix_millis` (wall clock).
-    pub fn wall_clock_floor(unix_millis: u64) -> Term {
-        unix_millis.saturating_mul(1024)
-    }
-}
-
-/// Deliberately broken rules, for the simulation's own tests.
-#[doc(hidden)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-#[allow(missing_docs)]
-pub struct Faults {
-    pub vote_twice: bool,
-    pub skip_up_to_date: bool,
-    pub commit_without_majority: bool,
-    pub serve_when_bad: bool,
-    pub all_ignores_leases: bool,
-    pub renew_when_lagging: bool,
-    pub vote_delay_forever: bool,
-    pub no_vote_delay: bool,
-    pub no_term_floor: bool,
-    pub keep_lease_while_installing: bool,
-}
-
-/// The leader's view of one follower.
-#[derive(Debug, Clone)]
-pub(crate) struct Progress {
-    /// The next index to send.
-    pub(crate) next: Index,
-    /// The follower holds the leader's log up to here.
-    pub(crate) matched: Index,
-    /// The follower applied up to here.
-    pub(crate) applied: Index,
-    /// Frames with entries sent and not yet answered.
-    pub(crate) inflight: usize,
-    /// After a rejection: one frame at a time until one is accepted.
-    pub(crate) probing: bool,
-    /// When the latest reply arrived (leader's clock).
-    pub(crate) last_ack: Option<Duration>,
-    /// The follower's own stamp from that reply, echoed back.
-    pub(crate) echo: Option<Duration>,
-    /// The latest leader stamp the follower echoed.
-    pub(crate) stamp: Option<Duration>,
-    /// The follower's caches were cleared: send it a snapshot.
-    pub(crate) wants_snapshot: bool,
-    /// When a snapshot last went out to it.
-    pub(crate) snapshot_sent: Option<Duration>,
-    /// The snapshot being streamed to it, until it acknowledges it: nothing
-    /// else of the log goes to it meanwhile, and the log keeps what follows.
-    pub(crate) streaming: Option<LogId>,
-    /// Its first echo arrived: send at once, so its lease starts now rather
-    /// than at the next heartbeat.
-    pub(crate) prompt: bool,
-    /// When the leader last sent this follower anything.
-    pub(crate) last_sent: Duration,
-}
-
-impl Progress {
-    /// Gives up on the snapshot streaming to this follower; it gets a
-    /// newer one at the next flush.
-    pub(crate) fn restart_snapshot(&mut self) {
-        self.streaming = None;
-        self.wants_snapshot = true;
-    }
-
-    pub(crate) fn new(next: Index, now: Duration) -> Self {
-        Self {
-            next,
-            matched: 0,
-            applied: 0,
-            inflight: 0,
-            probing: true,
-            last_ack: None,
-            echo: None,
-            stamp: None,
-            wants_snapshot: false,
-            snapshot_sent: None,
-            streaming: None,
-            prompt: false,
-            last_sent: now.saturating_sub(Duration::from_secs(3600)),
-        }
-    }
-}
 
 /// One member's view, for status pages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -180,6 +61,7 @@ pub struct NodeStatus {
 #[derive(Debug)]
 pub struct Node {
     pub(crate) me: MemberId,
+    #[cfg(feature = "faults")]
     pub(crate) faults: Faults,
     pub(crate) members: usize,
     pub(crate) timing: Timing,
@@ -219,22 +101,10 @@ pub struct Node {
     pub(crate) links: BTreeMap<MemberId, PeerHello>,
     pub(crate) health: Health,
 
-    // Leader state.
-    pub(crate) progress: BTreeMap<MemberId, Progress>,
-    pub(crate) leader_since: Duration,
-    /// Index of the leader's first entry in its term; it serves after that
-    /// entry is committed.
-    pub(crate) term_start: Index,
-    pub(crate) commit_dirty: bool,
-    /// `All` writes waiting for every member: (origin, request, index);
-    /// origin `None` is this node.
-    pub(crate) awaiting_all: Vec<(Option<MemberId>, RequestId, Index)>,
-    /// Handing over to (member, deadline).
-    pub(crate) transfer: Option<(MemberId, Duration)>,
-
-    // Follower read lease (this node's clock).
-    pub(crate) lease_until: Option<Duration>,
-    pub(crate) reported_serving: Option<Duration>,
+    /// The leader's own state: `Some` exactly while `role` is Leader.
+    pub(crate) leading: Option<Leading>,
+    /// The read lease (see [`crate::lease`]).
+    pub(crate) lease: Lease,
 
     pub(crate) pending: BTreeMap<RequestId, Pending>,
     pub(crate) shutting_down: bool,
@@ -247,7 +117,7 @@ impl Node {
         let timing = config.timing;
         let mut rng = Rng::new(config.seed, config.me);
         let members = config.members.max(1);
-        let floor = if config.faults.no_term_floor {
+        let floor = if broken!(config, no_term_floor) {
             0
         } else {
             config.term_floor
@@ -255,6 +125,7 @@ impl Node {
         let election_at = now + rng.between(timing.election_timeout, timing.election_timeout * 2);
         Self {
             me: config.me,
+            #[cfg(feature = "faults")]
             faults: config.faults,
             members,
             timing,
@@ -278,14 +149,8 @@ impl Node {
             fuzzy_end: 0,
             links: BTreeMap::new(),
             health: quorum::health(1, members),
-            progress: BTreeMap::new(),
-            leader_since: now,
-            term_start: 0,
-            commit_dirty: false,
-            awaiting_all: Vec::new(),
-            transfer: None,
-            lease_until: None,
-            reported_serving: None,
+            leading: None,
+            lease: Lease::default(),
             pending: BTreeMap::new(),
             shutting_down: false,
             out: Vec::new(),
@@ -323,7 +188,7 @@ impl Node {
         let peers = (0..self.members as MemberId)
             .filter(|&id| id != self.me)
             .map(|id| {
-                let p = self.progress.get(&id);
+                let p = self.progress(id);
                 PeerStatus {
                     id,
                     connected: self.links.contains_key(&id),
@@ -423,60 +288,6 @@ impl Node {
         }
     }
 
-    fn connected(&mut self, peer: MemberId, hello: PeerHello) {
-        if peer == self.me || peer as usize >= self.members {
-            return;
-        }
-        let before = self.links.len();
-        self.links.insert(peer, hello);
-        if self.role == Role::Leader {
-            // A new link: what was in flight on the old one is lost, and
-            // the peer may be a new incarnation with an empty log.
-            let mut p = Progress::new(self.log.last().index + 1, self.now);
-            if let Some(old) = self.progress.get(&peer) {
-                p.last_ack = old.last_ack;
-                p.stamp = old.stamp;
-            }
-            self.progress.insert(peer, p);
-        }
-        self.update_health();
-        // Fast start: no leader known and a majority just linked, or every
-        // member (a cold cluster may then vote at once).
-        let majority = quorum::majority(self.members);
-        let just_majority = before + 1 < majority && self.links.len() + 1 >= majority;
-        let just_all = self.links.len() + 1 == self.members && before < self.links.len();
-        let fast = self.timing.fast_election;
-        if self.leader.is_none()
-            && self.role == Role::Follower
-            && (just_majority || just_all)
-            && self.election_at > self.now + fast
-        {
-            // One draw: a second one would bunch the members' starts together.
-            self.election_at = self.now + self.rng.between(Duration::ZERO, fast);
-        }
-    }
-
-    fn disconnected(&mut self, peer: MemberId) {
-        if self.links.remove(&peer).is_none() {
-            return;
-        }
-        if let Some(p) = self.progress.get_mut(&peer) {
-            p.inflight = 0;
-            p.probing = true;
-            p.streaming = None; // the stream ended with its link
-        }
-        self.requeue_forwarded_to(peer);
-        if self.leader == Some(peer) && self.role != Role::Leader {
-            // Its link closed: it may have crashed. Look for a new leader
-            // as soon as the vote guard allows, not a whole timeout later.
-            self.leader = None;
-            let at = self.now + self.rng.between(Duration::ZERO, self.timing.fast_election);
-            self.election_at = self.election_at.min(at);
-            self.report_state();
-        }
-        self.update_health();
-    }
-
     fn receive(&mut self, from: MemberId, msg: Message) {
         if from == self.me || from as usize >= self.members || !self.links.contains_key(&from) {
             self.reject(from, msg.name(), Rejection::NotLinked);
@@ -498,8 +309,8 @@ impl Node {
             Message::Accepted { id, at } => self.on_accepted(from, id, at),
             Message::Refused { id } => self.on_refused(id),
             Message::AwaitAll { id, index } => {
-                if self.role == Role::Leader {
-                    self.awaiting_all.push((Some(from), id, index));
+                if let Some(lead) = self.leading.as_mut() {
+                    lead.awaiting_all.push((Some(from), id, index));
                 }
             }
             Message::AllDone { id, index } => self.on_all_done(id, index),
@@ -509,11 +320,11 @@ impl Node {
 
     fn shutdown(&mut self) {
         self.shutting_down = true;
-        if self.role != Role::Leader {
+        let Some(lead) = self.leading.as_mut() else {
             self.out.push(Output::ShutdownReady);
             return;
-        }
-        let target = self
+        };
+        let target = lead
             .progress
             .iter()
             .filter(|(id, _)| self.links.contains_key(id))
@@ -521,7 +332,7 @@ impl Node {
             .map(|(id, _)| *id);
         match target {
             Some(t) => {
-                self.transfer = Some((t, self.now + self.timing.election_timeout));
+                lead.transfer = Some((t, self.now + self.timing.election_timeout));
             }
             None => {
                 self.step_down();
@@ -530,47 +341,14 @@ impl Node {
         }
     }
 
-    /// Health by links; Bad clears the caches and stops serving.
-    pub(crate) fn update_health(&mut self) {
-        let health = quorum::health(self.links.len() + 1, self.members);
-        if health == self.health {
-            return;
-        }
-        self.health = health;
-        self.out.push(Output::Health(health));
-        if health == Health::Bad {
-            // Cut off from a majority: nothing here can be proven current.
-            // The log stays (it still counts in elections); the caches go,
-            // and refill from entries applied from now on.
-            self.out.push(Output::InvalidateAll);
-            self.needs_snapshot = true;
-            if !self.faults.serve_when_bad {
-                self.lease_until = None;
-            }
-            if self.role == Role::Leader {
-                self.step_down();
-            }
-        }
+    /// The leader's view of `peer`.
+    pub(crate) fn progress(&self, peer: MemberId) -> Option<&Progress> {
+        self.leading.as_ref()?.progress.get(&peer)
     }
 
-    /// Until when this node serves local reads.
-    pub(crate) fn serving_until(&self) -> Option<Duration> {
-        if self.health == Health::Bad && !self.faults.serve_when_bad {
-            return None;
-        }
-        match self.role {
-            Role::Leader => self.leader_lease(),
-            Role::Follower => self.lease_until,
-            Role::PreCandidate | Role::Candidate => None,
-        }
-    }
-
-    fn report_serving(&mut self) {
-        let until = self.serving_until().filter(|&u| u > self.now);
-        if until != self.reported_serving {
-            self.reported_serving = until;
-            self.out.push(Output::Serving(until));
-        }
+    /// The leader's view of `peer`, to update.
+    pub(crate) fn progress_mut(&mut self, peer: MemberId) -> Option<&mut Progress> {
+        self.leading.as_mut()?.progress.get_mut(&peer)
     }
 
     pub(crate) fn report_state(&mut self) {

@@ -1,15 +1,14 @@
-//! Replication: appending, sending entries and snapshots, matching a
-//! follower's log, commit, apply, and the follower's read lease.
+//! Replication: appending, sending entries, matching a follower's log,
+//! commit and apply.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::{Output, Rejection};
+use crate::faults::broken;
+use crate::message::{Append, AppendReply, Message};
 use crate::node::Node;
-use crate::quorum;
-use crate::types::{
-    Append, AppendReply, Entry, Index, LogId, MemberId, Message, Op, Output, Rejection, Role,
-    SnapshotChunk, Term,
-};
+use crate::types::{Entry, Index, LogId, MemberId, Op, Role, Term};
 
 /// Entry terms never decrease along a log and never exceed the term of the
 /// leader that sends them.
@@ -39,109 +38,90 @@ impl Node {
     /// Sends what each follower lacks, a heartbeat when due or when the
     /// commit index moved, and snapshots to those behind the log's start.
     pub(crate) fn flush(&mut self) {
-        let peers: Vec<MemberId> = self.progress.keys().copied().collect();
-        let heartbeat_due = |last: Duration, now: Duration, h: Duration| now >= last + h;
+        let Some(lead) = self.leading.as_ref() else {
+            return;
+        };
+        let peers: Vec<MemberId> = lead.progress.keys().copied().collect();
+        let commit_moved = lead.commit_dirty;
         let lease = self.leader_lease().is_some_and(|u| self.now < u);
         for peer in peers {
-            // A peer receiving a snapshot gets nothing else of the log
-            // (its chunks tell it the leader is alive) until it acks.
-            if !self.links.contains_key(&peer) || self.progress[&peer].streaming.is_some() {
-                continue;
+            self.flush_to(peer, lease, commit_moved);
+        }
+        if let Some(lead) = self.leading.as_mut() {
+            lead.commit_dirty = false;
+        }
+        self.maybe_hand_over();
+    }
+
+    /// Sends `peer` frames of entries up to the in-flight limit, or a
+    /// snapshot, or else a heartbeat when one is due.
+    fn flush_to(&mut self, peer: MemberId, lease: bool, commit_moved: bool) {
+        // A peer receiving a snapshot gets nothing else of the log (its
+        // chunks tell it the leader is alive) until it acks.
+        let streaming = self.progress(peer).is_none_or(|p| p.streaming.is_some());
+        if !self.links.contains_key(&peer) || streaming {
+            return;
+        }
+        let mut sent = false;
+        while let Some(p) = self.progress(peer) {
+            let next = p.next;
+            let probing = p.probing;
+            // Before the frames-in-flight limit: with that reached (its
+            // frames lost), a follower whose next entry was compacted could
+            // otherwise not even get a heartbeat.
+            if next - 1 < self.log.base().index || p.wants_snapshot {
+                self.send_snapshot(peer);
+                return;
             }
-            let mut sent = false;
-            loop {
-                let p = &self.progress[&peer];
-                let next = p.next;
-                let probing = p.probing;
-                // Before the frames-in-flight limit: with that reached (its
-                // frames lost), a follower whose next entry was compacted
-                // could otherwise not even get a heartbeat.
-                if next - 1 < self.log.base().index || p.wants_snapshot {
-                    self.send_snapshot(peer);
-                    sent = true;
-                    break;
-                }
-                if p.inflight >= self.timing.max_inflight {
-                    break;
-                }
-                if next > self.log.last().index {
-                    break;
-                }
-                let entries =
-                    self.log
-                        .slice(next, self.timing.max_batch, self.timing.max_batch_bytes);
-                let count = entries.len() as Index;
-                self.send_append(peer, next - 1, entries, lease);
-                let Some(p) = self.progress.get_mut(&peer) else {
-                    break; // listed above, in this same step
-                };
-                p.next = next + count;
-                p.inflight += 1;
-                sent = true;
-                if probing {
-                    break;
-                }
+            if p.inflight >= self.timing.max_inflight || next > self.log.last().index {
+                break;
             }
-            let p = &self.progress[&peer];
-            if !sent
-                && (self.commit_dirty
-                    || p.prompt
-                    || heartbeat_due(p.last_sent, self.now, self.timing.heartbeat))
-            {
-                let prev = p.next - 1;
-                self.send_append(peer, prev, Vec::new(), lease);
+            let entries = self
+                .log
+                .slice(next, self.timing.max_batch, self.timing.max_batch_bytes);
+            let count = entries.len() as Index;
+            self.send_append(peer, next - 1, entries, lease);
+            let Some(p) = self.progress_mut(peer) else {
+                return;
+            };
+            p.sent_entries(next + count);
+            sent = true;
+            if probing {
+                break;
             }
         }
-        self.commit_dirty = false;
-        self.maybe_hand_over();
+        let Some(p) = self.progress(peer) else {
+            return;
+        };
+        let heartbeat_due = self.now >= p.last_sent + self.timing.heartbeat;
+        if !sent && (commit_moved || p.prompt || heartbeat_due) {
+            let prev = p.next - 1;
+            self.send_append(peer, prev, Vec::new(), lease);
+        }
     }
 
     fn send_append(&mut self, peer: MemberId, prev: Index, entries: Vec<Entry>, lease: bool) {
         let Some(prev_term) = self.log.term_at(prev) else {
             return;
         };
-        let Some(p) = self.progress.get_mut(&peer) else {
+        let (now, term, commit) = (self.now, self.term, self.commit);
+        let Some(p) = self.progress_mut(peer) else {
             return;
         };
-        p.last_sent = self.now;
-        p.prompt = false;
+        p.sent(now);
         let msg = Message::Append(Append {
-            term: self.term,
+            term,
             prev: LogId::new(prev_term, prev),
             entries,
-            commit: self.commit,
-            stamp: self.now,
+            commit,
+            stamp: now,
             echo: p.echo,
             lease,
         });
         self.send(peer, msg);
     }
 
-    fn send_snapshot(&mut self, peer: MemberId) {
-        // The applied entry is always in the log or is its base; should that
-        // ever fail, send nothing rather than a snapshot with a wrong id.
-        let Some(term) = self.log.term_at(self.applied) else {
-            return;
-        };
-        let last = LogId::new(term, self.applied);
-        let Some(p) = self.progress.get_mut(&peer) else {
-            return;
-        };
-        p.next = last.index + 1;
-        p.wants_snapshot = false;
-        p.snapshot_sent = Some(self.now);
-        p.streaming = Some(last);
-        p.inflight += 1;
-        p.probing = false;
-        p.last_sent = self.now;
-        self.out.push(Output::SendSnapshot {
-            to: peer,
-            term: self.term,
-            last,
-        });
-    }
-
-    pub(crate) fn on_append(&mut self, from: MemberId, a: Append) {
+    pub(crate) fn on_append(&mut self, from: MemberId, mut a: Append) {
         let batch = !a.entries.is_empty();
         if a.prev.index == 0 && a.prev.term != 0 || !terms_fit(&a) {
             self.reject(from, "append", Rejection::Malformed);
@@ -162,7 +142,7 @@ impl Node {
             return;
         }
         let matched = a.prev.index + a.entries.len() as Index;
-        for e in a.entries {
+        for e in std::mem::take(&mut a.entries) {
             if e.id.index <= self.log.base().index {
                 continue; // committed and compacted here: equal by Raft's rules
             }
@@ -180,22 +160,7 @@ impl Node {
             self.commit = commit;
             self.apply_committed();
         }
-        // The read lease: renewed only by a leader that held its own lease,
-        // only once everything it had committed is applied here (and, after
-        // a snapshot, past its end: the caches are exact only then; a leader
-        // that took an old stream's answer for a newer one's may send
-        // appends committing less), never mid-install, and counted from when
-        // this node sent the reply the leader echoes, so the leader's bound
-        // (that reply's arrival plus L) holds.
-        if a.lease
-            && (self.applied >= a.commit || self.faults.renew_when_lagging)
-            && (self.installing.is_none() && self.applied >= self.fuzzy_end
-                || self.faults.keep_lease_while_installing)
-            && let Some(echo) = a.echo.filter(|e| *e <= self.now)
-        {
-            let until = echo + self.timing.read_lease;
-            self.lease_until = Some(self.lease_until.map_or(until, |u| u.max(until)));
-        }
+        self.renew_lease(&a);
         self.reply(from, a.stamp, true, matched, batch);
     }
 
@@ -203,7 +168,7 @@ impl Node {
     /// follows it. A stale term is answered with this node's term; leader
     /// traffic from someone other than the leader this node knows for that
     /// term (itself included) is refused: a term has one leader.
-    fn may_lead(
+    pub(crate) fn may_lead(
         &mut self,
         from: MemberId,
         term: Term,
@@ -233,7 +198,14 @@ impl Node {
         self.election_at = self.now + self.random_timeout();
     }
 
-    fn reply(&mut self, to: MemberId, stamp: Duration, ok: bool, last: Index, batch: bool) {
+    pub(crate) fn reply(
+        &mut self,
+        to: MemberId,
+        stamp: Duration,
+        ok: bool,
+        last: Index,
+        batch: bool,
+    ) {
         let msg = Message::AppendReply(AppendReply {
             term: self.term,
             ok,
@@ -274,59 +246,6 @@ impl Node {
         self.commit = self.commit.min(index - 1);
     }
 
-    /// A chunk of the leader's caches. The first clears them and drops
-    /// this node's lease; the last makes `last` this node's applied index.
-    /// The log is kept meanwhile: it still counts in elections.
-    pub(crate) fn on_snapshot(&mut self, from: MemberId, c: SnapshotChunk) {
-        if c.last.index == 0 && c.last.term != 0 || c.last.term > c.term {
-            self.reject(from, "snapshot", Rejection::Malformed);
-            return;
-        }
-        let done = c.end.is_some();
-        // Only the last chunk counts as a frame in flight for the leader.
-        if !self.may_lead(from, c.term, Duration::ZERO, done, "snapshot") {
-            return;
-        }
-        let first = c.seq == 0;
-        if !first && self.installing != Some((c.term, c.last, Some(c.seq))) {
-            // A chunk was lost (a link may lose messages) or this stream was
-            // never begun here: wait for the leader's next snapshot. What
-            // was installed so far stays unserved until a whole one: the
-            // install stays open, and no later chunk of it matches.
-            if let Some(i) = self.installing.as_mut() {
-                i.2 = None;
-            }
-            self.reject(from, "snapshot", Rejection::OutOfSequence);
-            return;
-        }
-        if first {
-            self.needs_snapshot = true;
-            if !self.faults.keep_lease_while_installing {
-                self.lease_until = None;
-            }
-        }
-        self.installing = Some((c.term, c.last, c.seq.checked_add(1)));
-        self.out.push(Output::InstallChunk {
-            first,
-            done,
-            last: c.last,
-            data: c.data,
-        });
-        if !done {
-            // Tells the leader the stream is arriving (it gives up on one
-            // it hears nothing of); it asks for a snapshot until the last.
-            self.reply(from, Duration::ZERO, false, self.log.last().index, false);
-            return;
-        }
-        self.installing = None;
-        self.needs_snapshot = false;
-        self.fuzzy_end = c.end.unwrap_or(c.last.index);
-        self.log.reset_to(c.last);
-        self.applied = c.last.index;
-        self.commit = c.last.index;
-        self.reply(from, Duration::ZERO, true, c.last.index, true);
-    }
-
     pub(crate) fn on_append_reply(&mut self, from: MemberId, r: AppendReply) {
         if r.term > self.term {
             self.higher_term_seen(r.term);
@@ -335,63 +254,32 @@ impl Node {
         if self.role != Role::Leader || r.term < self.term {
             return;
         }
-        let Some(p) = self.progress.get_mut(&from) else {
+        let (now, retry) = (self.now, self.timing.election_timeout);
+        let Some(p) = self.progress_mut(from) else {
             return;
         };
-        if r.batch {
-            p.inflight = p.inflight.saturating_sub(1);
-        }
-        p.last_ack = Some(self.now);
-        p.prompt |= p.echo.is_none();
-        p.echo = Some(r.own);
-        if r.stamp > Duration::ZERO {
-            p.stamp = Some(p.stamp.map_or(r.stamp, |s| s.max(r.stamp)));
-        }
-        p.applied = r.applied;
-        if let Some(s) = p.streaming {
-            // Until the follower acknowledges the snapshot (a reply with no
-            // stamp: it answers no append), replies to what was sent before
-            // it neither end the stream nor ask for another.
-            if r.ok && r.stamp.is_zero() && r.last >= s.index && !r.needs_snapshot {
-                p.streaming = None;
-            }
-        } else if r.needs_snapshot
-            && p.snapshot_sent
-                .is_none_or(|t| self.now >= t + self.timing.election_timeout)
-        {
-            p.wants_snapshot = true;
-        }
-        if r.ok {
-            p.matched = p.matched.max(r.last);
-            p.next = p.next.max(r.last + 1);
-            p.probing = false;
-        } else {
-            p.next = (r.last + 1).max(p.matched + 1).min(p.next);
-            p.probing = true;
-            p.inflight = 0;
-        }
+        p.on_reply(&r, now, retry);
         self.advance_commit();
     }
 
     /// The leader's commit index: the largest index a majority holds, once
     /// that entry is of the current term.
     pub(crate) fn advance_commit(&mut self) {
-        if self.role != Role::Leader {
-            return;
-        }
-        let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
-        matched.push(self.log.last().index);
-        let members = if self.faults.commit_without_majority {
+        let members = if broken!(self, commit_without_majority) {
             1
         } else {
             self.members
         };
-        let Some(q) = quorum::quorum_value(&mut matched, members) else {
+        let last = self.log.last().index;
+        let Some(lead) = self.leading.as_mut() else {
+            return;
+        };
+        let Some(q) = lead.quorum_matched(last, members) else {
             return;
         };
         if q > self.commit && self.log.term_at(q) == Some(self.term) {
             self.commit = q;
-            self.commit_dirty = true;
+            lead.commit_dirty = true;
             self.apply_committed();
         }
     }

@@ -11,11 +11,12 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::events::Output;
+use crate::faults::broken;
+use crate::leading::Leading;
+use crate::message::Message;
 use crate::node::Node;
-use crate::timing::Timing;
-use crate::types::{
-    Ack, Health, Index, LogId, MemberId, Message, Op, Output, RequestId, Role, Term, WriteError,
-};
+use crate::types::{Ack, Health, Index, LogId, MemberId, Op, RequestId, Role, Term, WriteError};
 
 /// Where a write is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,10 +80,12 @@ impl Node {
             return;
         };
         let (op, ack) = (Arc::clone(&p.op), p.ack);
-        if self.role == Role::Leader && self.transfer.is_none() {
+        if self.leading.as_ref().is_some_and(Leading::takes_writes) {
             let at = self.append_local(op, self.me);
-            if ack == Ack::All {
-                self.awaiting_all.push((None, id, at.index));
+            if ack == Ack::All
+                && let Some(lead) = self.leading.as_mut()
+            {
+                lead.awaiting_all.push((None, id, at.index));
             }
             self.ordered(id, at, None);
         } else if let Some(leader) = self.leader.filter(|l| self.links.contains_key(l)) {
@@ -130,7 +133,7 @@ impl Node {
     }
 
     pub(crate) fn on_forward(&mut self, from: MemberId, id: RequestId, op: Arc<Op>, ack: Ack) {
-        if self.role != Role::Leader || self.transfer.is_some() {
+        if !self.leading.as_ref().is_some_and(Leading::takes_writes) {
             self.send(from, Message::Refused { id });
             return;
         }
@@ -138,8 +141,10 @@ impl Node {
         if ack == Ack::None {
             return;
         }
-        if ack == Ack::All {
-            self.awaiting_all.push((Some(from), id, at.index));
+        if ack == Ack::All
+            && let Some(lead) = self.leading.as_mut()
+        {
+            lead.awaiting_all.push((Some(from), id, at.index));
         }
         self.send(from, Message::Accepted { id, at });
     }
@@ -185,32 +190,6 @@ impl Node {
             self.settle_one(id);
         }
         self.compact();
-    }
-
-    /// Forgets applied entries beyond the log's capacity, except those after
-    /// a snapshot still streaming (its follower replays them), up to four
-    /// times the capacity: beyond that, a stream whose entries go ends, and
-    /// its follower gets a newer snapshot at once.
-    fn compact(&mut self) {
-        let (capacity, bytes) = (self.timing.log_capacity, self.timing.log_capacity_bytes);
-        let hold = self
-            .progress
-            .values()
-            .filter_map(|p| p.streaming)
-            .map(|s| s.index)
-            .min()
-            .filter(|_| {
-                self.log.len() < capacity.saturating_mul(4)
-                    && self.log.bytes() < bytes.saturating_mul(4)
-            });
-        let upto = hold.map_or(self.applied, |h| h.min(self.applied));
-        self.log.compact(upto, capacity, bytes);
-        let base = self.log.base().index;
-        for p in self.progress.values_mut() {
-            if p.streaming.is_some_and(|s| s.index < base) {
-                p.restart_snapshot();
-            }
-        }
     }
 
     fn settle_one(&mut self, id: RequestId) {
@@ -289,15 +268,15 @@ impl Node {
                             asked: Some((leader, term)),
                         },
                     );
-                } else if self.role == Role::Leader
-                    && asked.is_some()
-                    && !self
+                } else if asked.is_some()
+                    && let Some(lead) = self.leading.as_mut()
+                    && !lead
                         .awaiting_all
                         .iter()
                         .any(|(o, i, _)| o.is_none() && *i == id)
                 {
                     // Forwarded earlier, and this node leads now.
-                    self.awaiting_all.push((None, id, at.index));
+                    lead.awaiting_all.push((None, id, at.index));
                     self.set_route(
                         id,
                         Route::Ordered {
@@ -311,39 +290,36 @@ impl Node {
         }
     }
 
-    /// An upper bound on the end of `peer`'s read lease (leader's clock): a
-    /// follower's lease counts from a reply this leader received, or, for
-    /// one granted by an earlier leader, ended within `L` of this leader's
-    /// election (an earlier leader's lease ran out before it).
-    fn lease_bound(&self, peer: MemberId) -> Duration {
-        let l = self.timing.read_lease;
-        let from = self
-            .progress
-            .get(&peer)
-            .and_then(|p| p.last_ack)
-            .map_or(self.leader_since, |a| a.max(self.leader_since));
-        from + l + Timing::drift_margin(l)
-    }
-
+    /// Every other member applied `index` or provably stopped serving.
     fn all_applied_or_expired(&self, index: Index) -> bool {
+        let Some(lead) = self.leading.as_ref() else {
+            return false;
+        };
         self.commit >= index
             && (0..self.members as MemberId)
                 .filter(|&m| m != self.me)
                 .all(|m| {
-                    self.progress.get(&m).is_some_and(|p| p.applied >= index)
-                        || self.now >= self.lease_bound(m)
-                        || self.faults.all_ignores_leases
+                    lead.progress.get(&m).is_some_and(|p| p.applied >= index)
+                        || self.now >= lead.lease_bound(m, self.timing.read_lease)
+                        || broken!(self, all_ignores_leases)
                 })
     }
 
+    /// Answers the `All` writes whose entry every member applied or whose
+    /// leases ran out (leader).
     fn check_awaiting_all(&mut self) {
-        if self.role != Role::Leader || self.awaiting_all.is_empty() {
+        let Some(lead) = self.leading.as_mut() else {
+            return;
+        };
+        if lead.awaiting_all.is_empty() {
             return;
         }
-        let waiting = std::mem::take(&mut self.awaiting_all);
+        let waiting = std::mem::take(&mut lead.awaiting_all);
         for (origin, id, index) in waiting {
             if !self.all_applied_or_expired(index) {
-                self.awaiting_all.push((origin, id, index));
+                if let Some(lead) = self.leading.as_mut() {
+                    lead.awaiting_all.push((origin, id, index));
+                }
                 continue;
             }
             match origin {

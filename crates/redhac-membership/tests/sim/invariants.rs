@@ -1,15 +1,19 @@
 //! The invariants of DESIGN §6.2, one per function, checked after every
 //! event, and the reference model every serving node is held against.
+//!
+//! Each event hook below runs the invariants that event can break; each
+//! invariant returns the [`Violation`] it finds.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use redhac_membership::{
-    Ack, Entry, Health, LogId, MemberId, Op, Rejection, RequestId, Role, Term, Timing, WriteError,
-    quorum,
+    Ack, Entry, Health, LogId, MemberId, Node, Op, Rejection, RequestId, Role, Term, Timing,
+    WriteError, quorum,
 };
 
+use crate::violation::{Found, Violation};
 use crate::world::World;
 
 type Store = BTreeMap<(String, String), Vec<u8>>;
@@ -31,7 +35,7 @@ pub(crate) struct Checker {
     /// Snapshot chunks cut: (entries, the sender's applied index then).
     chunks: Vec<(Store, u64)>,
     incs: Vec<u64>,
-    pub(crate) violations: Vec<String>,
+    pub(crate) violations: Vec<Found>,
     pub(crate) resolved: BTreeMap<&'static str, u64>,
 }
 
@@ -52,18 +56,18 @@ impl Checker {
         }
     }
 
-    fn violation(&mut self, now: Duration, what: String) {
-        if self.violations.len() < 20 {
-            self.violations
-                .push(format!("at {:.3} ms: {what}", now.as_secs_f64() * 1e3));
+    /// Keeps what an invariant found (the first 20 of a run).
+    fn report(&mut self, at: Duration, found: Result<(), Violation>) {
+        if let Err(violation) = found
+            && self.violations.len() < 20
+        {
+            self.violations.push(Found { at, violation });
         }
     }
 
     pub(crate) fn restarted(&mut self, id: MemberId) {
         self.incs[id as usize] += 1;
     }
-
-    pub(crate) fn crashed(&mut self, _id: MemberId) {}
 
     fn max_committed(&self) -> Option<LogId> {
         self.committed.values().next_back().map(|(id, _)| *id)
@@ -132,47 +136,56 @@ impl Checker {
             })
     }
 
-    /// Invariant: at most one leader per term; and the leader holds every
-    /// committed entry (leader completeness).
+    /// A node became leader.
     pub(crate) fn became_leader(&mut self, w: &World, id: MemberId) {
         let node = w.nodes[id as usize].node.as_ref().expect("alive");
         let s = node.status();
+        let found = self.one_leader_per_term(id, s.term);
+        self.report(w.now, found);
+        let found = self.leader_complete(id, node);
+        self.report(w.now, found);
+    }
+
+    /// Invariant: at most one leader per term (a restarted member is
+    /// another incarnation).
+    fn one_leader_per_term(&mut self, id: MemberId, term: Term) -> Result<(), Violation> {
         let me = (id, self.incs[id as usize]);
-        match self.leaders.get(&s.term) {
-            Some(other) if *other != me => {
-                self.violation(
-                    w.now,
-                    format!("two leaders in term {}: n{} and n{id}", s.term, other.0),
-                );
-            }
+        match self.leaders.get(&term) {
+            Some(other) if *other != me => Err(Violation::TwoLeaders {
+                term,
+                first: other.0,
+                second: id,
+            }),
             _ => {
-                self.leaders.insert(s.term, me);
+                self.leaders.insert(term, me);
+                Ok(())
             }
         }
-        // Raft's leader completeness: every leader of a later term holds
-        // every committed entry (a stale leader of an earlier term can
-        // neither commit nor get a lease).
+    }
+
+    /// Invariant (Raft's leader completeness): every leader of a later term
+    /// holds every committed entry (a stale leader of an earlier term can
+    /// neither commit nor get a lease).
+    fn leader_complete(&self, id: MemberId, node: &Node) -> Result<(), Violation> {
+        let s = node.status();
         let earlier = self
             .committed
             .values()
             .rev()
             .map(|(id, _)| *id)
             .find(|id| id.term < s.term);
-        if let Some(c) = earlier
-            && !node.holds(c)
-        {
-            self.violation(
-                w.now,
-                format!(
-                    "n{id} leads term {} without committed entry {c} (last {})",
-                    s.term, s.last
-                ),
-            );
+        match earlier {
+            Some(c) if !node.holds(c) => Err(Violation::LeaderIncomplete {
+                node: id,
+                term: s.term,
+                missing: c,
+                last: s.last,
+            }),
+            _ => Ok(()),
         }
     }
 
-    /// Invariant: honest members never send what a node must refuse as a
-    /// protocol violation (malformed, or leader traffic from a non-leader).
+    /// A node refused a peer's message.
     pub(crate) fn rejected(
         &mut self,
         w: &World,
@@ -181,46 +194,45 @@ impl Checker {
         what: &str,
         why: Rejection,
     ) {
-        if why.is_violation() {
-            self.violation(w.now, format!("n{id} refused {what} from n{from}: {why:?}"));
-        }
+        self.report(w.now, no_protocol_rejection(id, from, what, why));
     }
 
-    /// Invariant: entries apply in order, and two nodes never apply
-    /// different entries at one index.
+    /// A node applied an entry.
     pub(crate) fn applied(&mut self, w: &World, id: MemberId, e: &Entry) {
         let n = &w.nodes[id as usize];
-        if e.id.index != n.applied + 1 {
-            self.violation(w.now, format!("n{id} applied {} after {}", e.id, n.applied));
-        }
+        self.report(w.now, applies_in_order(id, e, n.applied));
+        let leads = n
+            .node
+            .as_ref()
+            .is_some_and(|n| n.status().role == Role::Leader);
+        let found = self.applies_committed(id, e, leads);
+        self.report(w.now, found);
+    }
+
+    /// Invariant: two nodes never apply different entries at one index, and
+    /// a follower applies only what a leader applied first (which this
+    /// records as committed).
+    fn applies_committed(&mut self, id: MemberId, e: &Entry, leads: bool) -> Result<(), Violation> {
         match self.committed.get(&e.id.index) {
-            Some((cid, op)) if *cid != e.id || **op != *e.op => {
-                let cid = *cid;
-                self.violation(
-                    w.now,
-                    format!("n{id} applied {} where {cid} was committed", e.id),
-                );
+            Some((cid, op)) if *cid != e.id || **op != *e.op => Err(Violation::AppliedDiverged {
+                node: id,
+                entry: e.id,
+                committed: *cid,
+            }),
+            Some(_) => Ok(()),
+            None if leads => {
+                self.committed.insert(e.id.index, (e.id, Arc::clone(&e.op)));
+                Ok(())
             }
-            Some(_) => {}
-            None => {
-                let leads = n
-                    .node
-                    .as_ref()
-                    .is_some_and(|n| n.status().role == Role::Leader);
-                if leads {
-                    self.committed.insert(e.id.index, (e.id, Arc::clone(&e.op)));
-                } else {
-                    self.violation(
-                        w.now,
-                        format!("n{id} applied {} that no leader committed", e.id),
-                    );
-                }
-            }
+            None => Err(Violation::AppliedUncommitted {
+                node: id,
+                entry: e.id,
+            }),
         }
     }
 
-    /// A snapshot chunk holds no value the committed log did not hold
-    /// between the snapshot's start and when the chunk was cut.
+    /// A node installed a snapshot chunk starting at `last`, cut when its
+    /// sender had applied `cut`.
     pub(crate) fn installed(
         &mut self,
         w: &World,
@@ -229,23 +241,44 @@ impl Checker {
         cut: u64,
         part: &Store,
     ) {
-        if let Some((cid, _)) = self.committed.get(&last.index)
-            && *cid != last
-        {
-            self.violation(
-                w.now,
-                format!("n{id} installed a snapshot at {last}, committed {cid}"),
-            );
+        let found = self.snapshot_at_committed(id, last);
+        self.report(w.now, found);
+        let found = self.snapshot_holds_committed(id, last, cut, part);
+        self.report(w.now, found);
+    }
+
+    /// Invariant: a snapshot starts at a committed entry.
+    fn snapshot_at_committed(&self, id: MemberId, last: LogId) -> Result<(), Violation> {
+        match self.committed.get(&last.index) {
+            Some((cid, _)) if *cid != last => Err(Violation::SnapshotDiverged {
+                node: id,
+                last,
+                committed: *cid,
+            }),
+            _ => Ok(()),
         }
+    }
+
+    /// Invariant: a snapshot chunk holds no value the committed log did not
+    /// hold between the snapshot's start and when the chunk was cut.
+    fn snapshot_holds_committed(
+        &self,
+        id: MemberId,
+        last: LogId,
+        cut: u64,
+        part: &Store,
+    ) -> Result<(), Violation> {
         let bad = part
             .iter()
-            .find(|(k, v)| !self.held_between(k, v, last.index, cut))
-            .map(|(k, v)| format!("{k:?}={v:?}"));
-        if let Some(bad) = bad {
-            self.violation(
-                w.now,
-                format!("n{id} installed a snapshot at {last} (cut at {cut}) holding {bad}"),
-            );
+            .find(|(k, v)| !self.held_between(k, v, last.index, cut));
+        match bad {
+            Some((k, v)) => Err(Violation::SnapshotNotCommitted {
+                node: id,
+                last,
+                cut,
+                value: format!("{k:?}={v:?}"),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -257,8 +290,7 @@ impl Checker {
             .map(|(k, v)| format!("{k:?}={v:?} (reference {:?})", reference.get(k)))
     }
 
-    /// Invariant: a write resolved at `Quorum` or `All` is committed where
-    /// it says.
+    /// A node resolved a write: counted by outcome, then checked.
     pub(crate) fn resolved(
         &mut self,
         w: &World,
@@ -267,7 +299,7 @@ impl Checker {
         result: Result<Option<LogId>, WriteError>,
     ) {
         let Some((op, ack, _)) = w.nodes[id as usize].writes.get(&req).cloned() else {
-            self.violation(w.now, format!("n{id} resolved unknown write {req}"));
+            self.report(w.now, Err(Violation::UnknownWrite { node: id, req }));
             return;
         };
         let key = match (&result, ack) {
@@ -281,25 +313,11 @@ impl Checker {
         };
         *self.resolved.entry(key).or_default() += 1;
         if let (Ok(at), Ack::Quorum | Ack::All) = (result, ack) {
+            let found = self.resolves_where_committed(id, req, ack, at, &op);
+            self.report(w.now, found);
             let Some(at) = at else {
-                self.violation(
-                    w.now,
-                    format!("n{id} resolved {ack:?} write {req} without a position"),
-                );
                 return;
             };
-            match self.committed.get(&at.index) {
-                Some((cid, cop)) if *cid == at && **cop == *op => {}
-                other => {
-                    let other = other.map(|(c, _)| *c);
-                    self.violation(
-                        w.now,
-                        format!(
-                            "n{id} resolved {ack:?} write {req} at {at}, committed there: {other:?}"
-                        ),
-                    );
-                }
-            }
             if ack == Ack::All {
                 self.all_index = self.all_index.max(at.index);
             } else {
@@ -308,8 +326,31 @@ impl Checker {
         }
     }
 
+    /// Invariant: a write resolved at `Quorum` or `All` is committed where
+    /// it says.
+    fn resolves_where_committed(
+        &self,
+        id: MemberId,
+        req: RequestId,
+        ack: Ack,
+        at: Option<LogId>,
+        op: &Op,
+    ) -> Result<(), Violation> {
+        let committed = at.and_then(|at| self.committed.get(&at.index));
+        match (at, committed) {
+            (Some(at), Some((cid, cop))) if *cid == at && **cop == *op => Ok(()),
+            _ => Err(Violation::ResolvedNotCommitted {
+                node: id,
+                req,
+                ack,
+                at,
+                committed: committed.map(|(c, _)| *c),
+            }),
+        }
+    }
+
     /// After every event: a node in Bad serves nothing; a serving node is not
-    /// stale.
+    /// stale, nor mid-snapshot.
     pub(crate) fn check_all(&mut self, w: &World) {
         for id in 0..w.nodes.len() as MemberId {
             let Some(node) = w.nodes[id as usize].node.as_ref() else {
@@ -319,67 +360,113 @@ impl Checker {
                 continue;
             }
             let s = node.status();
-            self.bad_serves_nothing(w, id, s.health);
-            self.not_stale(w, id, w.nodes[id as usize].applied);
-            self.not_mid_snapshot(w, id);
+            self.report(w.now, bad_serves_nothing(id, s.health));
+            let found = self.not_stale(w.now, id, w.nodes[id as usize].applied);
+            self.report(w.now, found);
+            self.report(w.now, not_mid_snapshot(w, id));
         }
     }
 
-    fn bad_serves_nothing(&mut self, w: &World, id: MemberId, health: Health) {
-        if health == Health::Bad {
-            self.violation(w.now, format!("n{id} serves reads in health Bad"));
-        }
-    }
-
-    /// A node serves nothing while it installs a snapshot, nor before it
-    /// has applied past the snapshot's end: its caches are exact only then.
-    fn not_mid_snapshot(&mut self, w: &World, id: MemberId) {
-        let n = &w.nodes[id as usize];
-        if n.installing || n.applied < n.fuzzy_until {
-            let what = format!(
-                "n{id} serves mid-snapshot: installing {}, applied {}, snapshot end {}",
-                n.installing, n.applied, n.fuzzy_until
-            );
-            self.violation(w.now, what);
-        }
-    }
-
-    /// No member serves a value older than the newest completed `All`
-    /// write, nor, more than the lease after it, a completed `Quorum` write.
-    fn not_stale(&mut self, w: &World, id: MemberId, applied: u64) {
-        let cutoff = w.now.saturating_sub(self.lease);
+    /// Invariant: no member serves a value older than the newest completed
+    /// `All` write, nor, more than the lease after it, a completed `Quorum`
+    /// write.
+    fn not_stale(&mut self, now: Duration, id: MemberId, applied: u64) -> Result<(), Violation> {
+        let cutoff = now.saturating_sub(self.lease);
         while let Some((t, i)) = self.quorum.front().copied()
             && t <= cutoff
         {
             self.quorum_index = self.quorum_index.max(i);
             self.quorum.pop_front();
         }
-        let quorum = self.quorum_index;
-        let need = self.all_index.max(quorum);
+        let need = self.all_index.max(self.quorum_index);
         if applied < need {
-            self.violation(
-                w.now,
-                format!(
-                    "n{id} serves stale reads: applied {applied}, a completed write is at {need}"
-                ),
-            );
+            return Err(Violation::StaleRead {
+                node: id,
+                applied,
+                completed: need,
+            });
+        }
+        Ok(())
+    }
+
+    /// At the end of a run: the caches of every node.
+    pub(crate) fn check_stores(&mut self, w: &World) {
+        for id in 0..w.nodes.len() as MemberId {
+            let found = self.caches_committed(w, id);
+            self.report(w.now, found);
         }
     }
 
-    /// The caches of every node hold nothing the committed log does not
+    /// Invariant: a node's caches hold nothing the committed log does not
     /// (a node not serving mid-snapshot may hold newer values: skipped).
-    pub(crate) fn check_stores(&mut self, w: &World) {
-        for (id, n) in w.nodes.iter().enumerate() {
-            let mid_snapshot = n.installing || n.applied < n.fuzzy_until;
-            if n.node.is_none() || mid_snapshot && !w.serving(id as MemberId) {
-                continue;
-            }
-            if let Some(bad) = self.not_in_reference(&n.store, n.applied) {
-                self.violation(
-                    w.now,
-                    format!("n{id} caches {bad} at applied {}", n.applied),
-                );
-            }
+    fn caches_committed(&self, w: &World, id: MemberId) -> Result<(), Violation> {
+        let n = &w.nodes[id as usize];
+        let mid_snapshot = n.installing || n.applied < n.fuzzy_until;
+        if n.node.is_none() || mid_snapshot && !w.serving(id) {
+            return Ok(());
+        }
+        match self.not_in_reference(&n.store, n.applied) {
+            Some(value) => Err(Violation::CacheNotCommitted {
+                node: id,
+                applied: n.applied,
+                value,
+            }),
+            None => Ok(()),
         }
     }
+}
+
+/// Invariant: honest members never send what a node must refuse as a
+/// protocol violation (malformed, or leader traffic from a non-leader).
+fn no_protocol_rejection(
+    id: MemberId,
+    from: MemberId,
+    what: &str,
+    why: Rejection,
+) -> Result<(), Violation> {
+    if why.is_violation() {
+        return Err(Violation::ProtocolRejection {
+            node: id,
+            from,
+            what: what.to_owned(),
+            why,
+        });
+    }
+    Ok(())
+}
+
+/// Invariant: entries apply in order.
+fn applies_in_order(id: MemberId, e: &Entry, applied: u64) -> Result<(), Violation> {
+    if e.id.index != applied + 1 {
+        return Err(Violation::AppliedOutOfOrder {
+            node: id,
+            entry: e.id,
+            after: applied,
+        });
+    }
+    Ok(())
+}
+
+/// Invariant: a node in health Bad serves nothing.
+fn bad_serves_nothing(id: MemberId, health: Health) -> Result<(), Violation> {
+    if health == Health::Bad {
+        return Err(Violation::ServesInBad { node: id });
+    }
+    Ok(())
+}
+
+/// Invariant: a node serves nothing while it installs a snapshot, nor
+/// before it has applied past the snapshot's end: its caches are exact only
+/// then.
+fn not_mid_snapshot(w: &World, id: MemberId) -> Result<(), Violation> {
+    let n = &w.nodes[id as usize];
+    if n.installing || n.applied < n.fuzzy_until {
+        return Err(Violation::ServesMidSnapshot {
+            node: id,
+            installing: n.installing,
+            applied: n.applied,
+            end: n.fuzzy_until,
+        });
+    }
+    Ok(())
 }

@@ -10,16 +10,18 @@
 //! replays one seed with a trace of every input and output.
 
 mod invariants;
+mod violation;
 mod world;
 
 use std::time::{Duration, Instant};
 
 use redhac_membership::Faults;
+use violation::{Found, Violation};
 use world::{Options, World};
 
 /// One seed's outcome.
 struct Run {
-    violations: Vec<String>,
+    violations: Vec<Found>,
     leader_times: Vec<Duration>,
     resolved: std::collections::BTreeMap<&'static str, u64>,
 }
@@ -42,10 +44,10 @@ fn run(opts: Options) -> Run {
             .iter()
             .map(|n| format!("{:?}", n.node.as_ref().map(|n| n.status())))
             .collect();
-        let msg = format!(
-            "no single leader with every node Good within 10 election timeouts of healing: {states:#?}"
-        );
-        w.checker.violations.push(msg);
+        w.checker.violations.push(Found {
+            at: w.now,
+            violation: Violation::NotSettled { states },
+        });
     }
     // Let writes in flight finish, then compare every cache to the log.
     let end = w.now + w.timing.election_timeout;
@@ -78,6 +80,11 @@ fn options(nodes: usize, seed: u64) -> Options {
     }
 }
 
+/// Violations as text, for failure messages.
+fn texts(found: &[Found]) -> Vec<String> {
+    found.iter().map(ToString::to_string).collect()
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -92,7 +99,11 @@ fn campaign(nodes: usize, default_seeds: u64) {
         let mut opts = options(nodes, seed);
         opts.trace = true;
         let r = run(opts);
-        assert!(r.violations.is_empty(), "seed {seed}: {:#?}", r.violations);
+        assert!(
+            r.violations.is_empty(),
+            "seed {seed}: {:#?}",
+            texts(&r.violations)
+        );
         return;
     }
     let seeds = env_u64("REDHAC_SIM_SEEDS").unwrap_or(default_seeds);
@@ -106,7 +117,7 @@ fn campaign(nodes: usize, default_seeds: u64) {
         let r = run(options(nodes, seed));
         if !r.violations.is_empty() {
             violations += r.violations.len();
-            first_failure.get_or_insert((seed, r.violations));
+            first_failure.get_or_insert((seed, texts(&r.violations)));
         }
         times.extend(r.leader_times);
         for (k, v) in r.resolved {
@@ -146,12 +157,18 @@ fn sim_7_nodes() {
 }
 
 /// Runs seeds with a deliberately broken rule until the simulation reports
-/// a violation that mentions `expect`; fails if none does.
-fn caught(faults: Faults, nodes: usize, same_seed: bool, expect: &str) {
+/// a violation that `expect` accepts; fails if none does.
+fn caught(faults: Faults, nodes: usize, same_seed: bool, expect: fn(&Violation) -> bool) {
     caught_within(faults, nodes, same_seed, expect, 40);
 }
 
-fn caught_within(faults: Faults, nodes: usize, same_seed: bool, expect: &str, seeds: u64) {
+fn caught_within(
+    faults: Faults,
+    nodes: usize,
+    same_seed: bool,
+    expect: fn(&Violation) -> bool,
+    seeds: u64,
+) {
     caught_with(faults, nodes, same_seed, expect, seeds, |_| {});
 }
 
@@ -159,7 +176,7 @@ fn caught_with(
     faults: Faults,
     nodes: usize,
     same_seed: bool,
-    expect: &str,
+    expect: fn(&Violation) -> bool,
     seeds: u64,
     tweak: impl Fn(&mut Options),
 ) {
@@ -171,12 +188,12 @@ fn caught_with(
         opts.same_seed = same_seed;
         opts.crash_voters = true;
         let r = run(opts);
-        if let Some(v) = r.violations.iter().find(|v| v.contains(expect)) {
+        if let Some(v) = r.violations.iter().find(|f| expect(&f.violation)) {
             println!("broken rule caught on seed {seed}: {v}");
             return;
         }
     }
-    panic!("{faults:?}: no violation mentioning {expect:?} in {seeds} seeds");
+    panic!("{faults:?}: no expected violation in {seeds} seeds");
 }
 
 #[test]
@@ -185,7 +202,9 @@ fn catches_a_node_voting_twice_in_a_term() {
         vote_twice: true,
         ..Faults::default()
     };
-    caught(faults, 3, true, "two leaders in term");
+    caught(faults, 3, true, |v| {
+        matches!(v, Violation::TwoLeaders { .. })
+    });
 }
 
 #[test]
@@ -196,7 +215,13 @@ fn catches_a_restarted_node_that_reuses_old_terms() {
     };
     // Needs a partition, a crash right after a vote and a second candidacy
     // in the same term to line up: rarer than the other broken rules.
-    caught_within(faults, 5, false, "two leaders in term", 80);
+    caught_within(
+        faults,
+        5,
+        false,
+        |v| matches!(v, Violation::TwoLeaders { .. }),
+        80,
+    );
 }
 
 #[test]
@@ -205,7 +230,9 @@ fn catches_votes_for_a_candidate_missing_entries() {
         skip_up_to_date: true,
         ..Faults::default()
     };
-    caught(faults, 3, false, "without committed entry");
+    caught(faults, 3, false, |v| {
+        matches!(v, Violation::LeaderIncomplete { .. })
+    });
 }
 
 #[test]
@@ -214,7 +241,17 @@ fn catches_a_commit_without_a_majority() {
         commit_without_majority: true,
         ..Faults::default()
     };
-    caught(faults, 3, false, "committed");
+    // Any invariant about what was committed.
+    caught(faults, 3, false, |v| {
+        matches!(
+            v,
+            Violation::LeaderIncomplete { .. }
+                | Violation::AppliedDiverged { .. }
+                | Violation::AppliedUncommitted { .. }
+                | Violation::SnapshotDiverged { .. }
+                | Violation::ResolvedNotCommitted { .. }
+        )
+    });
 }
 
 #[test]
@@ -223,7 +260,9 @@ fn catches_serving_in_bad_health() {
         serve_when_bad: true,
         ..Faults::default()
     };
-    caught(faults, 3, false, "in health Bad");
+    caught(faults, 3, false, |v| {
+        matches!(v, Violation::ServesInBad { .. })
+    });
 }
 
 #[test]
@@ -232,7 +271,9 @@ fn catches_all_writes_that_ignore_leases() {
         all_ignores_leases: true,
         ..Faults::default()
     };
-    caught(faults, 3, false, "stale reads");
+    caught(faults, 3, false, |v| {
+        matches!(v, Violation::StaleRead { .. })
+    });
 }
 
 #[test]
@@ -241,7 +282,9 @@ fn catches_a_lease_renewed_while_lagging() {
         renew_when_lagging: true,
         ..Faults::default()
     };
-    caught(faults, 3, false, "stale reads");
+    caught(faults, 3, false, |v| {
+        matches!(v, Violation::StaleRead { .. })
+    });
 }
 
 #[test]
@@ -252,9 +295,14 @@ fn catches_a_lease_kept_while_installing_a_snapshot() {
     };
     // Needs a follower that falls behind the log's start while its lease
     // still runs: a tiny log makes that common.
-    caught_with(faults, 3, false, "serves mid-snapshot", 40, |o| {
-        o.log_capacity = 2;
-    });
+    caught_with(
+        faults,
+        3,
+        false,
+        |v| matches!(v, Violation::ServesMidSnapshot { .. }),
+        40,
+        |o| o.log_capacity = 2,
+    );
 }
 
 #[test]
@@ -263,5 +311,7 @@ fn catches_a_cluster_that_never_elects_again() {
         vote_delay_forever: true,
         ..Faults::default()
     };
-    caught(faults, 3, false, "no single leader");
+    caught(faults, 3, false, |v| {
+        matches!(v, Violation::NotSettled { .. })
+    });
 }

@@ -699,7 +699,6 @@ impl World {
         }
         self.nodes[victim as usize].node = None;
         self.nodes[victim as usize].serving_until = None;
-        self.checker.crashed(victim);
         if was_leader {
             self.crash_of_leader = Some(self.now);
         }

@@ -1,0 +1,56 @@
+//! What a node is built from.
+
+#[cfg(feature = "faults")]
+use crate::faults::Faults;
+use crate::timing::Timing;
+use crate::types::{MemberId, Term};
+
+/// What a node is built from.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// This member's index in the member list.
+    pub me: MemberId,
+    /// How many members the list has.
+    pub members: usize,
+    /// Timeouts and limits.
+    pub timing: Timing,
+    /// Seed of the node's random timeouts. Mixed with `me`, so members given
+    /// the same seed still draw different timeouts.
+    pub seed: u64,
+    /// The lowest term this incarnation may vote or stand in: the wall clock
+    /// at start in milliseconds times 1024 ([`Config::wall_clock_floor`]).
+    /// Votes live in memory, so without it a restarted member could vote
+    /// twice in a term, or a majority that restarted at once could reuse a
+    /// term an older leader still holds entries of. With it, every term a
+    /// restarted member takes part in is newer than any before its start,
+    /// as long as the members' clocks agree within the time a restart takes.
+    /// (A healthy leader that meets a restarted member's higher term stands
+    /// again above it at once, so a restart costs a round trip, not an
+    /// election timeout.)
+    pub term_floor: Term,
+    /// Rules to break on purpose, so the simulation can show it catches
+    /// each broken invariant. All off by default; never set them otherwise.
+    #[cfg(feature = "faults")]
+    #[doc(hidden)]
+    pub faults: Faults,
+}
+
+impl Config {
+    /// A member `me` of `members`, with `timing` and a timer seed.
+    pub fn new(me: MemberId, members: usize, timing: Timing, seed: u64) -> Self {
+        Self {
+            me,
+            members,
+            timing,
+            seed,
+            term_floor: 0,
+            #[cfg(feature = "faults")]
+            faults: Faults::default(),
+        }
+    }
+
+    /// The floor for a member starting at `unix_millis` (wall clock).
+    pub fn wall_clock_floor(unix_millis: u64) -> Term {
+        unix_millis.saturating_mul(1024)
+    }
+}

@@ -1,0 +1,39 @@
+//! Rules broken on purpose, behind the `faults` feature, so the simulation
+//! can show it catches each broken invariant.
+
+/// Deliberately broken rules, for the simulation's own tests. Exists only
+/// with the `faults` feature; all off by default.
+#[cfg(feature = "faults")]
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[allow(missing_docs)]
+pub struct Faults {
+    pub vote_twice: bool,
+    pub skip_up_to_date: bool,
+    pub commit_without_majority: bool,
+    pub serve_when_bad: bool,
+    pub all_ignores_leases: bool,
+    pub renew_when_lagging: bool,
+    pub vote_delay_forever: bool,
+    pub no_vote_delay: bool,
+    pub no_term_floor: bool,
+    pub keep_lease_while_installing: bool,
+}
+
+/// Whether `$holder.faults` breaks `$rule` on purpose.
+#[cfg(feature = "faults")]
+macro_rules! broken {
+    ($holder:expr, $rule:ident) => {
+        $holder.faults.$rule
+    };
+}
+
+/// Without the `faults` feature no rule is broken: the checks compile away.
+#[cfg(not(feature = "faults"))]
+macro_rules! broken {
+    ($holder:expr, $rule:ident) => {
+        false
+    };
+}
+
+pub(crate) use broken;

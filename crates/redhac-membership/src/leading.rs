@@ -1,0 +1,91 @@
+//! The leader's own state: it exists only while this node leads, created
+//! when it wins an election and dropped when it steps down.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::progress::Progress;
+use crate::quorum;
+use crate::types::{Index, MemberId, RequestId};
+
+/// What only a leader keeps.
+#[derive(Debug, Clone)]
+pub(crate) struct Leading {
+    /// Each linked follower's progress.
+    pub(crate) progress: BTreeMap<MemberId, Progress>,
+    /// When this node won its term.
+    pub(crate) since: Duration,
+    /// Index of the leader's first entry in its term; it serves after that
+    /// entry is committed.
+    pub(crate) term_start: Index,
+    /// The commit index moved since the last flush: tell every follower.
+    pub(crate) commit_dirty: bool,
+    /// `All` writes waiting for every member: (origin, request, index);
+    /// origin `None` is this node.
+    pub(crate) awaiting_all: Vec<(Option<MemberId>, RequestId, Index)>,
+    /// Handing over to (member, deadline).
+    pub(crate) transfer: Option<(MemberId, Duration)>,
+}
+
+impl Leading {
+    /// Leading from `now`, its term starting at `term_start`, with each of
+    /// `peers` probed from there. The election counts as contact with each,
+    /// as grace for check-quorum.
+    pub(crate) fn new(
+        peers: impl Iterator<Item = MemberId>,
+        term_start: Index,
+        now: Duration,
+    ) -> Self {
+        let progress = peers
+            .map(|p| {
+                let mut pr = Progress::new(term_start, now);
+                pr.last_ack = Some(now);
+                (p, pr)
+            })
+            .collect();
+        Self {
+            progress,
+            since: now,
+            term_start,
+            commit_dirty: false,
+            awaiting_all: Vec::new(),
+            transfer: None,
+        }
+    }
+
+    /// Whether it orders new writes: not while handing over.
+    pub(crate) fn takes_writes(&self) -> bool {
+        self.transfer.is_none()
+    }
+
+    /// The largest index a majority of `members` holds, the leader's log
+    /// ending at `last`.
+    pub(crate) fn quorum_matched(&self, last: Index, members: usize) -> Option<Index> {
+        let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
+        matched.push(last);
+        quorum::quorum_value(&mut matched, members)
+    }
+
+    /// The latest time by which a majority was heard, the leader now.
+    pub(crate) fn quorum_heard(&self, now: Duration, members: usize) -> Option<Duration> {
+        let mut acks: Vec<Duration> = self.progress.values().filter_map(|p| p.last_ack).collect();
+        acks.push(now);
+        quorum::quorum_value(&mut acks, members)
+    }
+
+    /// The newest leader stamp a majority echoed, the leader's own now.
+    pub(crate) fn quorum_stamp(&self, now: Duration, members: usize) -> Option<Duration> {
+        let mut stamps: Vec<Duration> = self.progress.values().filter_map(|p| p.stamp).collect();
+        stamps.push(now);
+        quorum::quorum_value(&mut stamps, members)
+    }
+
+    /// The start of the oldest snapshot still streaming.
+    pub(crate) fn oldest_stream(&self) -> Option<Index> {
+        self.progress
+            .values()
+            .filter_map(|p| p.streaming)
+            .map(|s| s.index)
+            .min()
+    }
+}

@@ -1,0 +1,80 @@
+//! Links to peers coming up and going down, and health by links.
+
+use std::time::Duration;
+
+use crate::events::Output;
+use crate::message::PeerHello;
+use crate::node::Node;
+use crate::progress::Progress;
+use crate::quorum;
+use crate::types::{Health, MemberId, Role};
+
+impl Node {
+    pub(crate) fn connected(&mut self, peer: MemberId, hello: PeerHello) {
+        if peer == self.me || peer as usize >= self.members {
+            return;
+        }
+        let before = self.links.len();
+        self.links.insert(peer, hello);
+        if let Some(lead) = self.leading.as_mut() {
+            let next = self.log.last().index + 1;
+            let p = Progress::relinked(next, self.now, lead.progress.get(&peer));
+            lead.progress.insert(peer, p);
+        }
+        self.update_health();
+        // Fast start: no leader known and a majority just linked, or every
+        // member (a cold cluster may then vote at once).
+        let majority = quorum::majority(self.members);
+        let just_majority = before + 1 < majority && self.links.len() + 1 >= majority;
+        let just_all = self.links.len() + 1 == self.members && before < self.links.len();
+        let fast = self.timing.fast_election;
+        if self.leader.is_none()
+            && self.role == Role::Follower
+            && (just_majority || just_all)
+            && self.election_at > self.now + fast
+        {
+            // One draw: a second one would bunch the members' starts together.
+            self.election_at = self.now + self.rng.between(Duration::ZERO, fast);
+        }
+    }
+
+    pub(crate) fn disconnected(&mut self, peer: MemberId) {
+        if self.links.remove(&peer).is_none() {
+            return;
+        }
+        if let Some(p) = self.progress_mut(peer) {
+            p.link_lost();
+        }
+        self.requeue_forwarded_to(peer);
+        if self.leader == Some(peer) && self.role != Role::Leader {
+            // Its link closed: it may have crashed. Look for a new leader
+            // as soon as the vote guard allows, not a whole timeout later.
+            self.leader = None;
+            let at = self.now + self.rng.between(Duration::ZERO, self.timing.fast_election);
+            self.election_at = self.election_at.min(at);
+            self.report_state();
+        }
+        self.update_health();
+    }
+
+    /// Health by links; Bad clears the caches and stops serving.
+    pub(crate) fn update_health(&mut self) {
+        let health = quorum::health(self.links.len() + 1, self.members);
+        if health == self.health {
+            return;
+        }
+        self.health = health;
+        self.out.push(Output::Health(health));
+        if health == Health::Bad {
+            // Cut off from a majority: nothing here can be proven current.
+            // The log stays (it still counts in elections); the caches go,
+            // and refill from entries applied from now on.
+            self.out.push(Output::InvalidateAll);
+            self.needs_snapshot = true;
+            self.drop_lease_in_bad();
+            if self.role == Role::Leader {
+                self.step_down();
+            }
+        }
+    }
+}

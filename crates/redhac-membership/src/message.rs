@@ -1,0 +1,187 @@
+//! The messages cores send each other over the runtime's links.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::types::{Ack, Entry, Index, LogId, Op, RequestId, Term};
+
+/// What a peer said about itself when its link came up. The whole-cluster
+/// cold start rule needs it: a member that (re)started may vote at once only
+/// when every member reports term 0 and an empty log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerHello {
+    /// The peer's term.
+    pub term: Term,
+    /// The peer's last log entry.
+    pub last: LogId,
+}
+
+/// A message between cores. The runtime carries them over its links, in
+/// order per link; a link reset may lose those in flight (both ends are then
+/// told, by `Disconnected`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    /// Would you vote for me in `term`? Changes no state on the receiver.
+    PreVote {
+        /// The term the sender would stand in (its term + 1).
+        term: Term,
+        /// The sender's last entry.
+        last: LogId,
+    },
+    /// Answer to `PreVote`.
+    PreVoteReply {
+        /// The term asked about.
+        term: Term,
+        /// Whether the receiver would vote.
+        granted: bool,
+    },
+    /// Vote for me in `term`.
+    Vote {
+        /// The candidate's term.
+        term: Term,
+        /// The candidate's last entry.
+        last: LogId,
+        /// Sent after the leader's `TimeoutNow`: voters skip the live-leader
+        /// guard, since that leader has stopped.
+        transfer: bool,
+    },
+    /// Answer to `Vote`.
+    VoteReply {
+        /// The voter's term.
+        term: Term,
+        /// Whether it voted for the candidate.
+        granted: bool,
+    },
+    /// Entries (possibly none: a heartbeat) from the leader.
+    Append(Append),
+    /// Answer to `Append` or to a snapshot.
+    AppendReply(AppendReply),
+    /// One part of the leader's caches, streamed after `SendSnapshot`.
+    Snapshot(SnapshotChunk),
+    /// A write made on a follower, for the leader to order.
+    Forward {
+        /// The follower's request id.
+        id: RequestId,
+        /// The change.
+        op: Arc<Op>,
+        /// Its ack level.
+        ack: Ack,
+    },
+    /// The leader ordered a forwarded write at `at`.
+    Accepted {
+        /// The follower's request id.
+        id: RequestId,
+        /// Where the leader put it.
+        at: LogId,
+    },
+    /// The receiver is not the leader; the sender should route again.
+    Refused {
+        /// The follower's request id.
+        id: RequestId,
+    },
+    /// Tell me when every member applied `index` or stopped serving (an
+    /// `All` write made on a follower).
+    AwaitAll {
+        /// The follower's request id.
+        id: RequestId,
+        /// The entry's index.
+        index: Index,
+    },
+    /// Every member applied the entry at `index` or stopped serving.
+    AllDone {
+        /// The follower's request id.
+        id: RequestId,
+        /// The entry's index: a write forwarded twice (its link reset before
+        /// the answer came) is done only where it was last ordered.
+        index: Index,
+    },
+    /// Graceful handover: start an election at once.
+    TimeoutNow {
+        /// The leader's term.
+        term: Term,
+    },
+}
+
+impl Message {
+    /// A short name for logs and metrics.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Message::PreVote { .. } => "pre_vote",
+            Message::PreVoteReply { .. } => "pre_vote_reply",
+            Message::Vote { .. } => "vote",
+            Message::VoteReply { .. } => "vote_reply",
+            Message::Append(_) => "append",
+            Message::AppendReply(_) => "append_reply",
+            Message::Snapshot { .. } => "snapshot",
+            Message::Forward { .. } => "forward",
+            Message::Accepted { .. } => "accepted",
+            Message::Refused { .. } => "refused",
+            Message::AwaitAll { .. } => "await_all",
+            Message::AllDone { .. } => "all_done",
+            Message::TimeoutNow { .. } => "timeout_now",
+        }
+    }
+}
+
+/// Entries (possibly none: a heartbeat) from the leader.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Append {
+    /// The leader's term.
+    pub term: Term,
+    /// The entry just before `entries`.
+    pub prev: LogId,
+    /// Entries in order.
+    pub entries: Vec<Entry>,
+    /// The leader's commit index.
+    pub commit: Index,
+    /// The leader's clock when it sent this; echoed in the reply.
+    pub stamp: Duration,
+    /// The follower's own stamp from its latest reply the leader
+    /// received, echoed back; the follower's read lease counts from it.
+    pub echo: Option<Duration>,
+    /// Whether the leader held its own lease when sending: only then does
+    /// this message renew the follower's lease.
+    pub lease: bool,
+}
+
+/// One part of a snapshot: the leader's runtime streams its caches in
+/// chunks numbered from 0, the last one carrying `end`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The leader's term.
+    pub term: Term,
+    /// The caches held exactly the entries up to here when the stream began.
+    pub last: LogId,
+    /// The chunk's number in its stream, from 0.
+    pub seq: u64,
+    /// On the last chunk only: the leader's
+    /// [`Node::caches_through`](crate::Node::caches_through) when it was cut.
+    /// Entries applied while streaming may show in the chunks (a fuzzy
+    /// snapshot); every entry that can is at most `end`, and replaying the
+    /// log from `last` on makes the caches exact again.
+    pub end: Option<Index>,
+    /// Entries of the caches, encoded by the runtime; opaque to the core.
+    pub data: Arc<Vec<u8>>,
+}
+
+/// A follower's answer to `Append` or to a snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendReply {
+    /// The follower's term.
+    pub term: Term,
+    /// Whether the entries were accepted.
+    pub ok: bool,
+    /// Accepted: the follower holds the leader's log up to here.
+    /// Rejected: a hint where to resume (the follower's last index).
+    pub last: Index,
+    /// Up to where the follower has applied entries to its caches.
+    pub applied: Index,
+    /// The follower's caches were cleared and need a snapshot.
+    pub needs_snapshot: bool,
+    /// The leader's stamp echoed back; zero in the answer to a snapshot.
+    pub stamp: Duration,
+    /// The follower's clock when it sent this reply.
+    pub own: Duration,
+    /// Whether the append carried entries (frames in flight count).
+    pub batch: bool,
+}
