@@ -17,8 +17,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use redhac_membership::{
-    Ack, Config, Input, LogId, MemberId, Message, Node, NodeStatus, Op, Output, PeerHello, Role,
-    SnapshotChunk, Timing, WriteError,
+    Ack, Input, LogId, MemberId, Message, Node, NodeConfig, NodeRole, NodeStatus, Op, Output,
+    PeerHello, SnapshotChunk, Timing, WriteError,
 };
 use redhac_store::{CacheOptions, Origin, Store};
 use serde::{Deserialize, Serialize};
@@ -265,9 +265,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         .as_millis() as u64;
     for me in 0..MEMBERS as MemberId {
         // Any seed that differs between starts will do; the core mixes in `me`.
-        let mut config = Config::new(me, MEMBERS, timing, wall_ms);
+        let mut config = NodeConfig::new(me, MEMBERS, timing, wall_ms);
         // Votes live in memory: a restarted member must not reuse a term.
-        config.term_floor = Config::wall_clock_floor(wall_ms);
+        config.term_floor = NodeConfig::wall_clock_floor(wall_ms);
         let node = Node::new(config, Duration::ZERO);
         let mut store = Store::builder();
         store.add::<Session>(CACHE, CacheOptions::default().max_capacity(10_000))?;
@@ -299,7 +299,10 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let what = "one leader that every member follows, all serving";
     let (leader, term) = wait_for(what, Duration::from_secs(10), || {
         let v: Vec<View> = views.iter().map(|r| r.borrow().clone()).collect();
-        let leaders: Vec<&View> = v.iter().filter(|x| x.status.role == Role::Leader).collect();
+        let leaders: Vec<&View> = v
+            .iter()
+            .filter(|x| x.status.role == NodeRole::Leader)
+            .collect();
         let [l] = leaders.as_slice() else { return None };
         let (me, term) = (l.status.me, l.status.term);
         let agreed = v

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use redhac_membership::{
-    Ack, Append, AppendReply, Config, Entry, Input, LogId, Message, Node, Op, Output, PeerHello, SnapshotChunk, Timing,
+    Ack, Append, AppendReply, NodeConfig, Entry, Input, LogId, Message, Node, Op, Output, PeerHello, SnapshotChunk, Timing,
 };
 
 /// Reads the fuzzer's bytes as small numbers.
@@ -105,7 +105,7 @@ impl Bytes<'_> {
 
 fuzz_target!(|data: &[u8]| {
     let mut bytes = Bytes(data);
-    let mut node = Node::new(Config::new(1, 3, Timing::new(Duration::from_secs(1)), 3), Duration::ZERO);
+    let mut node = Node::new(NodeConfig::new(1, 3, Timing::new(Duration::from_secs(1)), 3), Duration::ZERO);
     let mut now = Duration::ZERO;
     let mut applied = 0;
     while let (Some(advance), Some(input)) = (bytes.ms(), bytes.input()) {

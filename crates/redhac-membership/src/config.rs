@@ -7,7 +7,7 @@ use crate::types::{MemberId, Term};
 
 /// What a node is built from.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub struct NodeConfig {
     /// This member's index in the member list.
     pub me: MemberId,
     /// How many members the list has.
@@ -18,7 +18,7 @@ pub struct Config {
     /// the same seed still draw different timeouts.
     pub seed: u64,
     /// The lowest term this incarnation may vote or stand in: the wall clock
-    /// at start in milliseconds times 1024 ([`Config::wall_clock_floor`]).
+    /// at start in milliseconds times 1024 ([`NodeConfig::wall_clock_floor`]).
     /// Votes live in memory, so without it a restarted member could vote
     /// twice in a term, or a majority that restarted at once could reuse a
     /// term an older leader still holds entries of. With it, every term a
@@ -35,7 +35,7 @@ pub struct Config {
     pub faults: Faults,
 }
 
-impl Config {
+impl NodeConfig {
     /// A member `me` of `members`, with `timing` and a timer seed.
     pub fn new(me: MemberId, members: usize, timing: Timing, seed: u64) -> Self {
         Self {

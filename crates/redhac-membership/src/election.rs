@@ -9,7 +9,7 @@ use crate::leading::Leading;
 use crate::message::Message;
 use crate::node::Node;
 use crate::quorum::{self, VoteResult};
-use crate::types::{LogId, MemberId, Op, Role, Term};
+use crate::types::{LogId, MemberId, NodeRole, Op, Term};
 
 impl Node {
     /// Whether this node may vote (for itself included) yet.
@@ -18,7 +18,7 @@ impl Node {
     /// waits out the vote guard `G` from its start: a leader it heard before
     /// may still serve reads under its lease. A whole-cluster cold start,
     /// where no leader can exist, elects at once. (Terms start at a wall-clock
-    /// floor, so forgotten votes cannot be cast twice: see `Config::term_floor`.)
+    /// floor, so forgotten votes cannot be cast twice: see `NodeConfig::term_floor`.)
     pub(crate) fn may_vote(&self) -> bool {
         if broken!(self, vote_delay_forever) {
             return self.cluster_is_cold();
@@ -45,7 +45,7 @@ impl Node {
     /// Heard the leader less than the vote guard ago (or leads): the leader
     /// may still serve reads, so vote for no one else.
     pub(crate) fn leader_guard(&self) -> bool {
-        self.role == Role::Leader
+        self.role == NodeRole::Leader
             || self
                 .heard_leader
                 .is_some_and(|t| self.now < t + self.timing.vote_guard)
@@ -54,7 +54,7 @@ impl Node {
     /// An open link to a leader that was heard within the election timeout:
     /// the pre-vote's live-leader rule. One lost link never unseats a leader.
     fn live_leader(&self) -> bool {
-        self.role == Role::Leader
+        self.role == NodeRole::Leader
             || (self.leader.is_some_and(|l| self.links.contains_key(&l))
                 && self
                     .heard_leader
@@ -87,8 +87,8 @@ impl Node {
         if self.links.len() + 1 < quorum::majority(self.members) {
             return; // cannot win; health is Bad and stays quiet
         }
-        if self.role != Role::PreCandidate {
-            self.role = Role::PreCandidate;
+        if self.role != NodeRole::PreCandidate {
+            self.role = NodeRole::PreCandidate;
             self.report_state();
         }
         self.votes.clear();
@@ -129,7 +129,7 @@ impl Node {
             // A voter's floor: stand at least there.
             self.floor = self.floor.max(term);
         }
-        if self.role != Role::PreCandidate || term != self.next_term() {
+        if self.role != NodeRole::PreCandidate || term != self.next_term() {
             return;
         }
         self.votes.insert(from, granted);
@@ -155,7 +155,7 @@ impl Node {
         match self.tally() {
             VoteResult::Won => self.start_candidacy(false),
             VoteResult::Lost => {
-                self.role = Role::Follower;
+                self.role = NodeRole::Follower;
                 self.report_state();
             }
             VoteResult::Pending => {}
@@ -166,7 +166,7 @@ impl Node {
     pub(crate) fn start_candidacy(&mut self, transfer: bool) {
         self.term = self.next_term();
         self.voted_for = Some(self.me);
-        self.role = Role::Candidate;
+        self.role = NodeRole::Candidate;
         self.leader = None;
         self.heard_leader = None;
         self.drop_lease();
@@ -210,7 +210,7 @@ impl Node {
         }
         let granted = (self.voted_for.is_none_or(|v| v == from) || broken!(self, vote_twice))
             && self.up_to_date(last)
-            && self.role != Role::Leader;
+            && self.role != NodeRole::Leader;
         if granted {
             self.voted_for = Some(from);
             self.election_at = self.now + self.random_timeout();
@@ -229,7 +229,7 @@ impl Node {
             // term, and otherwise its replies depose it.
             self.floor = self.floor.max(term);
         }
-        if self.role != Role::Candidate || term < self.term || (granted && term != self.term) {
+        if self.role != NodeRole::Candidate || term < self.term || (granted && term != self.term) {
             return;
         }
         self.votes.insert(from, granted);
@@ -238,7 +238,7 @@ impl Node {
             VoteResult::Lost => {
                 // A split vote: try again soon, after a random pause that
                 // makes another tie unlikely, rather than a whole timeout.
-                self.role = Role::Follower;
+                self.role = NodeRole::Follower;
                 let f = self.timing.fast_election;
                 self.election_at = self.now + self.rng.between(f, f * 6);
                 self.report_state();
@@ -248,7 +248,7 @@ impl Node {
     }
 
     fn become_leader(&mut self) {
-        self.role = Role::Leader;
+        self.role = NodeRole::Leader;
         // Its caches are what the cluster has now; no one can send it more.
         self.needs_snapshot = false;
         // A half-installed snapshot may hold a key at an older value than
@@ -270,14 +270,14 @@ impl Node {
 
     /// Follows `term` (newer or equal), with `leader` when known.
     pub(crate) fn become_follower(&mut self, term: Term, leader: Option<MemberId>) {
-        let changed = term != self.term || self.role != Role::Follower || self.leader != leader;
+        let changed = term != self.term || self.role != NodeRole::Follower || self.leader != leader;
         if term > self.term {
             self.term = term;
             self.voted_for = None;
             self.drop_lease();
         }
         self.leading = None;
-        self.role = Role::Follower;
+        self.role = NodeRole::Follower;
         self.leader = leader;
         if changed {
             self.report_state();

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::message::{Message, PeerHello};
-use crate::types::{Ack, Entry, Health, LogId, MemberId, Op, RequestId, Role, Term, WriteError};
+use crate::types::{
+    Ack, Entry, Health, LogId, MemberId, NodeRole, Op, RequestId, Term, WriteError,
+};
 
 /// What the runtime feeds the core. Every input comes with the time.
 #[derive(Debug, Clone, PartialEq)]
@@ -110,7 +112,7 @@ pub enum Output {
         /// The term.
         term: Term,
         /// The role.
-        role: Role,
+        role: NodeRole,
         /// The leader, when known.
         leader: Option<MemberId>,
     },

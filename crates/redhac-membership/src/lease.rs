@@ -31,7 +31,7 @@ use crate::leading::Leading;
 use crate::message::Append;
 use crate::node::Node;
 use crate::timing::Timing;
-use crate::types::{Health, MemberId, Role};
+use crate::types::{Health, MemberId, NodeRole};
 
 /// A follower's lease, and what the runtime was last told.
 #[derive(Debug, Clone, Default)]
@@ -49,9 +49,9 @@ impl Node {
             return None;
         }
         match self.role {
-            Role::Leader => self.leader_lease(),
-            Role::Follower => self.lease.until,
-            Role::PreCandidate | Role::Candidate => None,
+            NodeRole::Leader => self.leader_lease(),
+            NodeRole::Follower => self.lease.until,
+            NodeRole::PreCandidate | NodeRole::Candidate => None,
         }
     }
 

@@ -11,10 +11,10 @@
 //!
 //! ```
 //! use std::{sync::Arc, time::Duration};
-//! use redhac_membership::{Ack, Config, Input, Node, Op, Output, Timing};
+//! use redhac_membership::{Ack, NodeConfig, Input, Node, Op, Output, Timing};
 //!
 //! // A cluster of one: it elects itself and commits at once.
-//! let mut node = Node::new(Config::new(0, 1, Timing::default(), 42), Duration::ZERO);
+//! let mut node = Node::new(NodeConfig::new(0, 1, Timing::default(), 42), Duration::ZERO);
 //! let later = Duration::from_secs(5); // after the restart vote delay
 //! node.step(later, Input::Tick);
 //! let op = Arc::new(Op::Put { cache: "c".into(), key: "k".into(), value: b"v".to_vec(), ttl_ms: None });
@@ -36,8 +36,8 @@
 //! - [`Input::Propose`] for the application's writes, [`Input::Shutdown`]
 //!   before stopping.
 //!
-//! Build each incarnation's [`Config`] with [`Config::term_floor`] set from
-//! the wall clock ([`Config::wall_clock_floor`]): terms live in memory, and
+//! Build each incarnation's [`NodeConfig`] with [`NodeConfig::term_floor`] set from
+//! the wall clock ([`NodeConfig::wall_clock_floor`]): terms live in memory, and
 //! the floor is what keeps a restarted member from reusing them.
 //!
 //! `now` is a monotonic clock of this process (any epoch). Nodes never compare
@@ -68,7 +68,7 @@
 //! - *Vote guard*: a member that heard the leader less than `G` ago votes for
 //!   no one else (except after the leader's `TimeoutNow`).
 //! - *Restarts*: votes live in memory, so each incarnation starts its terms at
-//!   a wall-clock floor ([`Config::term_floor`]) and never votes or stands
+//!   a wall-clock floor ([`NodeConfig::term_floor`]) and never votes or stands
 //!   below it: a restarted member cannot vote twice in a term or reuse one.
 //!   A healthy leader that meets such a higher term stands again above it
 //!   at once (as its own handover), so a restart costs a round trip, not an
@@ -157,7 +157,7 @@ mod writes;
 #[cfg(test)]
 mod tests;
 
-pub use config::Config;
+pub use config::NodeConfig;
 pub use events::{Input, Output, Rejection};
 #[cfg(feature = "faults")]
 pub use faults::Faults;
@@ -166,5 +166,5 @@ pub use message::{Append, AppendReply, Message, PeerHello, SnapshotChunk};
 pub use node::{Node, NodeStatus, PeerStatus};
 pub use timing::Timing;
 pub use types::{
-    Ack, Entry, Health, Index, LogId, MemberId, Op, RequestId, Role, Term, WriteError,
+    Ack, Entry, Health, Index, LogId, MemberId, NodeRole, Op, RequestId, Term, WriteError,
 };

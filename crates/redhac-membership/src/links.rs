@@ -7,7 +7,7 @@ use crate::message::PeerHello;
 use crate::node::Node;
 use crate::progress::Progress;
 use crate::quorum;
-use crate::types::{Health, MemberId, Role};
+use crate::types::{Health, MemberId, NodeRole};
 
 impl Node {
     pub(crate) fn connected(&mut self, peer: MemberId, hello: PeerHello) {
@@ -29,7 +29,7 @@ impl Node {
         let just_all = self.links.len() + 1 == self.members && before < self.links.len();
         let fast = self.timing.fast_election;
         if self.leader.is_none()
-            && self.role == Role::Follower
+            && self.role == NodeRole::Follower
             && (just_majority || just_all)
             && self.election_at > self.now + fast
         {
@@ -46,7 +46,7 @@ impl Node {
             p.link_lost();
         }
         self.requeue_forwarded_to(peer);
-        if self.leader == Some(peer) && self.role != Role::Leader {
+        if self.leader == Some(peer) && self.role != NodeRole::Leader {
             // Its link closed: it may have crashed. Look for a new leader
             // as soon as the vote guard allows, not a whole timeout later.
             self.leader = None;
@@ -72,7 +72,7 @@ impl Node {
             self.out.push(Output::InvalidateAll);
             self.needs_snapshot = true;
             self.drop_lease_in_bad();
-            if self.role == Role::Leader {
+            if self.role == NodeRole::Leader {
                 self.step_down();
             }
         }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::Config;
+use crate::config::NodeConfig;
 use crate::events::{Input, Output, Rejection};
 #[cfg(feature = "faults")]
 use crate::faults::Faults;
@@ -16,7 +16,7 @@ use crate::progress::Progress;
 use crate::quorum;
 use crate::rng::Rng;
 use crate::timing::Timing;
-use crate::types::{Health, Index, LogId, MemberId, RequestId, Role, Term};
+use crate::types::{Health, Index, LogId, MemberId, NodeRole, RequestId, Term};
 use crate::writes::Pending;
 
 /// One member's view, for status pages.
@@ -40,7 +40,7 @@ pub struct NodeStatus {
     /// The term.
     pub term: Term,
     /// The role.
-    pub role: Role,
+    pub role: NodeRole,
     /// The leader, when known.
     pub leader: Option<MemberId>,
     /// Health by links.
@@ -71,7 +71,7 @@ pub struct Node {
 
     pub(crate) term: Term,
     pub(crate) voted_for: Option<MemberId>,
-    pub(crate) role: Role,
+    pub(crate) role: NodeRole,
     pub(crate) leader: Option<MemberId>,
     /// The leader of the latest term one was known of, kept when its link
     /// drops: no one else may lead that term.
@@ -113,7 +113,7 @@ pub struct Node {
 
 impl Node {
     /// A node that starts now, with an empty log at term 0, knowing no leader.
-    pub fn new(config: Config, now: Duration) -> Self {
+    pub fn new(config: NodeConfig, now: Duration) -> Self {
         let timing = config.timing;
         let mut rng = Rng::new(config.seed, config.me);
         let members = config.members.max(1);
@@ -134,7 +134,7 @@ impl Node {
             started: now,
             term: floor,
             voted_for: None,
-            role: Role::Follower,
+            role: NodeRole::Follower,
             leader: None,
             term_leader: None,
             heard_leader: None,
@@ -176,7 +176,7 @@ impl Node {
             Input::Shutdown => self.shutdown(),
         }
         self.settle();
-        if self.role == Role::Leader {
+        if self.role == NodeRole::Leader {
             self.flush();
         }
         self.report_serving();
@@ -222,7 +222,7 @@ impl Node {
     /// When the core next needs a `Tick` (this node's clock): the runtime may
     /// tick more often, but ticking at this time keeps elections prompt.
     pub fn next_deadline(&self) -> Duration {
-        if self.role == Role::Leader {
+        if self.role == NodeRole::Leader {
             self.now + self.timing.heartbeat / 2
         } else {
             self.election_at.max(self.now)
@@ -281,7 +281,7 @@ impl Node {
     }
 
     fn tick(&mut self) {
-        if self.role == Role::Leader {
+        if self.role == NodeRole::Leader {
             self.leader_tick();
         } else if self.now >= self.election_at {
             self.try_election();

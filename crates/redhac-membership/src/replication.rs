@@ -8,7 +8,7 @@ use crate::events::{Output, Rejection};
 use crate::faults::broken;
 use crate::message::{Append, AppendReply, Message};
 use crate::node::Node;
-use crate::types::{Entry, Index, LogId, MemberId, Op, Role, Term};
+use crate::types::{Entry, Index, LogId, MemberId, NodeRole, Op, Term};
 
 /// Entry terms never decrease along a log and never exceed the term of the
 /// leader that sends them.
@@ -190,7 +190,7 @@ impl Node {
     }
 
     fn heard_from_leader(&mut self, from: MemberId, term: Term) {
-        if term > self.term || self.role != Role::Follower || self.leader != Some(from) {
+        if term > self.term || self.role != NodeRole::Follower || self.leader != Some(from) {
             self.become_follower(term, Some(from));
         }
         self.term_leader = Some((term, from));
@@ -251,7 +251,7 @@ impl Node {
             self.higher_term_seen(r.term);
             return;
         }
-        if self.role != Role::Leader || r.term < self.term {
+        if self.role != NodeRole::Leader || r.term < self.term {
             return;
         }
         let (now, retry) = (self.now, self.timing.election_timeout);

@@ -158,18 +158,19 @@ impl fmt::Display for WriteError {
 
 /// Health by links (the original redhac's three levels).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub enum Health {
-    /// Links to every member.
+    /// Links to every member (always, for a standalone cache).
     Good,
     /// Links to a majority, this member included.
     Degraded,
-    /// Fewer: caches invalidated, writes refused.
+    /// Fewer: the member clears its caches and refuses writes.
     Bad,
 }
 
 /// A node's role in its term.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Role {
+pub enum NodeRole {
     /// Follows a leader, or waits for one.
     Follower,
     /// Asks whether it would win (pre-vote); its term is unchanged.

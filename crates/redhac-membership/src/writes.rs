@@ -16,7 +16,9 @@ use crate::faults::broken;
 use crate::leading::Leading;
 use crate::message::Message;
 use crate::node::Node;
-use crate::types::{Ack, Health, Index, LogId, MemberId, Op, RequestId, Role, Term, WriteError};
+use crate::types::{
+    Ack, Health, Index, LogId, MemberId, NodeRole, Op, RequestId, Term, WriteError,
+};
 
 /// Where a write is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,7 +254,7 @@ impl Node {
                         id,
                         result: Ok(Some(at)),
                     });
-                } else if self.role != Role::Leader
+                } else if self.role != NodeRole::Leader
                     && let Some(leader) = self.leader.filter(|l| self.links.contains_key(l))
                     && asked != Some((leader, self.term))
                 {

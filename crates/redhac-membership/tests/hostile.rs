@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use redhac_membership::{
-    Ack, Append, AppendReply, Config, Entry, Health, Input, LogId, Message, Node, Op, Output,
+    Ack, Append, AppendReply, Entry, Health, Input, LogId, Message, Node, NodeConfig, Op, Output,
     PeerHello, SnapshotChunk, Timing,
 };
 
@@ -176,7 +176,7 @@ proptest! {
         steps in prop::collection::vec((0u64..400, input()), 1..80),
         floor in 0u64..3,
     ) {
-        let mut config = Config::new(1, 3, Timing::new(Duration::from_secs(2)), 5);
+        let mut config = NodeConfig::new(1, 3, Timing::new(Duration::from_secs(2)), 5);
         config.term_floor = floor;
         let mut node = Node::new(config, Duration::ZERO);
         let mut now = Duration::ZERO;

@@ -2,16 +2,7 @@
 
 use serde::Serialize;
 
-/// Health by links, as in the original redhac.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Health {
-    /// Links to every member (always, in standalone mode).
-    Good,
-    /// Links to a majority, this member included.
-    Degraded,
-    /// Fewer: the member clears its caches and refuses writes.
-    Bad,
-}
+pub use redhac_membership::Health;
 
 /// The role of a member in its current term.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -48,7 +48,7 @@ fn a_whole_cold_cluster_elects_without_the_restart_delay() {
     let out = receive(&mut n, 101, 1, granted);
     assert!(out.contains(&Output::State {
         term: 1,
-        role: Role::Candidate,
+        role: NodeRole::Candidate,
         leader: None
     }));
     let vote = Message::VoteReply {
@@ -58,7 +58,7 @@ fn a_whole_cold_cluster_elects_without_the_restart_delay() {
     let out = receive(&mut n, 102, 2, vote);
     assert!(out.contains(&Output::State {
         term: 1,
-        role: Role::Leader,
+        role: NodeRole::Leader,
         leader: Some(0)
     }));
 }

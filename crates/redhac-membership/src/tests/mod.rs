@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use crate::events::{Input, Output};
 use crate::message::{Append, AppendReply, Message, PeerHello, SnapshotChunk};
-use crate::types::{Ack, Entry, LogId, Op, Role};
-use crate::{Config, Node, Timing};
+use crate::types::{Ack, Entry, LogId, NodeRole, Op};
+use crate::{Node, NodeConfig, Timing};
 
 /// The election timeout of every test node.
 const T: Duration = Duration::from_secs(2);
@@ -26,7 +26,10 @@ fn ms(n: u64) -> Duration {
 
 /// Member `me` of `members`, started at 0 with the floor 0.
 fn node(me: u32, members: usize) -> Node {
-    Node::new(Config::new(me, members, Timing::new(T), 7), Duration::ZERO)
+    Node::new(
+        NodeConfig::new(me, members, Timing::new(T), 7),
+        Duration::ZERO,
+    )
 }
 
 /// Node 0 of 3, linked to both peers, which report `term`.
@@ -38,7 +41,7 @@ fn linked(term: u64) -> Node {
 
 /// Member `me` of 3 whose terms start at `floor`.
 fn floored(me: u32, floor: u64) -> Node {
-    let mut c = Config::new(me, 3, Timing::new(T), 7);
+    let mut c = NodeConfig::new(me, 3, Timing::new(T), 7);
     c.term_floor = floor;
     Node::new(c, Duration::ZERO)
 }
@@ -185,7 +188,7 @@ fn elected(mut n: Node) -> Node {
     };
     receive(&mut n, 102, 1, vote);
     receive(&mut n, 103, 1, ack(1, 1));
-    assert_eq!((n.status().role, n.status().commit), (Role::Leader, 1));
+    assert_eq!((n.status().role, n.status().commit), (NodeRole::Leader, 1));
     n
 }
 

@@ -15,7 +15,7 @@ fn a_follower_applies_committed_entries_and_acks() {
         vec![
             Output::State {
                 term: 1,
-                role: Role::Follower,
+                role: NodeRole::Follower,
                 leader: Some(1)
             },
             Output::Apply(entry(1, 1, &a)),
@@ -43,7 +43,7 @@ fn truncating_applied_entries_invalidates_their_keys() {
         vec![
             Output::State {
                 term: 3,
-                role: Role::Follower,
+                role: NodeRole::Follower,
                 leader: Some(1)
             },
             Output::InvalidateKeys(vec![("c".into(), Some("b".into()))]),

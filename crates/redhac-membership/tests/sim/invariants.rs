@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redhac_membership::{
-    Ack, Entry, Health, LogId, MemberId, Node, Op, Rejection, RequestId, Role, Term, Timing,
+    Ack, Entry, Health, LogId, MemberId, Node, NodeRole, Op, Rejection, RequestId, Term, Timing,
     WriteError, quorum,
 };
 
@@ -204,7 +204,7 @@ impl Checker {
         let leads = n
             .node
             .as_ref()
-            .is_some_and(|n| n.status().role == Role::Leader);
+            .is_some_and(|n| n.status().role == NodeRole::Leader);
         let found = self.applies_committed(id, e, leads);
         self.report(w.now, found);
     }

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redhac_membership::{
-    Ack, Append, Config, Faults, Health, Input, LogId, MemberId, Message, Node, Op, Output,
-    RequestId, Role, SnapshotChunk, Term, Timing,
+    Ack, Append, Faults, Health, Input, LogId, MemberId, Message, Node, NodeConfig, NodeRole, Op,
+    Output, RequestId, SnapshotChunk, Term, Timing,
 };
 
 use crate::invariants::Checker;
@@ -231,12 +231,12 @@ impl World {
         } else {
             self.opts.seed ^ (u64::from(id) << 32)
         };
-        let mut config = Config::new(id, self.opts.nodes, self.timing, seed);
+        let mut config = NodeConfig::new(id, self.opts.nodes, self.timing, seed);
         config.faults = self.opts.faults;
         // Wall clocks agree within a few milliseconds (less than a restart).
         let skew = self.rng.below(5);
         let wall_ms = (self.now.as_millis() as u64 + skew).saturating_sub(2);
-        config.term_floor = Config::wall_clock_floor(wall_ms);
+        config.term_floor = NodeConfig::wall_clock_floor(wall_ms);
         let n = &mut self.nodes[id as usize];
         n.inc += 1;
         n.store.clear();
@@ -400,7 +400,7 @@ impl World {
         let Some(node) = self.nodes[id as usize].node.as_mut() else {
             return;
         };
-        let was_leader = node.status().role == Role::Leader;
+        let was_leader = node.status().role == NodeRole::Leader;
         let outputs = node.step(local, input);
         let status = node.status();
         for out in outputs {
@@ -413,7 +413,7 @@ impl World {
             }
             self.carry_out(id, out);
         }
-        if status.role == Role::Leader && !was_leader {
+        if status.role == NodeRole::Leader && !was_leader {
             self.check(|c, w| c.became_leader(w, id));
             if self.first_leader.is_none() {
                 self.first_leader = Some(self.now);
@@ -693,7 +693,7 @@ impl World {
         let was_leader = self.nodes[victim as usize]
             .node
             .as_ref()
-            .is_some_and(|n| n.status().role == Role::Leader);
+            .is_some_and(|n| n.status().role == NodeRole::Leader);
         if self.opts.trace {
             println!("{:>10.3}ms n{victim} CRASH", self.now.as_secs_f64() * 1e3);
         }
@@ -778,7 +778,10 @@ impl World {
         if statuses.len() != self.nodes.len() {
             return false;
         }
-        let leaders: Vec<_> = statuses.iter().filter(|s| s.role == Role::Leader).collect();
+        let leaders: Vec<_> = statuses
+            .iter()
+            .filter(|s| s.role == NodeRole::Leader)
+            .collect();
         let [leader] = leaders.as_slice() else {
             return false;
         };

@@ -3,27 +3,19 @@
 use redhac_membership as cluster_core;
 
 use super::WriteOp;
-use crate::status::{Health, Role};
+use crate::status::Role;
 use crate::transport::handshake::Introduced;
 use crate::write::AckLevel;
 
-impl From<cluster_core::Health> for Health {
-    fn from(h: cluster_core::Health) -> Self {
-        match h {
-            cluster_core::Health::Good => Self::Good,
-            cluster_core::Health::Degraded => Self::Degraded,
-            cluster_core::Health::Bad => Self::Bad,
-        }
-    }
-}
-
-impl From<cluster_core::Role> for Role {
+impl From<cluster_core::NodeRole> for Role {
     /// A pre-candidate reports as a candidate: both are asking for votes.
-    fn from(r: cluster_core::Role) -> Self {
+    fn from(r: cluster_core::NodeRole) -> Self {
         match r {
-            cluster_core::Role::Leader => Self::Leader,
-            cluster_core::Role::Candidate | cluster_core::Role::PreCandidate => Self::Candidate,
-            cluster_core::Role::Follower => Self::Follower,
+            cluster_core::NodeRole::Leader => Self::Leader,
+            cluster_core::NodeRole::Candidate | cluster_core::NodeRole::PreCandidate => {
+                Self::Candidate
+            }
+            cluster_core::NodeRole::Follower => Self::Follower,
         }
     }
 }

@@ -76,20 +76,20 @@ pub(crate) struct Driver {
     lookups: Lookups,
     shutdown: Vec<oneshot::Sender<()>>,
     health: Health,
-    role: cluster_core::Role,
+    role: cluster_core::NodeRole,
 }
 
 impl Driver {
     pub(crate) fn new(parts: Parts) -> Self {
         let epoch = Instant::now();
         let mut config =
-            cluster_core::Config::new(parts.me, parts.members.len(), parts.timing, parts.seed);
+            cluster_core::NodeConfig::new(parts.me, parts.members.len(), parts.timing, parts.seed);
         let wall_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        config.term_floor = cluster_core::Config::wall_clock_floor(wall_ms);
+        config.term_floor = cluster_core::NodeConfig::wall_clock_floor(wall_ms);
         let node = Node::new(config, Duration::ZERO);
-        let health = node.status().health.into();
+        let health = node.status().health;
         parts.health.send_replace(health);
         let driver = Self {
             parts,
@@ -103,7 +103,7 @@ impl Driver {
             lookups: Lookups::default(),
             shutdown: Vec::new(),
             health,
-            role: cluster_core::Role::Follower,
+            role: cluster_core::NodeRole::Follower,
         };
         driver.publish_status();
         driver
@@ -201,7 +201,7 @@ impl Driver {
             Output::Resolve { id, result } => self.writes.resolve(id, result),
             Output::InvalidateAll => self.invalidate_all(),
             Output::InvalidateKeys(keys) => effects::invalidate(&self.parts.store, keys),
-            Output::Health(h) => self.set_health(h.into()),
+            Output::Health(h) => self.set_health(h),
             Output::Serving(until) => self.serve_until(until),
             Output::State { term, role, leader } => self.set_state(term, role, leader),
             Output::Rejected { from, what, why } => {
@@ -261,10 +261,10 @@ impl Driver {
         }
     }
 
-    fn set_state(&mut self, term: Term, role: cluster_core::Role, leader: Option<u32>) {
+    fn set_state(&mut self, term: Term, role: cluster_core::NodeRole, leader: Option<u32>) {
         self.outbox
-            .drop_streams(term, role == cluster_core::Role::Leader);
-        if role == cluster_core::Role::Candidate {
+            .drop_streams(term, role == cluster_core::NodeRole::Leader);
+        if role == cluster_core::NodeRole::Candidate {
             metrics::counter!(crate::metrics::ELECTIONS).increment(1);
         }
         if role != self.role {
@@ -487,7 +487,7 @@ impl Driver {
     /// Whether this follower's link to its leader holds frames back: then
     /// it takes in no new command (the callers wait) until the link drains.
     fn leader_link_backlogged(&self) -> bool {
-        self.role != cluster_core::Role::Leader
+        self.role != cluster_core::NodeRole::Leader
             && self
                 .node
                 .leader()

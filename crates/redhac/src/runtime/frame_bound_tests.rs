@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use redhac_membership::{
-    Ack, AppendReply, Config, Input, LogId, Message, Node, Op, Output, PeerHello, Role, Timing,
+    Ack, AppendReply, Input, LogId, Message, Node, NodeConfig, NodeRole, Op, Output, PeerHello,
+    Timing,
 };
 use redhac_proto::{Frame, frame};
 
@@ -36,7 +37,7 @@ fn ack(last: u64, at: u64) -> Input {
 
 /// Member 0 of 2, elected leader of term 1 by member 1.
 fn leader() -> Node {
-    let mut n = Node::new(Config::new(0, 2, Timing::default(), 3), Duration::ZERO);
+    let mut n = Node::new(NodeConfig::new(0, 2, Timing::default(), 3), Duration::ZERO);
     let hello = PeerHello {
         term: 0,
         last: LogId::default(),
@@ -56,7 +57,7 @@ fn leader() -> Node {
         n.step(ms(101), Input::Receive { from: 1, msg });
     }
     n.step(ms(102), ack(1, 102));
-    assert_eq!(n.status().role, Role::Leader);
+    assert_eq!(n.status().role, NodeRole::Leader);
     n
 }
 

@@ -1,7 +1,7 @@
 //! What the runtime publishes from the core's state: the status the
 //! application reads, and the gauges.
 
-use redhac_membership::{HostEntry, NodeStatus, Role as CoreRole};
+use redhac_membership::{HostEntry, NodeRole, NodeStatus};
 use redhac_store::Store;
 
 use crate::status::{MemberStatus, Status};
@@ -29,7 +29,7 @@ pub(super) fn status(s: &NodeStatus, members: &[HostEntry], serving: bool) -> St
         term: s.term,
         role: s.role.into(),
         leader: s.leader,
-        health: s.health.into(),
+        health: s.health,
         serving,
         members,
         applied_index: s.applied,
@@ -44,7 +44,7 @@ pub(super) fn status(s: &NodeStatus, members: &[HostEntry], serving: bool) -> St
 /// leader), entries in the caches.
 pub(super) fn gauges(s: &NodeStatus, store: &Store) {
     metrics::gauge!(crate::metrics::TERM).set(s.term as f64);
-    if s.role == CoreRole::Leader {
+    if s.role == NodeRole::Leader {
         let lag = s
             .peers
             .iter()
