@@ -1,0 +1,214 @@
+//! What wakes the runtime, handled: links up and down, frames from peers,
+//! snapshot key listings, the application's commands, the tick.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use redhac_membership::{Health, Input};
+use redhac_proto::{Frame, frame};
+use tokio::sync::oneshot;
+
+use super::Driver;
+use crate::runtime::lookups::{self, Reply};
+use crate::runtime::snapshot::Listed;
+use crate::runtime::{Command, WriteOp, report, wire};
+use crate::transport::link::{InboundItem, LinkUp, malformed};
+use crate::write::AckLevel;
+use crate::{Error, Result};
+
+impl Driver {
+    pub(super) fn on_tick(&mut self) {
+        self.step(Input::Tick);
+        self.lookups.expire(Instant::now());
+        self.publish_status();
+        report::gauges(&self.node.status(), &self.parts.store);
+    }
+
+    pub(super) fn on_link(&mut self, up: LinkUp) {
+        let LinkUp {
+            peer,
+            link,
+            hello,
+            tx,
+            inbound,
+            held,
+        } = up;
+        if let Some(old) = self.outbox.insert(peer, link, tx, held) {
+            tracing::debug!(peer, old, new = link, "a newer link replaces the old one");
+        }
+        self.inbound.insert(peer, inbound);
+        self.step(Input::Connected {
+            peer,
+            hello: (&hello).into(),
+        });
+        metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.outbox.len() as f64);
+    }
+
+    /// What a link's stream gave: a frame, an error, or its end.
+    pub(super) fn on_inbound(&mut self, peer: u32, item: InboundItem) {
+        match item {
+            Some(Ok(f @ Frame { kind: Some(_) })) => {
+                let bytes = prost::Message::encoded_len(&f) as u64;
+                metrics::counter!(crate::metrics::BYTES_IN).increment(bytes);
+                if let Some(kind) = f.kind {
+                    self.on_frame(peer, kind);
+                }
+            }
+            Some(Ok(Frame { kind: None })) => {
+                let why = "an empty frame; closing the link";
+                self.refuse(peer, "Frame", "malformed", why, true);
+                self.drop_link(peer);
+            }
+            Some(Err(status)) if malformed(&status) => {
+                let detail = format!("{}; closing the link", status.message());
+                self.refuse(peer, "Frame", "malformed", &detail, true);
+                self.drop_link(peer);
+            }
+            Some(Err(status)) => {
+                tracing::info!(peer, error = status.message(), "link down: stream error");
+                self.drop_link(peer);
+            }
+            None => {
+                tracing::info!(peer, "link down: closed by the peer");
+                self.drop_link(peer);
+            }
+        }
+    }
+
+    pub(super) fn drop_link(&mut self, peer: u32) {
+        self.inbound.remove(&peer);
+        if self.outbox.remove(peer) {
+            metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.outbox.len() as f64);
+            self.step(Input::Disconnected { peer });
+        }
+    }
+
+    fn on_frame(&mut self, peer: u32, frame: frame::Kind) {
+        let (node, store, gate) = (&self.node, &self.parts.store, &self.parts.gate);
+        match frame {
+            frame::Kind::Core(c) => match wire::from_wire(c) {
+                Ok(msg) => self.step(Input::Receive { from: peer, msg }),
+                Err(reason) => {
+                    self.refuse(peer, "Core", "malformed", reason, true);
+                    self.drop_link(peer);
+                }
+            },
+            frame::Kind::LookupRequest(r) => {
+                let response = lookups::answer(r, node, store, gate);
+                self.send_frame(peer, frame::Kind::LookupResponse(response));
+            }
+            frame::Kind::LookupResponse(r) => self.lookups.answered(r, node, store, gate),
+            frame::Kind::Hello(_) | frame::Kind::Auth(_) => {
+                let why = "a handshake frame on an open link; closing the link";
+                self.refuse(peer, "Hello/Auth", "malformed", why, true);
+                self.drop_link(peer);
+            }
+        }
+    }
+
+    /// Keys listed for a snapshot stream (gone if its link or term ended).
+    pub(super) fn on_listed(&mut self, listed: Listed) {
+        let Some((peer, s)) = self.outbox.stream(listed.stream()) else {
+            return;
+        };
+        match listed {
+            Listed::Keys { cache, keys, .. } => s.add_keys(cache, keys),
+            Listed::Done { .. } => {
+                s.all_listed();
+                let ms = s.started.elapsed().as_millis() as u64;
+                tracing::info!(peer, listed_in_ms = ms, "snapshot keys listed");
+            }
+        }
+    }
+
+    /// Logs and counts a peer message this member did not act on.
+    pub(super) fn refuse(
+        &self,
+        peer: u32,
+        what: &str,
+        reason: &'static str,
+        detail: &str,
+        warn: bool,
+    ) {
+        self.parts.refused.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(crate::metrics::MESSAGES_REFUSED, "reason" => reason).increment(1);
+        if warn {
+            tracing::warn!(
+                peer,
+                message = what,
+                reason,
+                detail,
+                "refused a peer's message"
+            );
+        } else {
+            tracing::debug!(
+                peer,
+                message = what,
+                reason,
+                detail,
+                "refused a peer's message"
+            );
+        }
+    }
+
+    pub(super) fn on_command(&mut self, command: Command) {
+        match command {
+            Command::Write {
+                op,
+                ack,
+                timeout,
+                reply,
+            } => self.propose(op, ack, timeout, reply),
+            Command::Lookup { cache, key, reply } => self.lookup(cache, key, reply),
+            Command::Shutdown { reply } => {
+                self.shutdown.push(reply);
+                self.step(Input::Shutdown);
+            }
+        }
+    }
+
+    fn propose(
+        &mut self,
+        op: WriteOp,
+        ack: AckLevel,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<()>>,
+    ) {
+        if let Err(e) = self.parts.store.erased(op.cache()) {
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
+        let id = self.writes.track(reply, ack, timeout);
+        let deadline = self.now() + timeout;
+        self.step(Input::Propose {
+            id,
+            op: Arc::new(op.into()),
+            ack: ack.into(),
+            deadline,
+        });
+    }
+
+    /// A read for a key this member missed: the leader answers it.
+    fn lookup(&mut self, cache: String, key: String, reply: Reply) {
+        if let Err(e) = self.parts.store.erased(&cache) {
+            let _ = reply.send(Err(e.into()));
+            return;
+        }
+        let leader = self.node.leader();
+        match leader.filter(|l| *l != self.parts.me && self.outbox.contains(*l)) {
+            Some(leader) if self.health != Health::Bad => {
+                let request = self.lookups.ask(reply, cache, key);
+                self.send_frame(leader, frame::Kind::LookupRequest(request));
+            }
+            // The leader itself answers from its copy while it serves;
+            // anyone else without a leader to ask fails.
+            _ => {
+                let local = (leader == Some(self.parts.me))
+                    .then(|| lookups::local(&self.parts.store, &self.parts.gate, &cache, &key))
+                    .flatten();
+                let _ = reply.send(local.ok_or(Error::NoQuorum));
+            }
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! The core's outputs carried out, one named handler per output: the
+//! dispatch is `carry_out`, each arm one line.
+
+use std::time::Duration;
+
+use redhac_membership::{self as cluster_core, Health, LogId, Message, Output, Term};
+use redhac_proto::frame;
+
+use super::Driver;
+use crate::runtime::{effects, wire};
+
+impl Driver {
+    pub(super) fn carry_out(&mut self, out: Output) {
+        match out {
+            Output::Send { to, msg } => self.send_message(to, &msg),
+            Output::Apply(entry) => effects::apply(&self.parts.store, self.parts.me, &entry),
+            Output::InstallChunk {
+                first,
+                done,
+                last,
+                data,
+            } => self.install_chunk(first, done, last, &data),
+            Output::SendSnapshot { to, term, last } => self.send_snapshot(to, term, last),
+            Output::Resolve { id, result } => self.writes.resolve(id, result),
+            Output::InvalidateAll => self.invalidate_all(),
+            Output::InvalidateKeys(keys) => effects::invalidate(&self.parts.store, keys),
+            Output::Health(h) => self.set_health(h),
+            Output::Serving(until) => self.serve_until(until),
+            Output::State { term, role, leader } => self.set_state(term, role, leader),
+            Output::Rejected { from, what, why } => {
+                self.refuse(from, what, why.as_str(), "", why.is_violation());
+            }
+            Output::ShutdownReady => self.shutdown_ready(),
+        }
+    }
+
+    fn send_message(&mut self, to: u32, msg: &Message) {
+        self.send_frame(to, frame::Kind::Core(wire::to_wire(msg)));
+    }
+
+    fn install_chunk(&mut self, first: bool, done: bool, last: LogId, data: &[u8]) {
+        let (store, gate) = (&self.parts.store, &self.parts.gate);
+        self.install.chunk(store, gate, first, done, last, data);
+    }
+
+    /// Queues a snapshot stream for `to`, its keys listed meanwhile.
+    fn send_snapshot(&mut self, to: u32, term: Term, last: LogId) {
+        if !self.outbox.contains(to) {
+            return;
+        }
+        let stream = self.snapshots.start(&self.parts.store, term, last);
+        self.outbox.queue_snapshot(to, stream);
+        tracing::info!(peer = to, %last, "streaming a snapshot");
+    }
+
+    fn invalidate_all(&mut self) {
+        tracing::warn!(
+            links = self.outbox.len(),
+            members = self.parts.members.len(),
+            "invalidating every cache: this member lost its majority (health Bad) \
+             or holds state it cannot trust; reads miss until it rejoins"
+        );
+        self.parts.store.clear_all(redhac_store::Origin::Local);
+    }
+
+    fn set_health(&mut self, health: Health) {
+        tracing::info!(from = ?self.health, to = ?health, links = self.outbox.len(), "health changed");
+        self.health = health;
+        metrics::gauge!(crate::metrics::HEALTH).set(match health {
+            Health::Good => 2.0,
+            Health::Degraded => 1.0,
+            Health::Bad => 0.0,
+        });
+    }
+
+    fn serve_until(&mut self, until: Option<Duration>) {
+        let was = self.parts.gate.open();
+        match until {
+            Some(until) => self.parts.gate.open_until(self.epoch + until),
+            None => self.parts.gate.close(),
+        }
+        if was != self.parts.gate.open() {
+            self.publish_status(); // readiness follows at once
+        }
+    }
+
+    fn set_state(&mut self, term: Term, role: cluster_core::NodeRole, leader: Option<u32>) {
+        self.outbox
+            .drop_streams(term, role == cluster_core::NodeRole::Leader);
+        if role == cluster_core::NodeRole::Candidate {
+            metrics::counter!(crate::metrics::ELECTIONS).increment(1);
+        }
+        if role != self.role {
+            tracing::info!(term, ?role, ?leader, "role changed");
+        }
+        self.role = role;
+        self.publish_status();
+    }
+
+    fn shutdown_ready(&mut self) {
+        for reply in self.shutdown.drain(..) {
+            let _ = reply.send(());
+        }
+    }
+}
