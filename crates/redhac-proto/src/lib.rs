@@ -5,9 +5,16 @@
 //! It depends on neither the cluster core nor the store: the runtime in the
 //! `redhac` crate translates between core messages and these wire messages.
 
-/// Version of the wire protocol carried in every Hello. Members refuse a link
-/// whose version differs from their own.
+/// The newest version of the wire protocol this release speaks.
 pub const PROTOCOL_VERSION: u32 = 2;
+
+/// The oldest version of the wire protocol this release speaks. Every
+/// Hello carries the range; a link speaks the highest version both ends
+/// speak and is refused when they have none in common. Policy: a release
+/// speaks its own version and the previous one, so a rolling upgrade between
+/// adjacent releases always links. (Version 2 is the first with ranges:
+/// members of version 1 accepted exactly their own version.)
+pub const MIN_PROTOCOL_VERSION: u32 = 2;
 
 /// Generated messages and the `Cluster` service.
 #[allow(

@@ -96,6 +96,14 @@ impl Builder {
         self
     }
 
+    /// HA mode, tests only: speak these wire protocol versions instead of
+    /// this release's, to play another release in an upgrade.
+    #[cfg(feature = "test-support")]
+    pub fn protocol_versions(mut self, versions: std::ops::RangeInclusive<u32>) -> Self {
+        self.cluster.protocol_versions = Some(versions);
+        self
+    }
+
     /// Registers a cache of `V` values under `name`. Every member of a
     /// cluster must register the same caches with the same types.
     pub fn cache<V: Value>(mut self, name: impl Into<String>, options: CacheOptions) -> Self {

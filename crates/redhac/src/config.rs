@@ -151,6 +151,12 @@ config! {
         /// The secret shared by all members; never sent over the wire.
         auth_token: Option<Secret> = None,
             "CACHE_AUTH_TOKEN", secret, "text", "none (required in HA mode)";
+        /// While the token is rotated, the token being replaced: this member
+        /// also proves itself with it, and accepts a peer that proves either
+        /// token. Set it for the first rolling restart of a rotation, unset it
+        /// for the second (see the README).
+        auth_token_previous: Option<Secret> = None,
+            "CACHE_AUTH_TOKEN_PREVIOUS", secret, "text", "none";
         /// Use TLS between members.
         tls: bool = true,
             "CACHE_TLS", flag, "`true` or `false`", "`true`";
@@ -372,6 +378,16 @@ impl Config {
                     );
                 }
             }
+            if let Some(t) = self.auth_token_previous.as_ref().map(Secret::expose)
+                && t.trim().len() < Self::MIN_TOKEN_LEN
+            {
+                return bad(format!(
+                    "CACHE_AUTH_TOKEN_PREVIOUS has {} characters; set it to the token being \
+                     replaced (at least {}), or unset it",
+                    t.trim().len(),
+                    Self::MIN_TOKEN_LEN
+                ));
+            }
         }
         if self.buf_server == 0 {
             return bad("CACHE_BUF_SERVER is 0; use at least 1 (default 128)".into());
@@ -466,7 +482,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(Config::ENV_VARS.len(), 21);
+        assert_eq!(Config::ENV_VARS.len(), 22);
     }
 
     #[test]
@@ -490,6 +506,7 @@ mod tests {
             ("CACHE_RECONNECT_TIMEOUT_LOWER", "12"),
             ("CACHE_RECONNECT_TIMEOUT_UPPER", "13"),
             ("CACHE_MAX_VALUE_SIZE", "14"),
+            ("CACHE_AUTH_TOKEN_PREVIOUS", "previous-previous-previous"),
         ])
         .unwrap();
         assert_eq!(
@@ -498,6 +515,10 @@ mod tests {
         );
         assert_eq!(c.hostname_overwrite.as_deref(), Some("b"));
         assert_eq!(c.auth_token, Some(Secret::from("secret-secret-secret")));
+        assert_eq!(
+            c.auth_token_previous,
+            Some(Secret::from("previous-previous-previous"))
+        );
         assert!(!c.tls);
         assert_eq!(c.tls_server_cert, PathBuf::from("s.pem"));
         assert_eq!(c.tls_server_key, PathBuf::from("s.key"));
@@ -600,11 +621,15 @@ mod tests {
             ),
             (vec![("CACHE_MAX_VALUE_SIZE", "0")], "CACHE_MAX_VALUE_SIZE"),
             (
+                vec![("CACHE_AUTH_TOKEN_PREVIOUS", "short")],
+                "CACHE_AUTH_TOKEN_PREVIOUS",
+            ),
+            (
                 vec![("CACHE_MAX_VALUE_SIZE", "15728641")],
                 "CACHE_MAX_VALUE_SIZE",
             ),
         ] {
-            let msg = config_err(Config::from_vars(vars));
+            let msg = config_err(ha(&vars));
             assert!(msg.contains(needle), "{needle}: {msg}");
         }
     }

@@ -28,6 +28,9 @@ pub struct MemberStatus {
     pub connected: bool,
     /// On the leader: entries the member has yet to apply.
     pub lag: Option<u64>,
+    /// The wire protocol version the link to it speaks (for this node
+    /// itself, the newest it speaks); `None` while not linked.
+    pub protocol_version: Option<u32>,
 }
 
 /// A snapshot of a node's view of the cluster.

@@ -150,6 +150,7 @@ impl RawPeer {
         let proof = test_support::proof(token, &fp, me, peer, &theirs.challenge, &mine);
         self.send_frame(frame::Kind::Auth(Auth {
             proof: proof.into(),
+            previous_proof: Default::default(),
         }));
         self.until(|k| matches!(k, frame::Kind::Auth(_)).then_some(()))
             .await
@@ -173,6 +174,7 @@ fn hello(member: u32, hosts: &[String]) -> Hello {
         term: 0,
         last_log_term: 0,
         last_log_index: 0,
+        max_protocol_version: 0,
     }
 }
 

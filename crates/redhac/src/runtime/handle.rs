@@ -16,12 +16,12 @@ use crate::config::Config;
 use crate::gate::ReadGate;
 use crate::status::{Health, Status};
 use crate::transport::accept::{listen_any, serve};
-use crate::transport::auth::{TokenKey, fingerprint};
+use crate::transport::auth::{Tokens, fingerprint};
 use crate::transport::dial::dial;
-use crate::transport::handshake::{Handshake, HelloState};
+use crate::transport::handshake::{Handshake, HelloState, VERSIONS};
 use crate::transport::link::{LinkSettings, LinkSetup, LinkState};
 use crate::transport::tls::TlsSetup;
-use crate::{Error, Result};
+use crate::{Error, Result, Secret};
 
 /// What the builder passes on for cluster mode.
 #[derive(Debug, Default)]
@@ -32,6 +32,8 @@ pub(crate) struct RuntimeOptions {
     pub(crate) hostname: Option<String>,
     /// The core's timing, when not derived from the election timeout.
     pub(crate) timing: Option<redhac_membership::Timing>,
+    /// The protocol versions to speak, when not this release's (tests).
+    pub(crate) protocol_versions: Option<std::ops::RangeInclusive<u32>>,
 }
 
 /// The application's side of a running cluster member.
@@ -86,7 +88,9 @@ impl Runtime {
                     ))
                 })?,
         };
-        let token = config.auth_token.as_ref().map_or("", crate::Secret::expose);
+        let versions = options.protocol_versions.unwrap_or(VERSIONS);
+        let token = config.auth_token.as_ref().map_or("", Secret::expose);
+        let previous = config.auth_token_previous.as_ref().map(Secret::expose);
         let (hello_tx, hello_rx) = watch::channel(HelloState::default());
         let (events_tx, events_rx) = mpsc::channel(config.buf_server.max(members.len() * 4));
         let (stop, stop_rx) = watch::channel(false);
@@ -98,7 +102,8 @@ impl Runtime {
                 me: me as u32,
                 generation,
                 fingerprint: fingerprint(&config.ha_hosts),
-                key: TokenKey::new(token),
+                tokens: Tokens::new(token, previous),
+                versions: versions.clone(),
                 timeout: HANDSHAKE_TIMEOUT,
             },
             settings: LinkSettings {
@@ -148,6 +153,7 @@ impl Runtime {
                 .unwrap_or_else(|| redhac_membership::Timing::new(config.election_timeout)),
             seed: generation,
             refused: Arc::clone(&messages_refused),
+            versions,
         });
         // The span rides with the task (never held across an await), so
         // members sharing a process log under their own ids.

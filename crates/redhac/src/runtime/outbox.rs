@@ -34,6 +34,8 @@ const MAX_BACKLOG_BYTES: usize = 512 << 20;
 #[derive(Debug)]
 struct Link {
     id: u64,
+    /// The protocol version the link speaks.
+    version: u32,
     tx: mpsc::Sender<Frame>,
     /// Frames that found the channel full, and snapshot streams, sent in
     /// order as room frees up.
@@ -63,16 +65,18 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    /// Adds the link `id` to `peer`; returns the id of the link it replaces.
+    /// Adds the link `id` to `peer`, speaking protocol `version`; returns
+    /// the id of the link it replaces.
     pub(super) fn insert(
         &mut self,
         peer: u32,
-        id: u64,
+        (id, version): (u64, u32),
         tx: mpsc::Sender<Frame>,
         held: Held,
     ) -> Option<u64> {
         let link = Link {
             id,
+            version,
             tx,
             backlog: VecDeque::new(),
             backlog_bytes: 0,
@@ -92,6 +96,11 @@ impl Outbox {
 
     pub(super) fn len(&self) -> usize {
         self.links.len()
+    }
+
+    /// The protocol version of the link to `peer`.
+    pub(super) fn version(&self, peer: u32) -> Option<u32> {
+        self.links.get(&peer).map(|l| l.version)
     }
 
     pub(super) fn contains(&self, peer: u32) -> bool {

@@ -6,8 +6,14 @@ use redhac_store::Store;
 
 use crate::status::{MemberStatus, Status};
 
-/// The status to publish: the core's view, each member by its address.
-pub(super) fn status(s: &NodeStatus, members: &[HostEntry], serving: bool) -> Status {
+/// The status to publish: the core's view, each member by its address,
+/// with the protocol version of its link (`version`).
+pub(super) fn status(
+    s: &NodeStatus,
+    members: &[HostEntry],
+    serving: bool,
+    version: impl Fn(u32) -> Option<u32>,
+) -> Status {
     let members = members
         .iter()
         .enumerate()
@@ -21,6 +27,7 @@ pub(super) fn status(s: &NodeStatus, members: &[HostEntry], serving: bool) -> St
                 lag: peer
                     .and_then(|p| p.applied)
                     .map(|a| s.commit.saturating_sub(a)),
+                protocol_version: version(id),
             }
         })
         .collect();

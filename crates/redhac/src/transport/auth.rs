@@ -5,6 +5,9 @@
 //! verifier's challenge | prover's challenge)`. The token never crosses the
 //! wire, a proof is bound to one link's challenges (a replayed Hello or Auth
 //! fails), and proofs are compared in constant time.
+//!
+//! During a token rotation a member holds two tokens: it sends a proof made
+//! with each, and accepts a peer's proof made with either (`Tokens`).
 
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
@@ -71,6 +74,44 @@ impl TokenKey {
     }
 }
 
+/// The tokens a member proves itself with and accepts: the current one and,
+/// while a rotation is under way, the previous one.
+#[derive(Debug, Clone)]
+pub(crate) struct Tokens {
+    current: TokenKey,
+    previous: Option<TokenKey>,
+}
+
+impl Tokens {
+    pub(crate) fn new(current: &str, previous: Option<&str>) -> Self {
+        Self {
+            current: TokenKey::new(current),
+            previous: previous.map(TokenKey::new),
+        }
+    }
+
+    /// The proof with the current token, and with the previous one (empty
+    /// when there is none).
+    pub(crate) fn prove(&self, t: &Transcript<'_>) -> (Vec<u8>, Vec<u8>) {
+        let previous = self.previous.as_ref().map(|k| k.prove(t));
+        (self.current.prove(t), previous.unwrap_or_default())
+    }
+
+    /// Whether either proof was made with either token.
+    pub(crate) fn verify(&self, t: &Transcript<'_>, proofs: [&[u8]; 2]) -> bool {
+        let keys = std::iter::once(&self.current).chain(&self.previous);
+        let mut genuine = false;
+        // Every pair is checked (no early exit) so the time taken says
+        // nothing about which token matched.
+        for key in keys {
+            for proof in proofs.iter().filter(|p| !p.is_empty()) {
+                genuine |= key.verify(t, proof);
+            }
+        }
+        genuine
+    }
+}
+
 /// A fresh random challenge.
 pub(crate) fn challenge() -> std::io::Result<[u8; CHALLENGE_LEN]> {
     let mut c = [0u8; CHALLENGE_LEN];
@@ -132,6 +173,34 @@ mod tests {
         swapped.verifier = 1;
         assert!(!s.verify(&swapped, &p), "reflected back to its sender");
         assert!(!s.verify(&t, &p[..31]), "truncated");
+    }
+
+    #[test]
+    fn during_a_rotation_either_proof_with_either_token_passes() {
+        let (c1, c2) = (challenge().unwrap(), challenge().unwrap());
+        let t = transcript(b"fp", &c1, &c2);
+        let old = Tokens::new("token-one-0123456789", None);
+        let both = Tokens::new("token-two-0123456789", Some("token-one-0123456789"));
+        let new = Tokens::new("token-two-0123456789", None);
+        let other = Tokens::new("token-three-012345678", None);
+        let proofs = |tokens: &Tokens| tokens.prove(&t);
+        let passes = |verifier: &Tokens, (a, b): &(Vec<u8>, Vec<u8>)| verifier.verify(&t, [a, b]);
+        // Roll one: members with both tokens link with the old and each other.
+        assert!(passes(&old, &proofs(&both)));
+        assert!(passes(&both, &proofs(&old)));
+        assert!(passes(&both, &proofs(&both)));
+        // Roll two: members with the new token alone link with the others.
+        assert!(passes(&both, &proofs(&new)));
+        assert!(passes(&new, &proofs(&both)));
+        // Never: the old and the new token alone, or a stranger.
+        assert!(!passes(&old, &proofs(&new)));
+        assert!(!passes(&new, &proofs(&old)));
+        assert!(!passes(&both, &proofs(&other)));
+        assert!(!passes(&other, &proofs(&both)));
+        assert!(
+            proofs(&old).1.is_empty(),
+            "no second proof without a rotation"
+        );
     }
 
     #[test]

@@ -19,8 +19,7 @@ pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::
         if let Err(e) = dial_once(&setup, peer, &shutdown).await {
             tracing::debug!(peer, error = %e, "link to peer failed");
             if matches!(e, LinkError::Auth | LinkError::Protocol(_)) {
-                super::count_refused(&setup.state.refused);
-                tracing::warn!(peer, error = %e, "link refused");
+                setup.state.refused(&peer, &e);
             }
         }
         tokio::select! {

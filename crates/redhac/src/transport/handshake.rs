@@ -1,14 +1,16 @@
-//! The handshake that opens a link: a Hello each way, then each side proves
-//! it knows the shared token over both challenges.
+//! The handshake that opens a link: a Hello each way (with the protocol
+//! versions each side speaks), then each side proves it knows the shared
+//! token over both challenges.
 
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
-use redhac_proto::{Auth, Frame, Hello, PROTOCOL_VERSION, frame};
+use redhac_proto::{Auth, Frame, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, frame};
 use tokio::sync::mpsc;
 use tokio_stream::{Stream, StreamExt};
 use tonic::Status;
 
-use super::auth::{CHALLENGE_LEN, TokenKey, Transcript, challenge};
+use super::auth::{CHALLENGE_LEN, Tokens, Transcript, challenge};
 use super::link::LinkError;
 
 /// The election state a Hello carries.
@@ -25,7 +27,12 @@ pub(crate) struct Introduced {
     pub(crate) member: u32,
     pub(crate) generation: u64,
     pub(crate) state: HelloState,
+    /// The protocol version the link speaks: the highest both ends speak.
+    pub(crate) version: u32,
 }
+
+/// The protocol versions this release speaks.
+pub(crate) const VERSIONS: RangeInclusive<u32> = MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION;
 
 /// Which peer a handshake may accept.
 #[derive(Debug, Clone, Copy)]
@@ -43,7 +50,10 @@ pub(crate) struct Handshake {
     pub(crate) generation: u64,
     /// Of the `HA_HOSTS` list: members given another list refuse each other.
     pub(crate) fingerprint: Vec<u8>,
-    pub(crate) key: TokenKey,
+    pub(crate) tokens: Tokens,
+    /// The protocol versions this member speaks ([`VERSIONS`]; tests
+    /// pretend to be another release).
+    pub(crate) versions: RangeInclusive<u32>,
     /// How long each of the peer's two frames may take.
     pub(crate) timeout: Duration,
 }
@@ -66,7 +76,8 @@ impl Handshake {
     {
         let mine = challenge()?;
         let hello = Hello {
-            protocol_version: PROTOCOL_VERSION,
+            protocol_version: *self.versions.start(),
+            max_protocol_version: *self.versions.end(),
             member: self.me,
             generation: self.generation,
             members_fingerprint: self.fingerprint.clone().into(),
@@ -80,8 +91,8 @@ impl Handshake {
             frame::Kind::Hello(h) => h,
             _ => return Err(LinkError::Protocol("the first frame is not a Hello".into())),
         };
-        self.check_hello(&theirs, expect)?;
-        let proof = self.key.prove(&Transcript {
+        let version = self.check_hello(&theirs, expect)?;
+        let (proof, previous_proof) = self.tokens.prove(&Transcript {
             fingerprint: &self.fingerprint,
             prover: self.me,
             verifier: theirs.member,
@@ -92,6 +103,7 @@ impl Handshake {
             tx,
             frame::Kind::Auth(Auth {
                 proof: proof.into(),
+                previous_proof: previous_proof.into(),
             }),
         )
         .await?;
@@ -103,7 +115,7 @@ impl Handshake {
                 ));
             }
         };
-        let genuine = self.key.verify(
+        let genuine = self.tokens.verify(
             &Transcript {
                 fingerprint: &self.fingerprint,
                 prover: theirs.member,
@@ -111,7 +123,7 @@ impl Handshake {
                 verifier_challenge: &mine,
                 prover_challenge: &theirs.challenge,
             },
-            &auth.proof,
+            [&auth.proof, &auth.previous_proof],
         );
         if !genuine {
             return Err(LinkError::Auth);
@@ -124,15 +136,24 @@ impl Handshake {
                 last_log_term: theirs.last_log_term,
                 last_log_index: theirs.last_log_index,
             },
+            version,
         })
     }
 
-    fn check_hello(&self, h: &Hello, expect: Expect) -> Result<(), LinkError> {
+    /// Checks the peer's Hello; returns the protocol version the link speaks.
+    fn check_hello(&self, h: &Hello, expect: Expect) -> Result<u32, LinkError> {
         let bad = |m: String| Err(LinkError::Protocol(m));
-        if h.protocol_version != PROTOCOL_VERSION {
+        // A member from before version ranges speaks exactly one version.
+        let theirs = h.protocol_version..=h.max_protocol_version.max(h.protocol_version);
+        let version = (*theirs.end()).min(*self.versions.end());
+        if version < (*theirs.start()).max(*self.versions.start()) {
             return bad(format!(
-                "protocol version {} (ours is {PROTOCOL_VERSION}); run one redhac version across the cluster",
-                h.protocol_version
+                "no protocol version in common: the peer speaks {}..={}, this member {}..={}; \
+                 roll members between adjacent releases only",
+                theirs.start(),
+                theirs.end(),
+                self.versions.start(),
+                self.versions.end()
             ));
         }
         if h.members_fingerprint.as_ref() != self.fingerprint.as_slice() {
@@ -150,7 +171,7 @@ impl Handshake {
         if !ok {
             return bad(format!("unexpected member index {} ({expect:?})", h.member));
         }
-        Ok(())
+        Ok(version)
     }
 
     async fn next<S>(&self, inbound: &mut S) -> Result<frame::Kind, LinkError>

@@ -7,10 +7,12 @@
 //! itself and writes through the link's bounded sender; the task only keeps
 //! the connection open until the runtime drops the link.
 
+use std::collections::HashMap;
+use std::fmt;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use redhac_proto::Frame;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -137,6 +139,8 @@ pub(crate) struct LinkState {
     pub(crate) refused: Arc<AtomicU64>,
     /// Accepted links per member index.
     pub(crate) links_per_member: Vec<AtomicU32>,
+    /// When each refusal was last logged as a warning.
+    warned: Mutex<HashMap<String, Instant>>,
 }
 
 impl LinkState {
@@ -152,9 +156,44 @@ impl LinkState {
             next_link: AtomicU64::new(0),
             refused,
             links_per_member: (0..members).map(|_| AtomicU32::new(0)).collect(),
+            warned: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Counts a refused link and logs why: as a warning the first time in
+    /// `REFUSAL_WARNING_EVERY` for one reason (a peer that cannot link keeps
+    /// trying every second or two), else at debug level.
+    pub(crate) fn refused(&self, peer: &dyn fmt::Debug, why: &dyn fmt::Display) {
+        super::count_refused(&self.refused);
+        let why = why.to_string();
+        let now = Instant::now();
+        let warn = {
+            let mut warned = self.warned.lock().unwrap_or_else(PoisonError::into_inner);
+            // Bounded: reasons can vary with what a stranger sends.
+            if warned.len() >= 64 {
+                warned.retain(|_, at| now.duration_since(*at) < REFUSAL_WARNING_EVERY);
+                if warned.len() >= 64 {
+                    warned.clear();
+                }
+            }
+            match warned.get(&why) {
+                Some(at) if now.duration_since(*at) < REFUSAL_WARNING_EVERY => false,
+                _ => {
+                    warned.insert(why.clone(), now);
+                    true
+                }
+            }
+        };
+        if warn {
+            tracing::warn!(?peer, error = %why, "refused a link");
+        } else {
+            tracing::debug!(?peer, error = %why, "refused a link");
         }
     }
 }
+
+/// How often one reason for refusing links is logged as a warning.
+const REFUSAL_WARNING_EVERY: Duration = Duration::from_secs(60);
 
 /// Everything a node's link tasks work from.
 #[derive(Debug)]

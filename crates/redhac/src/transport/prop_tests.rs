@@ -9,8 +9,8 @@ use redhac_proto::{Auth, Frame, Hello, LookupRequest, LookupResponse, PROTOCOL_V
 use tokio::sync::{mpsc, watch};
 use tonic::Status;
 
-use super::auth::{TokenKey, fingerprint};
-use super::handshake::{Expect, Handshake, HelloState};
+use super::auth::{Tokens, fingerprint};
+use super::handshake::{Expect, Handshake, HelloState, VERSIONS};
 use super::link::{LinkError, LinkSettings, LinkSetup, LinkState};
 use redhac_membership::HostEntry;
 
@@ -27,7 +27,8 @@ fn setup() -> (LinkSetup, Vec<u8>) {
             me: 1,
             generation: 1,
             fingerprint: fp.clone(),
-            key: TokenKey::new("the-real-token-0123"),
+            tokens: Tokens::new("the-real-token-0123", None),
+            versions: VERSIONS,
             timeout: Duration::from_millis(200),
         },
         settings: LinkSettings {
@@ -80,10 +81,14 @@ fn frame(fp: Vec<u8>) -> impl Strategy<Value = Result<Frame, Status>> {
             term,
             last_log_term: 0,
             last_log_index: 0,
+            max_protocol_version: 0,
         });
     let kind = prop_oneof![
         hello.prop_map(frame::Kind::Hello),
-        bytes(48).prop_map(|proof| frame::Kind::Auth(Auth { proof })),
+        (bytes(48), bytes(48)).prop_map(|(proof, previous_proof)| frame::Kind::Auth(Auth {
+            proof,
+            previous_proof
+        })),
         (any::<u64>(), ".{0,8}", ".{0,8}").prop_map(|(id, cache, key)| frame::Kind::LookupRequest(
             LookupRequest { id, cache, key }
         )),

@@ -10,9 +10,9 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::StreamExt;
 
 use super::accept::serve;
-use super::auth::{TokenKey, fingerprint};
+use super::auth::{Tokens, fingerprint};
 use super::dial::dial;
-use super::handshake::{Expect, Handshake, HelloState};
+use super::handshake::{Expect, Handshake, HelloState, VERSIONS};
 use super::link::{LinkSettings, LinkSetup, LinkState, LinkUp};
 use super::tls::TlsSetup;
 use redhac_membership::HostEntry;
@@ -35,7 +35,8 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
             me,
             generation: 100 + u64::from(me),
             fingerprint: fingerprint(hosts),
-            key: TokenKey::new(token),
+            tokens: Tokens::new(token, None),
+            versions: VERSIONS,
             timeout: Duration::from_secs(5),
         },
         settings: LinkSettings {

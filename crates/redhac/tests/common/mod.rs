@@ -38,15 +38,22 @@ pub fn config(hosts: &str, token: &str) -> Config {
 
 /// Starts the member that owns `listener`, with one cache "c" of Strings.
 pub async fn member_with(listener: TcpListener, config: Config) -> Redhac {
+    member_built(listener, config, |b| b).await
+}
+
+/// As [`member_with`], with more set on the builder by `builder`.
+pub async fn member_built(
+    listener: TcpListener,
+    config: Config,
+    builder: impl FnOnce(redhac::Builder) -> redhac::Builder,
+) -> Redhac {
     let name = format!("127.0.0.1:{}", listener.local_addr().unwrap().port());
-    Redhac::builder()
+    let b = Redhac::builder()
         .config(config)
         .listener(listener)
         .hostname(name)
-        .cache::<String>("c", CacheOptions::default())
-        .start()
-        .await
-        .expect("a member starts")
+        .cache::<String>("c", CacheOptions::default());
+    builder(b).start().await.expect("a member starts")
 }
 
 pub async fn member(listener: TcpListener, hosts: &str, token: &str) -> Redhac {
@@ -142,9 +149,21 @@ impl Proxied {
         listener: TcpListener,
         builder: impl FnOnce(redhac::Builder) -> redhac::Builder,
     ) -> Redhac {
+        self.member_with(i, listener, config(&self.hosts, TOKEN), builder)
+            .await
+    }
+
+    /// As [`Proxied::member`], with `config`.
+    pub async fn member_with(
+        &self,
+        i: usize,
+        listener: TcpListener,
+        config: Config,
+        builder: impl FnOnce(redhac::Builder) -> redhac::Builder,
+    ) -> Redhac {
         self.proxies[i].retarget(listener.local_addr().unwrap());
         let b = Redhac::builder()
-            .config(config(&self.hosts, TOKEN))
+            .config(config)
             .listener(listener)
             .hostname(self.proxies[i].addr().to_string())
             .cache::<String>("c", CacheOptions::default());

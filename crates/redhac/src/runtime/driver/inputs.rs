@@ -34,7 +34,7 @@ impl Driver {
             inbound,
             held,
         } = up;
-        if let Some(old) = self.outbox.insert(peer, link, tx, held) {
+        if let Some(old) = self.outbox.insert(peer, (link, hello.version), tx, held) {
             tracing::debug!(peer, old, new = link, "a newer link replaces the old one");
         }
         self.inbound.insert(peer, inbound);

@@ -45,6 +45,8 @@ pub(crate) struct Parts {
     pub(crate) seed: u64,
     /// Peer messages refused (read by `Runtime::status`).
     pub(crate) refused: Arc<AtomicU64>,
+    /// The protocol versions this member speaks.
+    pub(crate) versions: std::ops::RangeInclusive<u32>,
 }
 
 /// What woke the runtime.
@@ -215,11 +217,17 @@ impl Driver {
     }
 
     fn publish_status(&self) {
-        let status = report::status(
-            &self.node.status(),
-            &self.parts.members,
-            self.parts.gate.open(),
-        );
+        let me = self.parts.me;
+        let version = |id| {
+            if id == me {
+                Some(*self.parts.versions.end())
+            } else {
+                self.outbox.version(id)
+            }
+        };
+        let members = &self.parts.members;
+        let serving = self.parts.gate.open();
+        let status = report::status(&self.node.status(), members, serving, version);
         self.parts.status.send_replace(status);
     }
 
