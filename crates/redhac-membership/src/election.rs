@@ -1,6 +1,7 @@
 //! Election: terms, pre-vote, votes, the guards that keep a cluster calm,
-//! check-quorum and leadership transfer.
+//! and standing at once when told to (a leader's handover).
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::events::Output;
@@ -10,6 +11,65 @@ use crate::message::Message;
 use crate::node::Node;
 use crate::quorum::{self, VoteResult};
 use crate::types::{LogId, MemberId, NodeRole, Op, Term};
+
+/// What elections keep between inputs: this incarnation's start and floor,
+/// the timer, the vote cast and the votes counted, and the leader heard.
+#[derive(Debug, Clone)]
+pub(crate) struct Election {
+    /// When this incarnation started: it forgot the leader it heard, so it
+    /// votes only the vote guard after.
+    started: Duration,
+    /// This incarnation never votes or stands below this term.
+    floor: Term,
+    /// When to try an election, unless a leader is heard before.
+    timer: Duration,
+    /// The vote cast in the current term.
+    voted_for: Option<MemberId>,
+    /// Replies to the current pre-vote or vote: member -> granted.
+    votes: BTreeMap<MemberId, bool>,
+    /// The leader of the latest term one was known of, kept when its link
+    /// drops: no one else may lead that term.
+    term_leader: Option<(Term, MemberId)>,
+    /// When the current leader was last heard (a message of its term).
+    heard_leader: Option<Duration>,
+}
+
+impl Election {
+    /// An incarnation started at `started`, above `floor`, whose first
+    /// election is due at `timer`.
+    pub(crate) fn new(started: Duration, floor: Term, timer: Duration) -> Self {
+        Self {
+            started,
+            floor,
+            timer,
+            voted_for: None,
+            votes: BTreeMap::new(),
+            term_leader: None,
+            heard_leader: None,
+        }
+    }
+
+    /// When the next election is due, unless a leader is heard before.
+    pub(crate) fn timer(&self) -> Duration {
+        self.timer
+    }
+
+    /// Moves the next election to `at`.
+    pub(crate) fn set_timer(&mut self, at: Duration) {
+        self.timer = at;
+    }
+
+    /// The leader known for `term`, if `term` is the latest one known of.
+    pub(crate) fn leader_of(&self, term: Term) -> Option<MemberId> {
+        self.term_leader.filter(|(t, _)| *t == term).map(|(_, l)| l)
+    }
+
+    /// A new round of votes, this node's own granted.
+    fn count_from(&mut self, me: MemberId) {
+        self.votes.clear();
+        self.votes.insert(me, true);
+    }
+}
 
 impl Node {
     /// Whether this node may vote (for itself included) yet.
@@ -23,7 +83,7 @@ impl Node {
         if broken!(self, vote_delay_forever) {
             return self.cluster_is_cold();
         }
-        self.now >= self.started + self.timing.vote_guard
+        self.now >= self.election.started + self.timing.vote_guard
             || self.cluster_is_cold()
             || broken!(self, no_vote_delay)
     }
@@ -39,7 +99,7 @@ impl Node {
 
     /// The term this node would stand in: above its own and its floor.
     pub(crate) fn next_term(&self) -> Term {
-        (self.term + 1).max(self.floor)
+        (self.term + 1).max(self.election.floor)
     }
 
     /// Heard the leader less than the vote guard ago (or leads): the leader
@@ -47,6 +107,7 @@ impl Node {
     pub(crate) fn leader_guard(&self) -> bool {
         self.role == NodeRole::Leader
             || self
+                .election
                 .heard_leader
                 .is_some_and(|t| self.now < t + self.timing.vote_guard)
     }
@@ -57,6 +118,7 @@ impl Node {
         self.role == NodeRole::Leader
             || (self.leader.is_some_and(|l| self.links.contains_key(&l))
                 && self
+                    .election
                     .heard_leader
                     .is_some_and(|t| self.now < t + self.timing.election_timeout))
     }
@@ -68,22 +130,22 @@ impl Node {
     /// The timer fired: pre-vote, unless a guard says not yet.
     pub(crate) fn try_election(&mut self) {
         if self.shutting_down {
-            self.election_at = self.now + self.timing.election_timeout;
+            self.election.timer = self.now + self.timing.election_timeout;
             return;
         }
         let mut earliest = self.now;
         if !self.may_vote() {
-            earliest = earliest.max(self.started + self.timing.vote_guard);
+            earliest = earliest.max(self.election.started + self.timing.vote_guard);
         }
-        if let Some(heard) = self.heard_leader {
+        if let Some(heard) = self.election.heard_leader {
             earliest = earliest.max(heard + self.timing.vote_guard);
         }
         if earliest > self.now {
             let jitter = self.rng.between(Duration::ZERO, self.timing.fast_election);
-            self.election_at = earliest + jitter;
+            self.election.timer = earliest + jitter;
             return;
         }
-        self.election_at = self.now + self.random_timeout();
+        self.election.timer = self.now + self.random_timeout();
         if self.links.len() + 1 < quorum::majority(self.members) {
             return; // cannot win; health is Bad and stays quiet
         }
@@ -91,8 +153,7 @@ impl Node {
             self.role = NodeRole::PreCandidate;
             self.report_state();
         }
-        self.votes.clear();
-        self.votes.insert(self.me, true);
+        self.election.count_from(self.me);
         let (term, last) = (self.next_term(), self.log.last());
         let peers: Vec<MemberId> = self.links.keys().copied().collect();
         for p in peers {
@@ -102,10 +163,10 @@ impl Node {
     }
 
     pub(crate) fn on_pre_vote(&mut self, from: MemberId, term: Term, last: LogId) {
-        if term < self.floor {
+        if term < self.election.floor {
             // Below this incarnation's floor: say so, so the candidate stands
             // higher next time.
-            let floor = self.floor;
+            let floor = self.election.floor;
             self.send(
                 from,
                 Message::PreVoteReply {
@@ -127,12 +188,12 @@ impl Node {
     pub(crate) fn on_pre_vote_reply(&mut self, from: MemberId, term: Term, granted: bool) {
         if !granted && term > self.next_term() {
             // A voter's floor: stand at least there.
-            self.floor = self.floor.max(term);
+            self.election.floor = self.election.floor.max(term);
         }
         if self.role != NodeRole::PreCandidate || term != self.next_term() {
             return;
         }
-        self.votes.insert(from, granted);
+        self.election.votes.insert(from, granted);
         self.count_pre_votes();
     }
 
@@ -140,13 +201,13 @@ impl Node {
     /// cannot answer, so it counts as a refusal (a split vote with a crashed
     /// member is then known lost at once, not after a whole timeout).
     fn tally(&self) -> VoteResult {
-        let granted = self.votes.values().filter(|g| **g).count();
+        let granted = self.election.votes.values().filter(|g| **g).count();
         let unreachable = (0..self.members as MemberId)
-            .filter(|m| !self.votes.contains_key(m) && !self.links.contains_key(m))
+            .filter(|m| !self.election.votes.contains_key(m) && !self.links.contains_key(m))
             .count();
         quorum::vote_result(
             granted,
-            self.votes.len() - granted + unreachable,
+            self.election.votes.len() - granted + unreachable,
             self.members,
         )
     }
@@ -165,14 +226,13 @@ impl Node {
     /// A real election in a new term.
     pub(crate) fn start_candidacy(&mut self, transfer: bool) {
         self.term = self.next_term();
-        self.voted_for = Some(self.me);
+        self.election.voted_for = Some(self.me);
         self.role = NodeRole::Candidate;
         self.leader = None;
-        self.heard_leader = None;
+        self.election.heard_leader = None;
         self.drop_lease();
-        self.election_at = self.now + self.random_timeout();
-        self.votes.clear();
-        self.votes.insert(self.me, true);
+        self.election.timer = self.now + self.random_timeout();
+        self.election.count_from(self.me);
         self.report_state();
         let (term, last) = (self.term, self.log.last());
         let peers: Vec<MemberId> = self.links.keys().copied().collect();
@@ -193,13 +253,13 @@ impl Node {
 
     pub(crate) fn on_vote(&mut self, from: MemberId, term: Term, last: LogId, transfer: bool) {
         let refuse = term < self.term
-            || term < self.floor
+            || term < self.election.floor
             || (!transfer && self.leader_guard())
             || !self.may_vote()
             || self.shutting_down;
         if refuse {
             let reply = Message::VoteReply {
-                term: self.term.max(self.floor),
+                term: self.term.max(self.election.floor),
                 granted: false,
             };
             self.send(from, reply);
@@ -208,12 +268,13 @@ impl Node {
         if term > self.term {
             self.become_follower(term, None);
         }
-        let granted = (self.voted_for.is_none_or(|v| v == from) || broken!(self, vote_twice))
+        let granted = (self.election.voted_for.is_none_or(|v| v == from)
+            || broken!(self, vote_twice))
             && self.up_to_date(last)
             && self.role != NodeRole::Leader;
         if granted {
-            self.voted_for = Some(from);
-            self.election_at = self.now + self.random_timeout();
+            self.election.voted_for = Some(from);
+            self.election.timer = self.now + self.random_timeout();
             self.drop_lease();
         }
         let term = self.term;
@@ -227,12 +288,12 @@ impl Node {
             // next candidacy. Not a reason to give up a term already won: the
             // voter follows this leader if it never took part in a higher
             // term, and otherwise its replies depose it.
-            self.floor = self.floor.max(term);
+            self.election.floor = self.election.floor.max(term);
         }
         if self.role != NodeRole::Candidate || term < self.term || (granted && term != self.term) {
             return;
         }
-        self.votes.insert(from, granted);
+        self.election.votes.insert(from, granted);
         match self.tally() {
             VoteResult::Won => self.become_leader(),
             VoteResult::Lost => {
@@ -240,7 +301,7 @@ impl Node {
                 // makes another tie unlikely, rather than a whole timeout.
                 self.role = NodeRole::Follower;
                 let f = self.timing.fast_election;
-                self.election_at = self.now + self.rng.between(f, f * 6);
+                self.election.timer = self.now + self.rng.between(f, f * 6);
                 self.report_state();
             }
             VoteResult::Pending => {}
@@ -250,16 +311,15 @@ impl Node {
     fn become_leader(&mut self) {
         self.role = NodeRole::Leader;
         // Its caches are what the cluster has now; no one can send it more.
-        self.needs_snapshot = false;
         // A half-installed snapshot may hold a key at an older value than
         // the entries this node applied before it: no replay from here
         // would fix that. Empty caches only miss.
-        if self.installing.take().is_some() {
+        if self.install.abandon() {
             self.out.push(Output::InvalidateAll);
         }
         self.leader = Some(self.me);
-        self.term_leader = Some((self.term, self.me));
-        self.heard_leader = None;
+        self.election.term_leader = Some((self.term, self.me));
+        self.election.heard_leader = None;
         // Raft: committing an entry of the new term commits every earlier
         // one; the leader serves reads only after that.
         let next = self.log.last().index + 1;
@@ -273,7 +333,7 @@ impl Node {
         let changed = term != self.term || self.role != NodeRole::Follower || self.leader != leader;
         if term > self.term {
             self.term = term;
-            self.voted_for = None;
+            self.election.voted_for = None;
             self.drop_lease();
         }
         self.leading = None;
@@ -303,46 +363,15 @@ impl Node {
         }
     }
 
-    /// Leaves leadership without a new term (check-quorum, Bad, handover).
-    pub(crate) fn step_down(&mut self) {
-        self.become_follower(self.term, None);
-        self.election_at = self.now + self.random_timeout();
-    }
-
-    /// Heartbeats, check-quorum and the handover.
-    pub(crate) fn leader_tick(&mut self) {
-        let Some(lead) = self.leading.as_ref() else {
-            return;
-        };
-        let heard = lead.quorum_heard(self.now, self.members);
-        if heard.is_none_or(|t| self.now >= t + self.timing.election_timeout) {
-            self.step_down();
-            return;
+    /// `from` leads `term`, as a message of it shows: follow it, and wait
+    /// a whole timeout before standing.
+    pub(crate) fn heard_from_leader(&mut self, from: MemberId, term: Term) {
+        if term > self.term || self.role != NodeRole::Follower || self.leader != Some(from) {
+            self.become_follower(term, Some(from));
         }
-        self.restart_stalled_streams();
-        if let Some((_, deadline)) = self.leading.as_ref().and_then(|l| l.transfer)
-            && self.now >= deadline
-        {
-            self.step_down();
-            self.out.push(Output::ShutdownReady);
-        }
-    }
-
-    /// After the leader's last entries reached the transfer target, tell it
-    /// to stand at once, and stop leading.
-    pub(crate) fn maybe_hand_over(&mut self) {
-        let Some((target, _)) = self.leading.as_ref().and_then(|l| l.transfer) else {
-            return;
-        };
-        let caught_up = self
-            .progress(target)
-            .is_some_and(|p| p.matched == self.log.last().index);
-        if caught_up && self.links.contains_key(&target) {
-            let term = self.term;
-            self.send(target, Message::TimeoutNow { term });
-            self.step_down();
-            self.out.push(Output::ShutdownReady);
-        }
+        self.election.term_leader = Some((term, from));
+        self.election.heard_leader = Some(self.now);
+        self.election.timer = self.now + self.random_timeout();
     }
 
     pub(crate) fn on_timeout_now(&mut self, from: MemberId, term: Term) {

@@ -1,9 +1,13 @@
 //! The leader's own state: it exists only while this node leads, created
-//! when it wins an election and dropped when it steps down.
+//! when it wins an election and dropped when it steps down; and what only a
+//! leader does on its own: check-quorum and the handover.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::events::Output;
+use crate::message::Message;
+use crate::node::Node;
 use crate::progress::Progress;
 use crate::quorum;
 use crate::types::{Index, MemberId, RequestId};
@@ -87,5 +91,50 @@ impl Leading {
             .filter_map(|p| p.streaming)
             .map(|s| s.index)
             .min()
+    }
+}
+
+impl Node {
+    /// Leaves leadership without a new term (check-quorum, Bad, handover).
+    pub(crate) fn step_down(&mut self) {
+        self.become_follower(self.term, None);
+        let at = self.now + self.random_timeout();
+        self.election.set_timer(at);
+    }
+
+    /// Heartbeats, check-quorum and the handover.
+    pub(crate) fn leader_tick(&mut self) {
+        let Some(lead) = self.leading.as_ref() else {
+            return;
+        };
+        let heard = lead.quorum_heard(self.now, self.members);
+        if heard.is_none_or(|t| self.now >= t + self.timing.election_timeout) {
+            self.step_down();
+            return;
+        }
+        self.restart_stalled_streams();
+        if let Some((_, deadline)) = self.leading.as_ref().and_then(|l| l.transfer)
+            && self.now >= deadline
+        {
+            self.step_down();
+            self.out.push(Output::ShutdownReady);
+        }
+    }
+
+    /// After the leader's last entries reached the transfer target, tell it
+    /// to stand at once, and stop leading.
+    pub(crate) fn maybe_hand_over(&mut self) {
+        let Some((target, _)) = self.leading.as_ref().and_then(|l| l.transfer) else {
+            return;
+        };
+        let caught_up = self
+            .progress(target)
+            .is_some_and(|p| p.matched == self.log.last().index);
+        if caught_up && self.links.contains_key(&target) {
+            let term = self.term;
+            self.send(target, Message::TimeoutNow { term });
+            self.step_down();
+            self.out.push(Output::ShutdownReady);
+        }
     }
 }

@@ -71,7 +71,7 @@ impl Node {
         // send appends committing less than the snapshot's end.
         if a.lease
             && (self.applied >= a.commit || broken!(self, renew_when_lagging))
-            && (self.installing.is_none() && self.applied >= self.fuzzy_end
+            && (self.install.caches_exact(self.applied)
                 || broken!(self, keep_lease_while_installing))
             && let Some(echo) = a.echo.filter(|e| *e <= self.now)
         {

@@ -31,10 +31,11 @@ impl Node {
         if self.leader.is_none()
             && self.role == NodeRole::Follower
             && (just_majority || just_all)
-            && self.election_at > self.now + fast
+            && self.election.timer() > self.now + fast
         {
             // One draw: a second one would bunch the members' starts together.
-            self.election_at = self.now + self.rng.between(Duration::ZERO, fast);
+            let at = self.now + self.rng.between(Duration::ZERO, fast);
+            self.election.set_timer(at);
         }
     }
 
@@ -51,7 +52,7 @@ impl Node {
             // as soon as the vote guard allows, not a whole timeout later.
             self.leader = None;
             let at = self.now + self.rng.between(Duration::ZERO, self.timing.fast_election);
-            self.election_at = self.election_at.min(at);
+            self.election.set_timer(self.election.timer().min(at));
             self.report_state();
         }
         self.update_health();
@@ -70,7 +71,7 @@ impl Node {
             // The log stays (it still counts in elections); the caches go,
             // and refill from entries applied from now on.
             self.out.push(Output::InvalidateAll);
-            self.needs_snapshot = true;
+            self.install.caches_cleared();
             self.drop_lease_in_bad();
             if self.role == NodeRole::Leader {
                 self.step_down();

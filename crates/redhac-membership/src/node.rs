@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::config::NodeConfig;
+use crate::election::Election;
 use crate::events::{Input, Output, Rejection};
 #[cfg(feature = "faults")]
 use crate::faults::Faults;
@@ -15,6 +16,7 @@ use crate::message::{Message, PeerHello};
 use crate::progress::Progress;
 use crate::quorum;
 use crate::rng::Rng;
+use crate::snapshot::Install;
 use crate::timing::Timing;
 use crate::types::{Health, Index, LogId, MemberId, NodeRole, RequestId, Term};
 use crate::writes::Pending;
@@ -60,45 +62,35 @@ pub struct NodeStatus {
 /// One member's cluster core. See the crate docs for the protocol.
 #[derive(Debug)]
 pub struct Node {
+    // Fixed at construction and read by every concern; kept loose rather
+    // than behind a settings type that would own nothing.
     pub(crate) me: MemberId,
     #[cfg(feature = "faults")]
     pub(crate) faults: Faults,
     pub(crate) members: usize,
     pub(crate) timing: Timing,
+    /// Draws every random timeout, so a seed replays a run.
     pub(crate) rng: Rng,
+    /// The latest time an input brought.
     pub(crate) now: Duration,
-    pub(crate) started: Duration,
 
+    // Who leads: read by every concern, changed by the election's rules.
     pub(crate) term: Term,
-    pub(crate) voted_for: Option<MemberId>,
     pub(crate) role: NodeRole,
     pub(crate) leader: Option<MemberId>,
-    /// The leader of the latest term one was known of, kept when its link
-    /// drops: no one else may lead that term.
-    pub(crate) term_leader: Option<(Term, MemberId)>,
-    /// When the current leader was last heard (a message of its term).
-    pub(crate) heard_leader: Option<Duration>,
-    /// When to try an election, unless a leader is heard before.
-    pub(crate) election_at: Duration,
-    /// This incarnation never votes or stands below this term.
-    pub(crate) floor: Term,
-    /// Replies to the current pre-vote or vote: member -> granted.
-    pub(crate) votes: BTreeMap<MemberId, bool>,
+    /// Timer, votes and the leader heard (see [`crate::election`]).
+    pub(crate) election: Election,
 
+    // The log and how far it is committed and applied.
     pub(crate) log: Log,
     pub(crate) commit: Index,
     pub(crate) applied: Index,
-    /// The caches were cleared (health Bad): ask the leader for a snapshot.
-    pub(crate) needs_snapshot: bool,
-    /// The snapshot being installed: (term, last, next chunk; `None` once a
-    /// chunk was missed). From its first chunk until its last, the caches
-    /// are neither the old state nor the new one: no lease is renewed.
-    pub(crate) installing: Option<(Term, LogId, Option<u64>)>,
-    /// The `end` of the latest snapshot installed: until the log replays
-    /// past it, the caches may show entries beyond `applied`.
-    pub(crate) fuzzy_end: Index,
+    /// The follower's side of snapshots (see [`crate::snapshot`]).
+    pub(crate) install: Install,
 
+    /// The peers linked now, with what each said of itself.
     pub(crate) links: BTreeMap<MemberId, PeerHello>,
+    /// Health by links (see [`crate::links`]).
     pub(crate) health: Health,
 
     /// The leader's own state: `Some` exactly while `role` is Leader.
@@ -106,8 +98,11 @@ pub struct Node {
     /// The read lease (see [`crate::lease`]).
     pub(crate) lease: Lease,
 
+    /// Writes made here and not yet resolved (see [`crate::writes`]).
     pub(crate) pending: BTreeMap<RequestId, Pending>,
+    /// [`Input::Shutdown`] came: refuse writes and votes, stand for nothing.
     pub(crate) shutting_down: bool,
+    /// What this step tells the runtime, in order.
     pub(crate) out: Vec<Output>,
 }
 
@@ -131,22 +126,14 @@ impl Node {
             timing,
             rng,
             now,
-            started: now,
             term: floor,
-            voted_for: None,
             role: NodeRole::Follower,
             leader: None,
-            term_leader: None,
-            heard_leader: None,
-            election_at,
-            floor,
-            votes: BTreeMap::new(),
+            election: Election::new(now, floor, election_at),
             log: Log::default(),
             commit: 0,
             applied: 0,
-            needs_snapshot: false,
-            installing: None,
-            fuzzy_end: 0,
+            install: Install::default(),
             links: BTreeMap::new(),
             health: quorum::health(1, members),
             leading: None,
@@ -225,7 +212,7 @@ impl Node {
         if self.role == NodeRole::Leader {
             self.now + self.timing.heartbeat / 2
         } else {
-            self.election_at.max(self.now)
+            self.election.timer().max(self.now)
         }
     }
 
@@ -244,7 +231,7 @@ impl Node {
     /// index, or, while the log replays after a fuzzy snapshot, that
     /// snapshot's end. A snapshot streamed from here ends there.
     pub fn caches_through(&self) -> Index {
-        self.applied.max(self.fuzzy_end)
+        self.install.caches_through(self.applied)
     }
 
     /// The leader this node follows or is, when known (cheaper than
@@ -283,7 +270,7 @@ impl Node {
     fn tick(&mut self) {
         if self.role == NodeRole::Leader {
             self.leader_tick();
-        } else if self.now >= self.election_at {
+        } else if self.now >= self.election.timer() {
             self.try_election();
         }
     }

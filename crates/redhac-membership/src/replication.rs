@@ -181,21 +181,12 @@ impl Node {
             self.reply(from, stamp, false, self.log.last().index, batch);
             return false;
         }
-        if matches!(self.term_leader, Some((t, l)) if t == term && l != from) {
+        if self.election.leader_of(term).is_some_and(|l| l != from) {
             self.reject(from, what, Rejection::NotTheLeader);
             return false;
         }
         self.heard_from_leader(from, term);
         true
-    }
-
-    fn heard_from_leader(&mut self, from: MemberId, term: Term) {
-        if term > self.term || self.role != NodeRole::Follower || self.leader != Some(from) {
-            self.become_follower(term, Some(from));
-        }
-        self.term_leader = Some((term, from));
-        self.heard_leader = Some(self.now);
-        self.election_at = self.now + self.random_timeout();
     }
 
     pub(crate) fn reply(
@@ -211,7 +202,7 @@ impl Node {
             ok,
             last,
             applied: self.applied,
-            needs_snapshot: self.needs_snapshot,
+            needs_snapshot: self.install.needed(),
             stamp,
             own: self.now,
             batch,

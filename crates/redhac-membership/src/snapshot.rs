@@ -7,7 +7,77 @@ use crate::events::{Output, Rejection};
 use crate::leading::Leading;
 use crate::message::SnapshotChunk;
 use crate::node::Node;
-use crate::types::{LogId, MemberId};
+use crate::types::{Index, LogId, MemberId, Term};
+
+/// A follower's side of snapshots: whether its caches wait for one, the
+/// one being installed, and how far the last one reached.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Install {
+    /// The caches were cleared (health Bad): ask the leader for a snapshot.
+    needed: bool,
+    /// The snapshot being installed: (term, last, next chunk; `None` once a
+    /// chunk was missed). From its first chunk until its last, the caches
+    /// are neither the old state nor the new one: no lease is renewed.
+    installing: Option<(Term, LogId, Option<u64>)>,
+    /// The `end` of the latest snapshot installed: until the log replays
+    /// past it, the caches may show entries beyond `applied`.
+    fuzzy_end: Index,
+}
+
+impl Install {
+    /// Whether to ask the leader for a snapshot.
+    pub(crate) fn needed(&self) -> bool {
+        self.needed
+    }
+
+    /// The caches were cleared: only a snapshot refills them.
+    pub(crate) fn caches_cleared(&mut self) {
+        self.needed = true;
+    }
+
+    /// This node leads now: no one sends it a snapshot. Whether one was
+    /// half installed.
+    pub(crate) fn abandon(&mut self) -> bool {
+        self.needed = false;
+        self.installing.take().is_some()
+    }
+
+    /// Whether the caches, `applied` entries in, are exactly the log's:
+    /// no snapshot half installed, and the last one's end replayed.
+    pub(crate) fn caches_exact(&self, applied: Index) -> bool {
+        self.installing.is_none() && applied >= self.fuzzy_end
+    }
+
+    /// The highest index whose effects the caches may show, `applied`
+    /// entries in.
+    pub(crate) fn caches_through(&self, applied: Index) -> Index {
+        applied.max(self.fuzzy_end)
+    }
+
+    /// Takes chunk `seq` of the snapshot of `term` from `last`, if it is the
+    /// next one (a first chunk always is). A chunk out of sequence closes
+    /// the install to its later chunks.
+    fn take(&mut self, term: Term, last: LogId, seq: u64) -> bool {
+        if seq != 0 && self.installing != Some((term, last, Some(seq))) {
+            if let Some(i) = self.installing.as_mut() {
+                i.2 = None;
+            }
+            return false;
+        }
+        if seq == 0 {
+            self.needed = true;
+        }
+        self.installing = Some((term, last, seq.checked_add(1)));
+        true
+    }
+
+    /// The last chunk arrived: the caches hold the snapshot, up to `end`.
+    fn finish(&mut self, end: Index) {
+        self.installing = None;
+        self.needed = false;
+        self.fuzzy_end = end;
+    }
+}
 
 impl Node {
     /// Starts streaming the caches to `peer`, from the entries applied.
@@ -43,23 +113,18 @@ impl Node {
         if !self.may_lead(from, c.term, Duration::ZERO, done, "snapshot") {
             return;
         }
-        let first = c.seq == 0;
-        if !first && self.installing != Some((c.term, c.last, Some(c.seq))) {
+        if !self.install.take(c.term, c.last, c.seq) {
             // A chunk was lost (a link may lose messages) or this stream was
             // never begun here: wait for the leader's next snapshot. What
             // was installed so far stays unserved until a whole one: the
             // install stays open, and no later chunk of it matches.
-            if let Some(i) = self.installing.as_mut() {
-                i.2 = None;
-            }
             self.reject(from, "snapshot", Rejection::OutOfSequence);
             return;
         }
+        let first = c.seq == 0;
         if first {
-            self.needs_snapshot = true;
             self.drop_lease_for_install();
         }
-        self.installing = Some((c.term, c.last, c.seq.checked_add(1)));
         self.out.push(Output::InstallChunk {
             first,
             done,
@@ -72,9 +137,7 @@ impl Node {
             self.reply(from, Duration::ZERO, false, self.log.last().index, false);
             return;
         }
-        self.installing = None;
-        self.needs_snapshot = false;
-        self.fuzzy_end = c.end.unwrap_or(c.last.index);
+        self.install.finish(c.end.unwrap_or(c.last.index));
         self.log.reset_to(c.last);
         self.applied = c.last.index;
         self.commit = c.last.index;

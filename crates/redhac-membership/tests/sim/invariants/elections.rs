@@ -1,0 +1,59 @@
+//! Election invariants: one leader per term, and every leader holds what
+//! was committed before its term.
+
+use redhac_membership::{MemberId, Node, Term};
+
+use super::Checker;
+use crate::violation::Violation;
+use crate::world::World;
+
+impl Checker {
+    /// A node became leader.
+    pub(crate) fn became_leader(&mut self, w: &World, id: MemberId) {
+        let node = w.nodes[id as usize].node.as_ref().expect("alive");
+        let s = node.status();
+        let found = self.one_leader_per_term(id, s.term);
+        self.report(w.now, found);
+        let found = self.leader_complete(id, node);
+        self.report(w.now, found);
+    }
+
+    /// Invariant: at most one leader per term (a restarted member is
+    /// another incarnation).
+    fn one_leader_per_term(&mut self, id: MemberId, term: Term) -> Result<(), Violation> {
+        let me = (id, self.incs[id as usize]);
+        match self.leaders.get(&term) {
+            Some(other) if *other != me => Err(Violation::TwoLeaders {
+                term,
+                first: other.0,
+                second: id,
+            }),
+            _ => {
+                self.leaders.insert(term, me);
+                Ok(())
+            }
+        }
+    }
+
+    /// Invariant (Raft's leader completeness): every leader of a later term
+    /// holds every committed entry (a stale leader of an earlier term can
+    /// neither commit nor get a lease).
+    fn leader_complete(&self, id: MemberId, node: &Node) -> Result<(), Violation> {
+        let s = node.status();
+        let earlier = self
+            .committed
+            .values()
+            .rev()
+            .map(|(id, _)| *id)
+            .find(|id| id.term < s.term);
+        match earlier {
+            Some(c) if !node.holds(c) => Err(Violation::LeaderIncomplete {
+                node: id,
+                term: s.term,
+                missing: c,
+                last: s.last,
+            }),
+            _ => Ok(()),
+        }
+    }
+}

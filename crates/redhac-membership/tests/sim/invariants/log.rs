@@ -1,0 +1,118 @@
+//! Log invariants: entries apply in order and only once committed, the
+//! same entry at an index everywhere; a write resolved at `Quorum` or
+//! `All` is committed where it says.
+
+use std::sync::Arc;
+
+use redhac_membership::{Ack, Entry, LogId, MemberId, NodeRole, Op, RequestId, WriteError};
+
+use super::Checker;
+use crate::violation::Violation;
+use crate::world::World;
+
+impl Checker {
+    /// A node applied an entry.
+    pub(crate) fn applied(&mut self, w: &World, id: MemberId, e: &Entry) {
+        let n = &w.nodes[id as usize];
+        self.report(w.now, applies_in_order(id, e, n.applied));
+        let leads = n
+            .node
+            .as_ref()
+            .is_some_and(|n| n.status().role == NodeRole::Leader);
+        let found = self.applies_committed(id, e, leads);
+        self.report(w.now, found);
+    }
+
+    /// Invariant: two nodes never apply different entries at one index, and
+    /// a follower applies only what a leader applied first (which this
+    /// records as committed).
+    fn applies_committed(&mut self, id: MemberId, e: &Entry, leads: bool) -> Result<(), Violation> {
+        match self.committed.get(&e.id.index) {
+            Some((cid, op)) if *cid != e.id || **op != *e.op => Err(Violation::AppliedDiverged {
+                node: id,
+                entry: e.id,
+                committed: *cid,
+            }),
+            Some(_) => Ok(()),
+            None if leads => {
+                self.committed.insert(e.id.index, (e.id, Arc::clone(&e.op)));
+                Ok(())
+            }
+            None => Err(Violation::AppliedUncommitted {
+                node: id,
+                entry: e.id,
+            }),
+        }
+    }
+
+    /// A node resolved a write: counted by outcome, then checked.
+    pub(crate) fn resolved(
+        &mut self,
+        w: &World,
+        id: MemberId,
+        req: RequestId,
+        result: Result<Option<LogId>, WriteError>,
+    ) {
+        let Some((op, ack, _)) = w.nodes[id as usize].writes.get(&req).cloned() else {
+            self.report(w.now, Err(Violation::UnknownWrite { node: id, req }));
+            return;
+        };
+        let key = match (&result, ack) {
+            (Err(WriteError::NoQuorum), _) => "no_quorum",
+            (Err(WriteError::Timeout), _) => "timeout",
+            (Err(WriteError::ShuttingDown), _) => "shutting_down",
+            (Ok(_), Ack::None) => "none",
+            (Ok(_), Ack::Leader) => "leader",
+            (Ok(_), Ack::Quorum) => "quorum",
+            (Ok(_), Ack::All) => "all",
+        };
+        *self.resolved.entry(key).or_default() += 1;
+        if let (Ok(at), Ack::Quorum | Ack::All) = (result, ack) {
+            let found = self.resolves_where_committed(id, req, ack, at, &op);
+            self.report(w.now, found);
+            let Some(at) = at else {
+                return;
+            };
+            if ack == Ack::All {
+                self.all_index = self.all_index.max(at.index);
+            } else {
+                self.quorum.push_back((w.now, at.index));
+            }
+        }
+    }
+
+    /// Invariant: a write resolved at `Quorum` or `All` is committed where
+    /// it says.
+    fn resolves_where_committed(
+        &self,
+        id: MemberId,
+        req: RequestId,
+        ack: Ack,
+        at: Option<LogId>,
+        op: &Op,
+    ) -> Result<(), Violation> {
+        let committed = at.and_then(|at| self.committed.get(&at.index));
+        match (at, committed) {
+            (Some(at), Some((cid, cop))) if *cid == at && **cop == *op => Ok(()),
+            _ => Err(Violation::ResolvedNotCommitted {
+                node: id,
+                req,
+                ack,
+                at,
+                committed: committed.map(|(c, _)| *c),
+            }),
+        }
+    }
+}
+
+/// Invariant: entries apply in order.
+fn applies_in_order(id: MemberId, e: &Entry, applied: u64) -> Result<(), Violation> {
+    if e.id.index != applied + 1 {
+        return Err(Violation::AppliedOutOfOrder {
+            node: id,
+            entry: e.id,
+            after: applied,
+        });
+    }
+    Ok(())
+}

@@ -1,0 +1,126 @@
+//! Faults while the chaos lasts: link resets, symmetric and one-sided
+//! partitions, crashes and restarts, pauses; and healing them all.
+
+use std::time::Duration;
+
+use redhac_membership::{MemberId, NodeRole};
+
+use super::{Event, World};
+
+impl World {
+    /// Injects a fault while the chaos lasts, and schedules the next.
+    pub(super) fn fault(&mut self) {
+        if self.now < self.opts.chaos {
+            self.inject_fault();
+            let next = self.rng.millis(50, 3000);
+            self.schedule(next, Event::Fault);
+        }
+    }
+
+    fn inject_fault(&mut self) {
+        let n = self.nodes.len() as u64;
+        let a = self.rng.below(n) as MemberId;
+        let b = ((u64::from(a) + 1 + self.rng.below(n - 1)) % n) as MemberId;
+        match self.rng.below(10) {
+            0 | 1 => self.reset(a, b),
+            2 => {
+                // Symmetric partition: a random side against the rest. Links
+                // stall (no reset) until their keepalive expires.
+                let side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
+                for x in 0..n as MemberId {
+                    for y in 0..n as MemberId {
+                        if x != y && side[x as usize] != side[y as usize] {
+                            self.blocked.insert((x, y), true);
+                            if x < y {
+                                self.stall(x, y);
+                            }
+                        }
+                    }
+                }
+            }
+            3 => {
+                // One-sided: a stops hearing b; the link stalls until its
+                // keepalive expires.
+                self.blocked.insert((b, a), true);
+                self.stall(a, b);
+            }
+            4 | 5 => {
+                self.blocked.clear();
+                self.reconnect_all();
+            }
+            6 => self.crash(a),
+            7 => {
+                // A pause (or a clock jump): the node stops, then resumes
+                // with its clock moved on.
+                let pause = self.rng.millis(10, 5000);
+                let node = &mut self.nodes[a as usize];
+                node.paused_until = node.paused_until.max(self.now + pause);
+            }
+            _ => {
+                if self.nodes.iter().any(|n| n.node.is_none()) {
+                    let dead: Vec<_> = (0..n as MemberId).filter(|&i| !self.alive(i)).collect();
+                    let pick = dead[self.rng.below(dead.len() as u64) as usize];
+                    self.schedule(Duration::ZERO, Event::Restart { node: pick });
+                } else {
+                    self.reset(a, b);
+                }
+            }
+        }
+    }
+
+    fn stall(&mut self, a: MemberId, b: MemberId) {
+        let keepalive = self.timing.election_timeout + self.rng.millis(0, 3000);
+        self.schedule(keepalive, Event::Keepalive { a, b });
+    }
+
+    /// Crashes a node, if a majority of live nodes still holds every
+    /// committed entry afterwards (the guarantee is for a surviving majority).
+    pub(super) fn crash(&mut self, victim: MemberId) {
+        if !self.alive(victim) || !self.checker.may_crash(self, victim) {
+            return;
+        }
+        let was_leader = self.nodes[victim as usize]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.status().role == NodeRole::Leader);
+        self.trace_crash(victim);
+        self.nodes[victim as usize].node = None;
+        self.nodes[victim as usize].serving_until = None;
+        if was_leader {
+            self.crash_of_leader = Some(self.now);
+        }
+        let others: Vec<MemberId> = (0..self.nodes.len() as MemberId)
+            .filter(|&x| x != victim)
+            .collect();
+        for o in others {
+            self.reset(victim, o);
+        }
+        let after = if self.opts.crash_voters {
+            self.rng.millis(1, 50)
+        } else {
+            self.rng.millis(100, 6000)
+        };
+        self.schedule(after, Event::Restart { node: victim });
+    }
+
+    /// A crashed node comes back as a new incarnation.
+    pub(super) fn restart(&mut self, node: MemberId) {
+        if !self.alive(node) {
+            self.start(node);
+            self.reconnect_all();
+        }
+    }
+
+    /// Heals every partition and pause and restarts crashed nodes.
+    pub(crate) fn heal(&mut self) {
+        self.healed = true;
+        self.blocked.clear();
+        for i in 0..self.nodes.len() {
+            self.nodes[i].paused_until = self.nodes[i].paused_until.min(self.now);
+            if !self.alive(i as MemberId) {
+                self.start(i as MemberId);
+            }
+        }
+        self.reconnect_all();
+    }
+}

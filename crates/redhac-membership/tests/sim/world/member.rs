@@ -1,0 +1,199 @@
+//! A simulated member: the core plus what its runtime keeps (caches,
+//! serving time, writes in flight), started, ticked and stepped, carrying
+//! out the core's outputs on its caches.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use redhac_membership::{
+    Ack, Input, MemberId, Node, NodeConfig, NodeRole, Op, Output, PeerHello, RequestId,
+};
+
+use super::{Event, World};
+
+/// A simulated member: the core plus the caches it would keep.
+pub(crate) struct SimNode {
+    pub(crate) node: Option<Node>,
+    pub(crate) inc: u64,
+    /// This incarnation's clock reads global time plus this.
+    pub(crate) offset: Duration,
+    pub(crate) paused_until: Duration,
+    pub(crate) store: BTreeMap<(String, String), Vec<u8>>,
+    pub(crate) serving_until: Option<Duration>,
+    /// The last index applied, as seen from its outputs.
+    pub(crate) applied: u64,
+    /// Between a snapshot's first and last chunks.
+    pub(crate) installing: bool,
+    /// A snapshot's `end`: its caches are exact again once applied reaches it.
+    pub(crate) fuzzy_until: u64,
+    pub(super) next_id: RequestId,
+    /// Writes in flight: id -> (op, ack, proposed at).
+    pub(crate) writes: BTreeMap<RequestId, (Arc<Op>, Ack, Duration)>,
+}
+
+impl SimNode {
+    /// A member not started yet, whose clocks read global time plus `offset`.
+    pub(super) fn new(offset: Duration) -> Self {
+        Self {
+            node: None,
+            inc: 0,
+            offset,
+            paused_until: Duration::ZERO,
+            store: BTreeMap::new(),
+            serving_until: None,
+            applied: 0,
+            installing: false,
+            fuzzy_until: 0,
+            next_id: 1,
+            writes: BTreeMap::new(),
+        }
+    }
+}
+
+impl World {
+    /// Starts `id` as a new incarnation: empty caches, a fresh core.
+    pub(super) fn start(&mut self, id: MemberId) {
+        let seed = if self.opts.same_seed {
+            self.opts.seed
+        } else {
+            self.opts.seed ^ (u64::from(id) << 32)
+        };
+        let mut config = NodeConfig::new(id, self.opts.nodes, self.timing, seed);
+        config.faults = self.opts.faults;
+        // Wall clocks agree within a few milliseconds (less than a restart).
+        let skew = self.rng.below(5);
+        let wall_ms = (self.now.as_millis() as u64 + skew).saturating_sub(2);
+        config.term_floor = NodeConfig::wall_clock_floor(wall_ms);
+        let n = &mut self.nodes[id as usize];
+        n.inc += 1;
+        n.store.clear();
+        n.serving_until = None;
+        n.applied = 0;
+        n.installing = false;
+        n.fuzzy_until = 0;
+        n.writes.clear();
+        let local = self.now + n.offset;
+        n.node = Some(Node::new(config, local));
+        let inc = n.inc;
+        self.checker.restarted(id);
+        self.schedule(Duration::ZERO, Event::Tick { node: id, inc });
+    }
+
+    /// The runtime's timer: a tick every few milliseconds, held while the
+    /// node is paused.
+    pub(super) fn tick(&mut self, node: MemberId, inc: u64) {
+        let n = &self.nodes[node as usize];
+        if n.inc != inc || n.node.is_none() {
+            return;
+        }
+        let next = self.timing.tick() + self.rng.millis(0, 2);
+        if n.paused_until > self.now {
+            let at = n.paused_until;
+            self.schedule_at(at, Event::Tick { node, inc });
+            return;
+        }
+        self.schedule(next, Event::Tick { node, inc });
+        self.step(node, Input::Tick);
+    }
+
+    /// What `n` says of itself when a link comes up.
+    pub(super) fn hello(&self, n: MemberId) -> PeerHello {
+        self.nodes[n as usize].node.as_ref().expect("alive").hello()
+    }
+
+    /// Steps a node and carries out its outputs.
+    pub(super) fn step(&mut self, id: MemberId, input: Input) {
+        let local = self.local(id);
+        self.trace_input(id, &input);
+        let Some(node) = self.nodes[id as usize].node.as_mut() else {
+            return;
+        };
+        let was_leader = node.status().role == NodeRole::Leader;
+        let outputs = node.step(local, input);
+        let status = node.status();
+        for out in outputs {
+            self.trace_output(id, &out);
+            self.carry_out(id, out);
+        }
+        if status.role == NodeRole::Leader && !was_leader {
+            self.check(|c, w| c.became_leader(w, id));
+            if self.first_leader.is_none() {
+                self.first_leader = Some(self.now);
+            }
+            if let Some(crash) = self.crash_of_leader.take() {
+                self.failovers.push(self.now - crash);
+            }
+        }
+    }
+
+    fn carry_out(&mut self, id: MemberId, out: Output) {
+        match out {
+            Output::Send { to, msg } => self.transmit(id, to, msg),
+            Output::Apply(entry) => {
+                self.check(|c, w| c.applied(w, id, &entry));
+                let n = &mut self.nodes[id as usize];
+                n.applied = entry.id.index;
+                match &*entry.op {
+                    Op::Put {
+                        cache, key, value, ..
+                    } => {
+                        n.store.insert((cache.clone(), key.clone()), value.clone());
+                    }
+                    Op::Delete { cache, key } => {
+                        n.store.remove(&(cache.clone(), key.clone()));
+                    }
+                    Op::Clear { cache } => n.store.retain(|(c, _), _| c != cache),
+                    Op::Noop => {}
+                }
+            }
+            Output::InstallChunk {
+                first,
+                done,
+                last,
+                data,
+            } => {
+                let (part, end) = self.checker.chunk(&data);
+                self.check(|c, w| c.installed(w, id, last, end, &part));
+                let n = &mut self.nodes[id as usize];
+                if first {
+                    n.store.clear();
+                }
+                n.store.extend(part);
+                n.installing = !done;
+                if done {
+                    n.applied = last.index;
+                    n.fuzzy_until = end;
+                }
+            }
+            Output::SendSnapshot { to, term, last } => self.start_stream(id, to, term, last),
+            Output::Resolve { id: req, result } => {
+                self.check(|c, w| c.resolved(w, id, req, result));
+                self.nodes[id as usize].writes.remove(&req);
+            }
+            Output::InvalidateAll => {
+                // Empty caches hold nothing half-installed.
+                let n = &mut self.nodes[id as usize];
+                n.store.clear();
+                n.installing = false;
+            }
+            Output::InvalidateKeys(keys) => {
+                let n = &mut self.nodes[id as usize];
+                for (cache, key) in keys {
+                    match key {
+                        Some(k) => {
+                            n.store.remove(&(cache, k));
+                        }
+                        None => n.store.retain(|(c, _), _| *c != cache),
+                    }
+                }
+                n.applied = n.node.as_ref().expect("alive").status().applied;
+            }
+            Output::Serving(until) => self.nodes[id as usize].serving_until = until,
+            Output::Rejected { from, what, why } => {
+                self.check(|c, w| c.rejected(w, id, from, what, why));
+            }
+            Output::Health(_) | Output::State { .. } | Output::ShutdownReady => {}
+        }
+    }
+}
