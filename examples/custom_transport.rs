@@ -268,6 +268,8 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let mut config = NodeConfig::new(me, MEMBERS, timing, wall_ms);
         // Votes live in memory: a restarted member must not reuse a term.
         config.term_floor = NodeConfig::wall_clock_floor(wall_ms);
+        // Differs at every start, so a leader knows a member restarted.
+        config.incarnation = wall_ms ^ u64::from(me);
         let node = Node::new(config, Duration::ZERO);
         let mut store = Store::builder();
         store.add::<Session>(CACHE, CacheOptions::default().max_capacity(10_000))?;

@@ -44,7 +44,7 @@ impl Bytes<'_> {
     }
     fn message(&mut self) -> Option<Message> {
         let term = self.small()?;
-        Some(match self.u8()? % 13 {
+        Some(match self.u8()? % 14 {
             0 => Message::PreVote { term, last: self.id()? },
             1 => Message::PreVoteReply { term, granted: self.u8()? % 2 == 0 },
             2 => Message::Vote { term, last: self.id()?, transfer: self.u8()? % 2 == 0 },
@@ -88,14 +88,15 @@ impl Bytes<'_> {
             9 => Message::Refused { id: self.small()? },
             10 => Message::AwaitAll { id: self.small()?, index: self.small()? },
             11 => Message::AllDone { id: self.small()?, index: self.small()? },
-            _ => Message::TimeoutNow { term },
+            12 => Message::TimeoutNow { term },
+            _ => Message::Leaving { term },
         })
     }
     fn input(&mut self) -> Option<Input> {
         let peer = u32::from(self.u8()? % 4);
         Some(match self.u8()? % 6 {
             0 => Input::Tick,
-            1 => Input::Connected { peer, hello: PeerHello { term: self.small()?, last: self.id()? } },
+            1 => Input::Connected { peer, hello: PeerHello { term: self.small()?, last: self.id()?, incarnation: self.small()? } },
             2 => Input::Disconnected { peer },
             3 | 4 => Input::Receive { from: peer, msg: self.message()? },
             _ => Input::Propose { id: self.small()?, op: self.op()?, ack: self.ack()?, deadline: self.ms()? },

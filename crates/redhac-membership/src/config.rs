@@ -22,12 +22,16 @@ pub struct NodeConfig {
     /// Votes live in memory, so without it a restarted member could vote
     /// twice in a term, or a majority that restarted at once could reuse a
     /// term an older leader still holds entries of. With it, every term a
-    /// restarted member takes part in is newer than any before its start,
-    /// as long as the members' clocks agree within the time a restart takes.
-    /// (A healthy leader that meets a restarted member's higher term stands
-    /// again above it at once, so a restart costs a round trip, not an
-    /// election timeout.)
+    /// restarted member votes or stands in is newer than any before its
+    /// start, as long as the members' clocks agree within the time a restart
+    /// takes. It still follows a live leader of an older term at once, so a
+    /// restart forces no election.
     pub term_floor: Term,
+    /// This incarnation's identity, different at every start of the member
+    /// (the runtime draws it at random). A leader that sees a member's
+    /// incarnation change knows it forgot its votes, and counts it in no
+    /// majority until a majority without it confirms the leader's term.
+    pub incarnation: u64,
     /// Rules to break on purpose, so the simulation can show it catches
     /// each broken invariant. All off by default; never set them otherwise.
     #[cfg(feature = "faults")]
@@ -44,6 +48,7 @@ impl NodeConfig {
             timing,
             seed,
             term_floor: 0,
+            incarnation: 0,
             #[cfg(feature = "faults")]
             faults: Faults::default(),
         }

@@ -32,6 +32,12 @@ pub(crate) struct Election {
     term_leader: Option<(Term, MemberId)>,
     /// When the current leader was last heard (a message of its term).
     heard_leader: Option<Duration>,
+    /// When this node last stood for election.
+    stood: Duration,
+    /// The leader (and its incarnation) whose `TimeoutNow` started this
+    /// node's candidacy in that term: that incarnation serves no more reads,
+    /// so if this node wins, its `All` writes need not wait for its lease.
+    handed_over: Option<(Term, MemberId, u64)>,
 }
 
 impl Election {
@@ -46,6 +52,8 @@ impl Election {
             votes: BTreeMap::new(),
             term_leader: None,
             heard_leader: None,
+            handed_over: None,
+            stood: Duration::ZERO,
         }
     }
 
@@ -226,6 +234,7 @@ impl Node {
     /// A real election in a new term.
     pub(crate) fn start_candidacy(&mut self, transfer: bool) {
         self.term = self.next_term();
+        self.election.stood = self.now;
         self.election.voted_for = Some(self.me);
         self.role = NodeRole::Candidate;
         self.leader = None;
@@ -323,7 +332,27 @@ impl Node {
         // Raft: committing an entry of the new term commits every earlier
         // one; the leader serves reads only after that.
         let next = self.log.last().index + 1;
-        self.leading = Some(Leading::new(self.links.keys().copied(), next, self.now));
+        let mut leading = Leading::new(self.links.keys().copied(), next, self.now);
+        // A member that restarted after this node stood may have voted,
+        // before its restart, in a newer term it forgot: it counts in no
+        // majority until confirmed (see `Leading::confirm_relinked`).
+        for (peer, p) in &mut leading.progress {
+            let restarted = self
+                .incarnations
+                .get(peer)
+                .is_none_or(|(_, seen)| *seen >= self.election.stood);
+            if restarted && !broken!(self, count_restarted) {
+                p.relinked_at = Some(self.now);
+            }
+        }
+        if let Some((term, from, incarnation)) = self.election.handed_over
+            && term == self.term
+            && self.incarnations.get(&from).map(|(i, _)| *i) == Some(incarnation)
+            && let Some(p) = leading.progress.get_mut(&from)
+        {
+            p.left = true;
+        }
+        self.leading = Some(leading);
         self.append_local(std::sync::Arc::new(Op::Noop), self.me);
         self.report_state();
     }
@@ -374,9 +403,20 @@ impl Node {
         self.election.timer = self.now + self.random_timeout();
     }
 
+    /// A follower of this leader shuts down: it serves no more reads.
+    pub(crate) fn on_leaving(&mut self, from: MemberId, term: Term) {
+        if term == self.term
+            && let Some(p) = self.progress_mut(from)
+        {
+            p.left = true;
+        }
+    }
+
     pub(crate) fn on_timeout_now(&mut self, from: MemberId, term: Term) {
         if term == self.term && self.leader == Some(from) && self.may_vote() && !self.shutting_down
         {
+            let incarnation = self.incarnations.get(&from).map_or(0, |(i, _)| *i);
+            self.election.handed_over = Some((self.next_term(), from, incarnation));
             self.start_candidacy(true);
         }
     }

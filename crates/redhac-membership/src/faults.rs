@@ -18,6 +18,9 @@ pub struct Faults {
     pub no_vote_delay: bool,
     pub no_term_floor: bool,
     pub keep_lease_while_installing: bool,
+    pub count_restarted: bool,
+    pub serve_after_leaving: bool,
+    pub forget_lease_on_relink: bool,
 }
 
 /// Whether `$holder.faults` breaks `$rule` on purpose.

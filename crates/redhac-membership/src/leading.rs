@@ -65,23 +65,55 @@ impl Leading {
     /// The largest index a majority of `members` holds, the leader's log
     /// ending at `last`.
     pub(crate) fn quorum_matched(&self, last: Index, members: usize) -> Option<Index> {
-        let mut matched: Vec<Index> = self.progress.values().map(|p| p.matched).collect();
+        let mut matched: Vec<Index> = self.counted().map(|p| p.matched).collect();
         matched.push(last);
         quorum::quorum_value(&mut matched, members)
     }
 
     /// The latest time by which a majority was heard, the leader now.
     pub(crate) fn quorum_heard(&self, now: Duration, members: usize) -> Option<Duration> {
-        let mut acks: Vec<Duration> = self.progress.values().filter_map(|p| p.last_ack).collect();
+        let mut acks: Vec<Duration> = self.counted().filter_map(|p| p.last_ack).collect();
         acks.push(now);
         quorum::quorum_value(&mut acks, members)
     }
 
     /// The newest leader stamp a majority echoed, the leader's own now.
     pub(crate) fn quorum_stamp(&self, now: Duration, members: usize) -> Option<Duration> {
-        let mut stamps: Vec<Duration> = self.progress.values().filter_map(|p| p.stamp).collect();
+        let mut stamps: Vec<Duration> = self.counted().filter_map(|p| p.stamp).collect();
         stamps.push(now);
         quorum::quorum_value(&mut stamps, members)
+    }
+
+    /// The followers that count in majorities.
+    fn counted(&self) -> impl Iterator<Item = &Progress> {
+        self.progress.values().filter(|p| p.counts())
+    }
+
+    /// Confirms the relinked followers that a majority without them has
+    /// echoed a stamp sent after their link came up: this leader still led
+    /// its term then, so no newer term had a majority, and no vote a
+    /// follower forgot in a restart can have elected anyone. From then on
+    /// what it forgot no longer matters: it counts again.
+    pub(crate) fn confirm_relinked(&mut self, now: Duration, members: usize) {
+        let relinked: Vec<(MemberId, Duration)> = self
+            .progress
+            .iter()
+            .filter_map(|(id, p)| Some((*id, p.relinked_at?)))
+            .collect();
+        for (peer, since) in relinked {
+            let mut stamps: Vec<Duration> = self
+                .progress
+                .iter()
+                .filter(|(id, p)| **id != peer && p.counts())
+                .filter_map(|(_, p)| p.stamp)
+                .collect();
+            stamps.push(now);
+            if quorum::quorum_value(&mut stamps, members).is_some_and(|s| s >= since)
+                && let Some(p) = self.progress.get_mut(&peer)
+            {
+                p.relinked_at = None;
+            }
+        }
     }
 
     /// The start of the oldest snapshot still streaming.

@@ -70,6 +70,7 @@ impl Node {
         // A leader that took an old stream's answer for a newer one's may
         // send appends committing less than the snapshot's end.
         if a.lease
+            && (!self.shutting_down || broken!(self, serve_after_leaving))
             && (self.applied >= a.commit || broken!(self, renew_when_lagging))
             && (self.install.caches_exact(self.applied)
                 || broken!(self, keep_lease_while_installing))
@@ -119,9 +120,11 @@ impl Leading {
     /// one granted by an earlier leader, ended within `L` (`read_lease`) of
     /// this leader's election (an earlier leader's lease ran out before it).
     pub(crate) fn lease_bound(&self, peer: MemberId, read_lease: Duration) -> Duration {
-        let from = self
-            .progress
-            .get(&peer)
+        let progress = self.progress.get(&peer);
+        if progress.is_some_and(|p| p.left) {
+            return Duration::ZERO;
+        }
+        let from = progress
             .and_then(|p| p.last_ack)
             .map_or(self.since, |a| a.max(self.since));
         from + read_lease + Timing::drift_margin(read_lease)

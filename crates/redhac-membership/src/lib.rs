@@ -67,22 +67,30 @@
 //!   link never unseats a healthy leader.
 //! - *Vote guard*: a member that heard the leader less than `G` ago votes for
 //!   no one else (except after the leader's `TimeoutNow`).
-//! - *Restarts*: votes live in memory, so each incarnation starts its terms at
-//!   a wall-clock floor ([`NodeConfig::term_floor`]) and never votes or stands
-//!   below it: a restarted member cannot vote twice in a term or reuse one.
-//!   A healthy leader that meets such a higher term stands again above it
-//!   at once (as its own handover), so a restart costs a round trip, not an
-//!   election timeout. A restarted member votes only after the vote guard `G`
-//!   from its start (it forgot the leader it heard), unless every member is
-//!   linked and reports an empty log (a whole-cluster cold start, which
-//!   elects at once).
+//! - *Restarts*: votes live in memory, so each incarnation gets a wall-clock
+//!   floor ([`NodeConfig::term_floor`]) and never votes or stands below it: a
+//!   restarted member cannot vote twice in a term or reuse one. It starts at
+//!   term 0, though, and follows a live leader of an older term at once, so
+//!   a restart forces no election. What it forgot is guarded on the leader's
+//!   side: each member has an [`NodeConfig::incarnation`], and a leader counts
+//!   a member whose incarnation changed (since it stood) in no majority
+//!   (commit, lease, check-quorum) until a majority without it has echoed a
+//!   stamp sent after it came back: then the leader still led its term, no
+//!   newer term had a majority, and no vote the member forgot elected anyone.
+//!   The old incarnation's lease ended with its process. A restarted member
+//!   votes only after the vote guard `G` from its start (it forgot the leader
+//!   it heard), unless every member is linked and reports an empty log (a
+//!   whole-cluster cold start, which elects at once).
 //! - *Fast paths*: with no leader known and a majority just linked, or when
 //!   the leader's link closes, a node stands after a short random delay (and
 //!   after the guard), not a whole timeout. A split vote retries soon.
 //! - *Check-quorum*: a leader that heard no majority within `T` steps down.
-//! - *Handover*: on [`Input::Shutdown`] a leader stops taking writes, brings its
-//!   most up-to-date follower level with its log, sends it `TimeoutNow`, and
-//!   reports [`Output::ShutdownReady`].
+//! - *Handover*: on [`Input::Shutdown`] a leader stops taking writes and
+//!   serving, brings its most up-to-date follower level with its log, sends it
+//!   `TimeoutNow`, and reports [`Output::ShutdownReady`]; the new leader's
+//!   `All` writes do not wait for that incarnation's lease. A follower that
+//!   shuts down stops serving and tells its leader ([`Message::Leaving`]), whose
+//!   `All` writes stop waiting for its lease.
 //!
 //! **Replication.** The leader gives each change a (term, index) and appends it
 //! to a bounded in-memory log tail. It sends each follower, in `Append`

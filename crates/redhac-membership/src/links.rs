@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::events::Output;
+use crate::faults::broken;
 use crate::message::PeerHello;
 use crate::node::Node;
 use crate::progress::Progress;
@@ -16,9 +17,23 @@ impl Node {
         }
         let before = self.links.len();
         self.links.insert(peer, hello);
+        // Unknown or changed: it may have voted in a term it forgot.
+        let known = self.incarnations.get(&peer).map(|(i, _)| *i);
+        let restarted = known != Some(hello.incarnation);
+        if restarted {
+            self.incarnations
+                .insert(peer, (hello.incarnation, self.now));
+        }
         if let Some(lead) = self.leading.as_mut() {
             let next = self.log.last().index + 1;
-            let p = Progress::relinked(next, self.now, lead.progress.get(&peer));
+            let old = lead.progress.get(&peer);
+            let mut p = Progress::relinked(next, self.now, old, restarted);
+            if broken!(self, count_restarted) {
+                p.relinked_at = None;
+            }
+            if broken!(self, forget_lease_on_relink) {
+                p.last_ack = None;
+            }
             lead.progress.insert(peer, p);
         }
         self.update_health();

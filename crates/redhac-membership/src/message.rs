@@ -6,14 +6,17 @@ use std::time::Duration;
 use crate::types::{Ack, Entry, Index, LogId, Op, RequestId, Term};
 
 /// What a peer said about itself when its link came up. The whole-cluster
-/// cold start rule needs it: a member that (re)started may vote at once only
-/// when every member reports term 0 and an empty log.
+/// cold start rule needs it (a member that (re)started may vote at once only
+/// when every member reports an empty log), and so does a leader meeting a
+/// restarted member (a new incarnation; term 0: it holds no lease).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct PeerHello {
     /// The peer's term.
     pub term: Term,
     /// The peer's last log entry.
     pub last: LogId,
+    /// The peer's [`NodeConfig::incarnation`](crate::NodeConfig::incarnation).
+    pub incarnation: u64,
 }
 
 /// A message between cores. The runtime carries them over its links, in
@@ -95,9 +98,16 @@ pub enum Message {
         /// the answer came) is done only where it was last ordered.
         index: Index,
     },
-    /// Graceful handover: start an election at once.
+    /// Graceful handover: start an election at once. The leader that sends
+    /// it serves no more reads (it is shutting down).
     TimeoutNow {
         /// The leader's term.
+        term: Term,
+    },
+    /// A follower shutting down: it serves no more reads, so `All` writes
+    /// need not wait for its lease.
+    Leaving {
+        /// The follower's term.
         term: Term,
     },
 }
@@ -119,6 +129,7 @@ impl Message {
             Message::AwaitAll { .. } => "await_all",
             Message::AllDone { .. } => "all_done",
             Message::TimeoutNow { .. } => "timeout_now",
+            Message::Leaving { .. } => "leaving",
         }
     }
 }

@@ -65,6 +65,7 @@ pub struct Node {
     // Fixed at construction and read by every concern; kept loose rather
     // than behind a settings type that would own nothing.
     pub(crate) me: MemberId,
+    pub(crate) incarnation: u64,
     #[cfg(feature = "faults")]
     pub(crate) faults: Faults,
     pub(crate) members: usize,
@@ -90,6 +91,9 @@ pub struct Node {
 
     /// The peers linked now, with what each said of itself.
     pub(crate) links: BTreeMap<MemberId, PeerHello>,
+    /// Each peer's incarnation when last linked, and when this node first
+    /// saw it; kept when the link drops.
+    pub(crate) incarnations: BTreeMap<MemberId, (u64, Duration)>,
     /// Health by links (see [`crate::links`]).
     pub(crate) health: Health,
 
@@ -120,13 +124,17 @@ impl Node {
         let election_at = now + rng.between(timing.election_timeout, timing.election_timeout * 2);
         Self {
             me: config.me,
+            incarnation: config.incarnation,
             #[cfg(feature = "faults")]
             faults: config.faults,
             members,
             timing,
             rng,
             now,
-            term: floor,
+            // Term 0, not the floor: a restarted member follows the live
+            // leader's term without forcing an election; the floor keeps it
+            // from voting or standing in any term it may have voted in.
+            term: 0,
             role: NodeRole::Follower,
             leader: None,
             election: Election::new(now, floor, election_at),
@@ -135,6 +143,7 @@ impl Node {
             applied: 0,
             install: Install::default(),
             links: BTreeMap::new(),
+            incarnations: BTreeMap::new(),
             health: quorum::health(1, members),
             leading: None,
             lease: Lease::default(),
@@ -203,6 +212,7 @@ impl Node {
         PeerHello {
             term: self.term,
             last: self.log.last(),
+            incarnation: self.incarnation,
         }
     }
 
@@ -302,12 +312,22 @@ impl Node {
             }
             Message::AllDone { id, index } => self.on_all_done(id, index),
             Message::TimeoutNow { term } => self.on_timeout_now(from, term),
+            Message::Leaving { term } => self.on_leaving(from, term),
         }
     }
 
     fn shutdown(&mut self) {
         self.shutting_down = true;
         let Some(lead) = self.leading.as_mut() else {
+            // A follower stops serving for good and tells its leader, whose
+            // `All` writes then stop waiting for its lease to run out.
+            if !broken!(self, serve_after_leaving) {
+                self.drop_lease();
+            }
+            if let Some(leader) = self.leader.filter(|l| self.links.contains_key(l)) {
+                let term = self.term;
+                self.send(leader, Message::Leaving { term });
+            }
             self.out.push(Output::ShutdownReady);
             return;
         };

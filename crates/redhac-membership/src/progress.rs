@@ -37,6 +37,13 @@ pub(crate) struct Progress {
     pub(crate) prompt: bool,
     /// When the leader last sent this follower anything.
     pub(crate) last_sent: Duration,
+    /// A new incarnation of it linked then, and no majority without it has
+    /// echoed a stamp sent since: it forgot the votes it cast, so it counts
+    /// in no majority yet (see `Leading::confirm_relinked`).
+    pub(crate) relinked_at: Option<Duration>,
+    /// It said it serves no more reads (it is shutting down): its lease is
+    /// over, whatever it answers.
+    pub(crate) left: bool,
 }
 
 impl Progress {
@@ -56,17 +63,33 @@ impl Progress {
             streaming: None,
             prompt: false,
             last_sent: now.saturating_sub(Duration::from_secs(3600)),
+            relinked_at: None,
+            left: false,
         }
     }
 
+    /// Whether it counts in the leader's majorities (commit, lease,
+    /// check-quorum).
+    pub(crate) fn counts(&self) -> bool {
+        self.relinked_at.is_none()
+    }
+
     /// A new link to the follower: what was in flight on the old one is
-    /// lost, and the peer may be a new incarnation with an empty log. When it
-    /// last answered, and the stamp it echoed, still bound its lease.
-    pub(crate) fn relinked(next: Index, now: Duration, old: Option<&Self>) -> Self {
+    /// lost. The same incarnation's last answer still bounds its lease. A
+    /// new incarnation (`restarted`) holds no lease the old one was granted
+    /// (that process is gone), but forgot the votes it cast: it counts in no
+    /// majority until confirmed.
+    pub(crate) fn relinked(
+        next: Index,
+        now: Duration,
+        old: Option<&Self>,
+        restarted: bool,
+    ) -> Self {
         let mut p = Self::new(next, now);
-        if let Some(old) = old {
+        if restarted {
+            p.relinked_at = Some(now);
+        } else if let Some(old) = old {
             p.last_ack = old.last_ack;
-            p.stamp = old.stamp;
         }
         p
     }

@@ -250,6 +250,10 @@ impl Node {
             return;
         };
         p.on_reply(&r, now, retry);
+        let members = self.members;
+        if let Some(lead) = self.leading.as_mut() {
+            lead.confirm_relinked(now, members);
+        }
         self.advance_commit();
     }
 

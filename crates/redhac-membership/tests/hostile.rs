@@ -143,6 +143,7 @@ fn message() -> impl Strategy<Value = Message> {
         (0u64..9, 0u64..14).prop_map(|(id, index)| Message::AwaitAll { id, index }),
         (0u64..9, 0u64..14).prop_map(|(id, index)| Message::AllDone { id, index }),
         (0u64..8).prop_map(|term| Message::TimeoutNow { term }),
+        (0u64..8).prop_map(|term| Message::Leaving { term }),
     ]
 }
 
@@ -151,9 +152,15 @@ fn input() -> impl Strategy<Value = Input> {
     let peer = 0u32..4;
     prop_oneof![
         Just(Input::Tick),
-        (peer.clone(), 0u64..8, log_id()).prop_map(|(peer, term, last)| Input::Connected {
-            peer,
-            hello: PeerHello { term, last }
+        (peer.clone(), 0u64..8, log_id(), 0u64..3).prop_map(|(peer, term, last, incarnation)| {
+            Input::Connected {
+                peer,
+                hello: PeerHello {
+                    term,
+                    last,
+                    incarnation,
+                },
+            }
         }),
         peer.clone().prop_map(|peer| Input::Disconnected { peer }),
         (peer.clone(), message()).prop_map(|(from, msg)| Input::Receive { from, msg }),

@@ -6,7 +6,7 @@
 //! `redhac` crate translates between core messages and these wire messages.
 
 /// The newest version of the wire protocol this release speaks.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// The oldest version of the wire protocol this release speaks. Every
 /// Hello carries the range; a link speaks the highest version both ends
@@ -14,6 +14,9 @@ pub const PROTOCOL_VERSION: u32 = 2;
 /// speaks its own version and the previous one, so a rolling upgrade between
 /// adjacent releases always links. (Version 2 is the first with ranges:
 /// members of version 1 accepted exactly their own version.)
+///
+/// What each version added: 3, the `Leaving` message (a follower shutting
+/// down tells its leader it serves no more reads).
 pub const MIN_PROTOCOL_VERSION: u32 = 2;
 
 /// Generated messages and the `Cluster` service.

@@ -6,6 +6,7 @@ mod election;
 mod lease;
 mod links;
 mod replication;
+mod restarts;
 mod snapshots;
 mod writes;
 
@@ -71,6 +72,7 @@ fn connect_all(n: &mut Node, now: Duration, peers: &[u32], term: u64) -> Vec<Out
         let hello = PeerHello {
             term,
             last: LogId::default(),
+            incarnation: 0,
         };
         out.extend(n.step(now, Input::Connected { peer, hello }));
     }

@@ -225,6 +225,28 @@ fn catches_a_restarted_node_that_reuses_old_terms() {
 }
 
 #[test]
+fn catches_a_follower_that_serves_after_saying_it_leaves() {
+    let faults = Faults {
+        serve_after_leaving: true,
+        ..Faults::default()
+    };
+    caught(faults, 3, false, |v| {
+        matches!(v, Violation::StaleRead { .. })
+    });
+}
+
+#[test]
+fn catches_a_leader_that_forgets_a_relinked_members_lease() {
+    let faults = Faults {
+        forget_lease_on_relink: true,
+        ..Faults::default()
+    };
+    caught(faults, 3, false, |v| {
+        matches!(v, Violation::StaleRead { .. })
+    });
+}
+
+#[test]
 fn catches_votes_for_a_candidate_missing_entries() {
     let faults = Faults {
         skip_up_to_date: true,

@@ -69,6 +69,11 @@ enum Event {
     Restart {
         node: MemberId,
     },
+    /// A node that shut down gracefully exits (its process ends).
+    Exit {
+        node: MemberId,
+        inc: u64,
+    },
     /// A stalled link's keepalive expires: reset it if still blocked.
     Keepalive {
         a: MemberId,
@@ -118,6 +123,8 @@ pub(crate) struct World {
     /// Time of the first leader, and of each leader crash and the next leader.
     pub(crate) first_leader: Option<Duration>,
     crash_of_leader: Option<Duration>,
+    /// The node being stepped, when it led at the start of the step.
+    pub(crate) leader_stepping: Option<MemberId>,
     pub(crate) failovers: Vec<Duration>,
 }
 
@@ -141,6 +148,7 @@ impl World {
             healed: false,
             first_leader: None,
             crash_of_leader: None,
+            leader_stepping: None,
             failovers: Vec::new(),
             rng: Rng::new(0),
             opts,
@@ -217,6 +225,7 @@ impl World {
             Event::Connect { a, b } => self.connect(a, b),
             Event::Keepalive { a, b } => self.keepalive(a, b),
             Event::Restart { node } => self.restart(node),
+            Event::Exit { node, inc } => self.exit(node, inc),
             Event::Fault => self.fault(),
             Event::SnapshotChunk { stream } => self.cut_chunk(stream),
             Event::Write => self.write(),

@@ -56,6 +56,7 @@ impl From<&Introduced> for cluster_core::PeerHello {
         Self {
             term: h.state.term,
             last: cluster_core::LogId::new(h.state.last_log_term, h.state.last_log_index),
+            incarnation: h.generation,
         }
     }
 }

@@ -98,6 +98,11 @@ impl Outbox {
         self.links.len()
     }
 
+    /// Every link's channel, to watch it drain.
+    pub(super) fn senders(&self) -> Vec<mpsc::Sender<Frame>> {
+        self.links.values().map(|l| l.tx.clone()).collect()
+    }
+
     /// The protocol version of the link to `peer`.
     pub(super) fn version(&self, peer: u32) -> Option<u32> {
         self.links.get(&peer).map(|l| l.version)

@@ -133,6 +133,7 @@ pub(crate) fn to_wire(msg: &Message) -> pb::Core {
             index: *index,
         })),
         Message::TimeoutNow { term } => one(Msg::TimeoutNow(pb::TimeoutNow { term: *term })),
+        Message::Leaving { term } => one(Msg::Leaving(pb::TimeoutNow { term: *term })),
     }
 }
 
@@ -250,6 +251,7 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
             index: m.index,
         },
         Msg::TimeoutNow(m) => Message::TimeoutNow { term: m.term },
+        Msg::Leaving(m) => Message::Leaving { term: m.term },
     };
     Ok(msg)
 }
@@ -343,6 +345,7 @@ mod tests {
             Message::AwaitAll { id: 5, index: 9 },
             Message::AllDone { id: 5, index: 9 },
             Message::TimeoutNow { term: 3 },
+            Message::Leaving { term: 3 },
         ]
     }
 

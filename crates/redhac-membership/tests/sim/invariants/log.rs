@@ -15,10 +15,10 @@ impl Checker {
     pub(crate) fn applied(&mut self, w: &World, id: MemberId, e: &Entry) {
         let n = &w.nodes[id as usize];
         self.report(w.now, applies_in_order(id, e, n.applied));
-        let leads = n
-            .node
-            .as_ref()
-            .is_some_and(|n| n.status().role == NodeRole::Leader);
+        let leads = w.leader_stepping == Some(id)
+            || n.node
+                .as_ref()
+                .is_some_and(|n| n.status().role == NodeRole::Leader);
         let found = self.applies_committed(id, e, leads);
         self.report(w.now, found);
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use redhac_membership::{MemberId, NodeRole};
+use redhac_membership::{Input, MemberId, NodeRole};
 
 use super::{Event, World};
 
@@ -21,7 +21,7 @@ impl World {
         let n = self.nodes.len() as u64;
         let a = self.rng.below(n) as MemberId;
         let b = ((u64::from(a) + 1 + self.rng.below(n - 1)) % n) as MemberId;
-        match self.rng.below(10) {
+        match self.rng.below(12) {
             0 | 1 => self.reset(a, b),
             2 => {
                 // Symmetric partition: a random side against the rest. Links
@@ -49,6 +49,7 @@ impl World {
                 self.reconnect_all();
             }
             6 => self.crash(a),
+            10 | 11 => self.shut_down(a),
             7 => {
                 // A pause (or a clock jump): the node stops, then resumes
                 // with its clock moved on.
@@ -79,6 +80,11 @@ impl World {
         if !self.alive(victim) || !self.checker.may_crash(self, victim) {
             return;
         }
+        self.crash_anyway(victim);
+    }
+
+    /// Crashes a node, whatever the others hold.
+    fn crash_anyway(&mut self, victim: MemberId) {
         let was_leader = self.nodes[victim as usize]
             .node
             .as_ref()
@@ -103,6 +109,45 @@ impl World {
         self.schedule(after, Event::Restart { node: victim });
     }
 
+    /// A rolling restart's step: the node shuts down gracefully (a leader
+    /// hands over first), exits a little later, and starts again. One at a
+    /// time, as a rollout goes.
+    fn shut_down(&mut self, node: MemberId) {
+        let rolling = self.nodes.iter().any(|n| n.leaving);
+        if self.alive(node) && !rolling && self.checker.may_crash(self, node) {
+            self.nodes[node as usize].leaving = true;
+            self.step(node, Input::Shutdown);
+        }
+    }
+
+    /// Shutdown may proceed: the process exits a little later (after what
+    /// it sent arrived: the network's delays stay under 60 ms), and its
+    /// links are not dialled again meanwhile.
+    pub(super) fn shutdown_ready(&mut self, node: MemberId) {
+        if self.nodes[node as usize].exiting {
+            return;
+        }
+        self.nodes[node as usize].exiting = true;
+        let inc = self.nodes[node as usize].inc;
+        let after = self.rng.millis(60, 300);
+        self.schedule(after, Event::Exit { node, inc });
+    }
+
+    /// The process of a node that shut down ends; it starts again later.
+    /// (Not while the others lack entries only it holds: the guarantee is
+    /// for a surviving majority. It waits, its links down, and tries again.)
+    pub(super) fn exit(&mut self, node: MemberId, inc: u64) {
+        if self.nodes[node as usize].inc != inc || !self.alive(node) {
+            return;
+        }
+        if self.checker.may_crash(self, node) {
+            self.crash_anyway(node);
+        } else {
+            let again = self.rng.millis(50, 150);
+            self.schedule(again, Event::Exit { node, inc });
+        }
+    }
+
     /// A crashed node comes back as a new incarnation.
     pub(super) fn restart(&mut self, node: MemberId) {
         if !self.alive(node) {
@@ -117,6 +162,7 @@ impl World {
         self.blocked.clear();
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = self.nodes[i].paused_until.min(self.now);
+            // A node that is exiting exits first (see `exit`).
             if !self.alive(i as MemberId) {
                 self.start(i as MemberId);
             }

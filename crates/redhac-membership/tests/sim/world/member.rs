@@ -30,6 +30,11 @@ pub(crate) struct SimNode {
     pub(super) next_id: RequestId,
     /// Writes in flight: id -> (op, ack, proposed at).
     pub(crate) writes: BTreeMap<RequestId, (Arc<Op>, Ack, Duration)>,
+    /// It shut down gracefully and is about to exit: its links are not
+    /// dialled again.
+    pub(crate) exiting: bool,
+    /// It was told to shut down (and has not started again since).
+    pub(crate) leaving: bool,
 }
 
 impl SimNode {
@@ -47,6 +52,8 @@ impl SimNode {
             fuzzy_until: 0,
             next_id: 1,
             writes: BTreeMap::new(),
+            exiting: false,
+            leaving: false,
         }
     }
 }
@@ -67,12 +74,15 @@ impl World {
         config.term_floor = NodeConfig::wall_clock_floor(wall_ms);
         let n = &mut self.nodes[id as usize];
         n.inc += 1;
+        config.incarnation = n.inc;
         n.store.clear();
         n.serving_until = None;
         n.applied = 0;
         n.installing = false;
         n.fuzzy_until = 0;
         n.writes.clear();
+        n.exiting = false;
+        n.leaving = false;
         let local = self.now + n.offset;
         n.node = Some(Node::new(config, local));
         let inc = n.inc;
@@ -112,10 +122,13 @@ impl World {
         let was_leader = node.status().role == NodeRole::Leader;
         let outputs = node.step(local, input);
         let status = node.status();
+        // A leader may commit and step down in one step (a handover).
+        self.leader_stepping = was_leader.then_some(id);
         for out in outputs {
             self.trace_output(id, &out);
             self.carry_out(id, out);
         }
+        self.leader_stepping = None;
         if status.role == NodeRole::Leader && !was_leader {
             self.check(|c, w| c.became_leader(w, id));
             if self.first_leader.is_none() {
@@ -193,7 +206,8 @@ impl World {
             Output::Rejected { from, what, why } => {
                 self.check(|c, w| c.rejected(w, id, from, what, why));
             }
-            Output::Health(_) | Output::State { .. } | Output::ShutdownReady => {}
+            Output::ShutdownReady => self.shutdown_ready(id),
+            Output::Health(_) | Output::State { .. } => {}
         }
     }
 }

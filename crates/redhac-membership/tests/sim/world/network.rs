@@ -22,6 +22,8 @@ impl World {
     fn can_connect(&self, a: MemberId, b: MemberId) -> bool {
         self.alive(a)
             && self.alive(b)
+            && !self.nodes[a as usize].exiting
+            && !self.nodes[b as usize].exiting
             && !self.blocked.get(&(a, b)).copied().unwrap_or(false)
             && !self.blocked.get(&(b, a)).copied().unwrap_or(false)
     }

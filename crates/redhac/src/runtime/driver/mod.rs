@@ -90,6 +90,7 @@ impl Driver {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         config.term_floor = cluster_core::NodeConfig::wall_clock_floor(wall_ms);
+        config.incarnation = parts.seed;
         let node = Node::new(config, Duration::ZERO);
         let health = node.status().health;
         parts.health.send_replace(health);

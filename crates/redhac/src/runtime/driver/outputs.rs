@@ -35,6 +35,12 @@ impl Driver {
     }
 
     fn send_message(&mut self, to: u32, msg: &Message) {
+        // A peer of protocol 2 would take a message it does not know for
+        // a malformed frame and close the link; without it, it waits for
+        // the lease instead.
+        if matches!(msg, Message::Leaving { .. }) && self.outbox.version(to) < Some(3) {
+            return;
+        }
         self.send_frame(to, frame::Kind::Core(wire::to_wire(msg)));
     }
 
@@ -97,9 +103,24 @@ impl Driver {
         self.publish_status();
     }
 
+    /// The core may stop: answer the shutdown once the links' channels
+    /// have taken what the last steps sent (a handover's `TimeoutNow`, a
+    /// follower's `Leaving`), or after `DRAIN` at most. The links close
+    /// right after the answer.
     fn shutdown_ready(&mut self) {
-        for reply in self.shutdown.drain(..) {
-            let _ = reply.send(());
-        }
+        const DRAIN: Duration = Duration::from_millis(200);
+        let replies = std::mem::take(&mut self.shutdown);
+        let senders = self.outbox.senders();
+        tokio::spawn(async move {
+            let deadline = tokio::time::Instant::now() + DRAIN;
+            while senders.iter().any(|tx| tx.capacity() < tx.max_capacity())
+                && tokio::time::Instant::now() < deadline
+            {
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+            for reply in replies {
+                let _ = reply.send(());
+            }
+        });
     }
 }
