@@ -138,10 +138,17 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
 
     let start = Instant::now();
     let begin = rec.at();
+    // Each member's restart, from SIGTERM until it serves again: writes
+    // sent to it meanwhile are not on a ready member.
+    let mut restarting = Vec::new();
     for i in 0..3 {
+        let down = rec.at();
         c.restart(i).unwrap();
         all(&c, &[0, 1, 2], "Good").await;
+        wait_ready(&c).await;
+        restarting.push((i, down, rec.at()));
     }
+    let roll = (begin, rec.at());
     fault("rolling restart", begin, &[]);
     summary.push(format!(
         "rolling restart of 3 members: {:?}",
@@ -207,6 +214,7 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
         report.violations.len(),
         report.max_staleness
     ));
+    summary.push(roll_line(&history, &report, roll, &restarting));
     for (name, gap) in &report.unavailability {
         summary.push(format!(
             "longest write unavailability during {name}: {gap:?}"
@@ -231,6 +239,61 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
         "the history broke the guarantees; see above\n{}",
         c.logs()
     );
+}
+
+/// One line for a rolling update within `roll`, in a form to compare runs:
+/// writes on ready members (those not in `restarting`'s windows) that
+/// failed, the slowest of them, and the reads and values the checker found
+/// wrong.
+fn roll_line(
+    history: &[checker::Event],
+    report: &checker::Report,
+    roll: (Duration, Duration),
+    restarting: &[(usize, Duration, Duration)],
+) -> String {
+    let in_roll = |e: &checker::Event| e.start >= roll.0 && e.start <= roll.1;
+    let ready = |e: &checker::Event| {
+        !restarting
+            .iter()
+            .any(|(i, down, up)| *i == e.node && e.end >= *down && e.start <= *up)
+    };
+    let writes: Vec<&checker::Event> = history
+        .iter()
+        .filter(|e| matches!(e.op, checker::Op::Write { .. }) && in_roll(e) && ready(e))
+        .collect();
+    let failed = writes
+        .iter()
+        .filter(|e| {
+            !matches!(
+                e.op,
+                checker::Op::Write {
+                    outcome: checker::Outcome::Ok,
+                    ..
+                }
+            )
+        })
+        .count();
+    let slowest = writes
+        .iter()
+        .map(|e| e.end - e.start)
+        .max()
+        .unwrap_or_default();
+    let read_in_roll = |i: &usize| history.get(*i).is_some_and(in_roll);
+    let count =
+        |f: &dyn Fn(&checker::Violation) -> bool| report.violations.iter().filter(|v| f(v)).count();
+    let stale = count(&|v| match v {
+        checker::Violation::StaleAfterAll { read, .. }
+        | checker::Violation::StaleAfterQuorum { read, .. } => read_in_roll(read),
+        _ => false,
+    });
+    let lost = count(&|v| matches!(v, checker::Violation::Lost { .. }));
+    let wrong = count(&|v| matches!(v, checker::Violation::Phantom { read } if read_in_roll(read)));
+    format!(
+        "rolling restart: {failed} failed writes, slowest write {} ms, {stale} stale reads, \
+         {lost} lost writes, {wrong} wrong values ({} writes on ready members)",
+        slowest.as_millis(),
+        writes.len()
+    )
 }
 
 /// The member every member names as leader (waits for agreement).
