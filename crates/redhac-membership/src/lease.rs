@@ -116,16 +116,17 @@ impl Node {
 
 impl Leading {
     /// An upper bound on the end of `peer`'s read lease (leader's clock): a
-    /// follower's lease counts from a reply this leader received, or, for
-    /// one granted by an earlier leader, ended within `L` (`read_lease`) of
-    /// this leader's election (an earlier leader's lease ran out before it).
+    /// follower's lease counts from a reply whose stamp this leader echoed
+    /// in an append granting a lease, or, for one granted by an earlier
+    /// leader, ended within `L` (`read_lease`) of this leader's election (an
+    /// earlier leader's lease ran out before it).
     pub(crate) fn lease_bound(&self, peer: MemberId, read_lease: Duration) -> Duration {
         let progress = self.progress.get(&peer);
         if progress.is_some_and(|p| p.left) {
             return Duration::ZERO;
         }
         let from = progress
-            .and_then(|p| p.last_ack)
+            .and_then(|p| p.lease_from)
             .map_or(self.since, |a| a.max(self.since));
         from + read_lease + Timing::drift_margin(read_lease)
     }

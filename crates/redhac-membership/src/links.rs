@@ -32,7 +32,7 @@ impl Node {
                 p.relinked_at = None;
             }
             if broken!(self, forget_lease_on_relink) {
-                p.last_ack = None;
+                p.lease_from = None;
             }
             lead.progress.insert(peer, p);
         }

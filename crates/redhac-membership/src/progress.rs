@@ -23,6 +23,11 @@ pub(crate) struct Progress {
     pub(crate) last_ack: Option<Duration>,
     /// The follower's own stamp from that reply, echoed back.
     pub(crate) echo: Option<Duration>,
+    /// When the latest reply arrived whose stamp this leader echoed in an
+    /// append granting a lease: the follower's lease, if it holds one from
+    /// this leader, counts from no later than that. A follower catching up
+    /// (a snapshot streams, no append goes to it) renews none.
+    pub(crate) lease_from: Option<Duration>,
     /// The latest leader stamp the follower echoed.
     pub(crate) stamp: Option<Duration>,
     /// The follower's caches were cleared: send it a snapshot.
@@ -57,6 +62,7 @@ impl Progress {
             probing: true,
             last_ack: None,
             echo: None,
+            lease_from: None,
             stamp: None,
             wants_snapshot: false,
             snapshot_sent: None,
@@ -90,6 +96,7 @@ impl Progress {
             p.relinked_at = Some(now);
         } else if let Some(old) = old {
             p.last_ack = old.last_ack;
+            p.lease_from = old.lease_from;
         }
         p
     }

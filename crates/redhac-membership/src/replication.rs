@@ -109,6 +109,10 @@ impl Node {
             return;
         };
         p.sent(now);
+        if lease && p.echo.is_some() {
+            // The echoed stamp came with the latest reply.
+            p.lease_from = p.lease_from.max(p.last_ack);
+        }
         let msg = Message::Append(Append {
             term,
             prev: LogId::new(prev_term, prev),

@@ -104,11 +104,18 @@ fn a_restarted_member_follows_an_older_term_without_an_election_but_never_votes_
     );
 }
 
-/// [`leader_of_three`] with member 2's latest answer at 1,500 ms (its
-/// lease may run until about 2,500 ms) and an `All` write (id 7, entry 2)
-/// that member 1 applied at 1,710 ms; returns the outputs of that answer.
+/// [`leader_of_three`] whose member 2 answers at 1,690 ms: the leader, which
+/// holds its lease, echoes that answer at once and so grants member 2 a
+/// lease until about 2,690 ms.
+fn member_2_leased() -> Node {
+    let mut n = leader_of_three();
+    receive(&mut n, 1_690, 2, ack(1, 1_690));
+    n
+}
+
+/// An `All` write (id 7, entry 2) proposed at 1,700 ms, which member 1
+/// applies at 1,710 ms: the outputs of that answer.
 fn all_write_applied_by_1(n: &mut Node) -> Vec<Output> {
-    receive(n, 1_500, 2, ack(1, 1_500));
     propose(n, 1_700, 7, &put("x"), Ack::All);
     receive(n, 1_710, 1, ack(2, 1_710))
 }
@@ -116,25 +123,36 @@ fn all_write_applied_by_1(n: &mut Node) -> Vec<Output> {
 #[test]
 fn an_all_write_waits_for_a_members_lease_but_not_for_one_that_restarted_or_left() {
     // Member 2 is linked, or its link dropped: its lease may still run.
-    let mut n = leader_of_three();
+    let mut n = member_2_leased();
     assert!(!resolves(&all_write_applied_by_1(&mut n), 7));
-    let mut n = leader_of_three();
-    receive(&mut n, 1_500, 2, ack(1, 1_500));
-    relink_2(&mut n, 1_600, 0);
-    propose(&mut n, 1_700, 7, &put("x"), Ack::All);
-    assert!(!resolves(&receive(&mut n, 1_710, 1, ack(2, 1_710)), 7));
+    let mut n = member_2_leased();
+    relink_2(&mut n, 1_692, 0);
+    assert!(!resolves(&all_write_applied_by_1(&mut n), 7));
 
     // It restarted: its old lease ended with its process.
-    let mut n = leader_of_three();
-    receive(&mut n, 1_500, 2, ack(1, 1_500));
-    relink_2(&mut n, 1_600, 9);
-    propose(&mut n, 1_700, 7, &put("x"), Ack::All);
-    assert!(resolves(&receive(&mut n, 1_710, 1, ack(2, 1_710)), 7));
+    let mut n = member_2_leased();
+    relink_2(&mut n, 1_692, 9);
+    assert!(resolves(&all_write_applied_by_1(&mut n), 7));
 
     // It said it is leaving: it serves no more reads.
-    let mut n = leader_of_three();
+    let mut n = member_2_leased();
     all_write_applied_by_1(&mut n);
     let out = receive(&mut n, 1_720, 2, Message::Leaving { term: 1 });
+    assert!(resolves(&out, 7), "{out:?}");
+}
+
+#[test]
+fn a_member_that_answers_but_was_granted_no_lease_holds_none() {
+    // Member 2 answers an old append (stamped at 1 ms), so the leader holds
+    // no lease and no append granting one echoes the answer: member 2
+    // cannot be serving (it might be catching up by a snapshot).
+    let mut n = leader_of_three();
+    let late = AppendReply {
+        stamp: ms(1),
+        ..ack_reply(1, 1_500)
+    };
+    receive(&mut n, 1_500, 2, Message::AppendReply(late));
+    let out = all_write_applied_by_1(&mut n);
     assert!(resolves(&out, 7), "{out:?}");
 }
 

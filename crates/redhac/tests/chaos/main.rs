@@ -273,11 +273,27 @@ fn roll_line(
             )
         })
         .count();
-    let slowest = writes
-        .iter()
-        .map(|e| e.end - e.start)
-        .max()
-        .unwrap_or_default();
+    let slowest = writes.iter().max_by_key(|e| e.end - e.start);
+    // Where the slowest one was, to tell a lease wait from an election.
+    let detail = slowest.map_or(String::new(), |e| {
+        let ack = match &e.op {
+            checker::Op::Write { ack, .. } => format!("{ack:?}"),
+            checker::Op::Read { .. } => String::new(),
+        };
+        let near: Vec<String> = restarting
+            .iter()
+            .map(|(i, down, up)| {
+                let at = |t: Duration| t.as_millis() as i128 - e.start.as_millis() as i128;
+                format!("member {i} down {:+} ms, up {:+} ms", at(*down), at(*up))
+            })
+            .collect();
+        format!(
+            "; the slowest: {ack} on member {}; {}",
+            e.node,
+            near.join(", ")
+        )
+    });
+    let slowest = slowest.map(|e| e.end - e.start).unwrap_or_default();
     let read_in_roll = |i: &usize| history.get(*i).is_some_and(in_roll);
     let count =
         |f: &dyn Fn(&checker::Violation) -> bool| report.violations.iter().filter(|v| f(v)).count();
@@ -290,7 +306,7 @@ fn roll_line(
     let wrong = count(&|v| matches!(v, checker::Violation::Phantom { read } if read_in_roll(read)));
     format!(
         "rolling restart: {failed} failed writes, slowest write {} ms, {stale} stale reads, \
-         {lost} lost writes, {wrong} wrong values ({} writes on ready members)",
+         {lost} lost writes, {wrong} wrong values ({} writes on ready members{detail})",
         slowest.as_millis(),
         writes.len()
     )
