@@ -149,6 +149,7 @@ impl Node {
             && self.now >= deadline
         {
             self.step_down();
+            self.announce_leaving(None);
             self.out.push(Output::ShutdownReady);
         }
     }
@@ -165,6 +166,8 @@ impl Node {
         if caught_up && self.links.contains_key(&target) {
             let term = self.term;
             self.send(target, Message::TimeoutNow { term });
+            // Whoever wins, not only the target, skips this one's lease.
+            self.announce_leaving(Some(target));
             self.step_down();
             self.out.push(Output::ShutdownReady);
         }

@@ -94,6 +94,8 @@ pub struct Node {
     /// Each peer's incarnation when last linked, and when this node first
     /// saw it; kept when the link drops.
     pub(crate) incarnations: BTreeMap<MemberId, (u64, Duration)>,
+    /// Peers' incarnations that said they shut down (serve no more reads).
+    pub(crate) departed: BTreeMap<MemberId, u64>,
     /// Health by links (see [`crate::links`]).
     pub(crate) health: Health,
 
@@ -144,6 +146,7 @@ impl Node {
             install: Install::default(),
             links: BTreeMap::new(),
             incarnations: BTreeMap::new(),
+            departed: BTreeMap::new(),
             health: quorum::health(1, members),
             leading: None,
             lease: Lease::default(),
@@ -312,7 +315,7 @@ impl Node {
             }
             Message::AllDone { id, index } => self.on_all_done(id, index),
             Message::TimeoutNow { term } => self.on_timeout_now(from, term),
-            Message::Leaving { term } => self.on_leaving(from, term),
+            Message::Leaving { .. } => self.departed(from),
         }
     }
 
@@ -324,10 +327,7 @@ impl Node {
             if !broken!(self, serve_after_leaving) {
                 self.drop_lease();
             }
-            if let Some(leader) = self.leader.filter(|l| self.links.contains_key(l)) {
-                let term = self.term;
-                self.send(leader, Message::Leaving { term });
-            }
+            self.announce_leaving(None);
             self.out.push(Output::ShutdownReady);
             return;
         };
@@ -343,6 +343,7 @@ impl Node {
             }
             None => {
                 self.step_down();
+                self.announce_leaving(None);
                 self.out.push(Output::ShutdownReady);
             }
         }
