@@ -34,6 +34,10 @@ pub(crate) struct Election {
     heard_leader: Option<Duration>,
     /// When this node last stood for election.
     stood: Duration,
+    /// The leader (and its incarnation) whose `TimeoutNow` started this
+    /// node's candidacy in that term: that incarnation serves no more reads,
+    /// so if this node wins, its `All` writes need not wait for its lease.
+    handed_over: Option<(Term, MemberId, u64)>,
 }
 
 impl Election {
@@ -48,6 +52,7 @@ impl Election {
             votes: BTreeMap::new(),
             term_leader: None,
             heard_leader: None,
+            handed_over: None,
             stood: Duration::ZERO,
         }
     }
@@ -193,7 +198,8 @@ impl Node {
             // A voter's floor: stand at least there.
             self.election.floor = self.election.floor.max(term);
         }
-        if self.role != NodeRole::PreCandidate || term != self.next_term() {
+        // A node that began shutting down mid pre-vote stands for nothing.
+        if self.role != NodeRole::PreCandidate || term != self.next_term() || self.shutting_down {
             return;
         }
         self.election.votes.insert(from, granted);
@@ -340,6 +346,13 @@ impl Node {
                 p.relinked_at = Some(self.now);
             }
         }
+        if let Some((term, from, incarnation)) = self.election.handed_over
+            && term == self.term
+            && self.incarnations.get(&from).map(|(i, _)| *i) == Some(incarnation)
+            && let Some(p) = leading.progress.get_mut(&from)
+        {
+            p.left = true;
+        }
         self.leading = Some(leading);
         self.append_local(std::sync::Arc::new(Op::Noop), self.me);
         self.report_state();
@@ -391,22 +404,9 @@ impl Node {
         self.election.timer = self.now + self.random_timeout();
     }
 
-    /// `from` shuts down: that incarnation serves no more reads, so no
-    /// leader (this one, or one elected later) waits for its lease.
-    pub(crate) fn departed(&mut self, from: MemberId) {
-        if let Some((incarnation, _)) = self.incarnations.get(&from) {
-            self.departed.insert(from, *incarnation);
-        }
-    }
-
-    /// Whether `peer`'s current incarnation said it serves no more reads.
-    pub(crate) fn has_departed(&self, peer: MemberId) -> bool {
-        let now = self.incarnations.get(&peer).map(|(i, _)| *i);
-        now.is_some() && self.departed.get(&peer).copied() == now
-    }
-
     /// Tells every linked peer but `except` that this node serves no more
-    /// reads (it shuts down).
+    /// reads (it shuts down): the leader, whichever it is, stops waiting for
+    /// its lease.
     pub(crate) fn announce_leaving(&mut self, except: Option<MemberId>) {
         let term = self.term;
         let peers: Vec<MemberId> = self.links.keys().copied().collect();
@@ -415,13 +415,23 @@ impl Node {
         }
     }
 
+    /// A follower of this leader shuts down: it serves no more reads. (Heard
+    /// by a follower, it says nothing: a newer incarnation may hold a lease
+    /// from the leader of the time before this node leads.)
+    pub(crate) fn on_leaving(&mut self, from: MemberId, term: Term) {
+        if term == self.term
+            && let Some(p) = self.progress_mut(from)
+        {
+            p.left = true;
+        }
+    }
+
     pub(crate) fn on_timeout_now(&mut self, from: MemberId, term: Term) {
-        if term == self.term && self.leader == Some(from) {
-            // A leader hands over only as it shuts down.
-            self.departed(from);
-            if self.may_vote() && !self.shutting_down {
-                self.start_candidacy(true);
-            }
+        if term == self.term && self.leader == Some(from) && self.may_vote() && !self.shutting_down
+        {
+            let incarnation = self.incarnations.get(&from).map_or(0, |(i, _)| *i);
+            self.election.handed_over = Some((self.next_term(), from, incarnation));
+            self.start_candidacy(true);
         }
     }
 }

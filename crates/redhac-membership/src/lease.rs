@@ -121,9 +121,11 @@ impl Leading {
     /// leader, ended within `L` (`read_lease`) of this leader's election (an
     /// earlier leader's lease ran out before it).
     pub(crate) fn lease_bound(&self, peer: MemberId, read_lease: Duration) -> Duration {
-        let from = self
-            .progress
-            .get(&peer)
+        let progress = self.progress.get(&peer);
+        if progress.is_some_and(|p| p.left) {
+            return Duration::ZERO;
+        }
+        let from = progress
             .and_then(|p| p.lease_from)
             .map_or(self.since, |a| a.max(self.since));
         from + read_lease + Timing::drift_margin(read_lease)

@@ -94,8 +94,6 @@ pub struct Node {
     /// Each peer's incarnation when last linked, and when this node first
     /// saw it; kept when the link drops.
     pub(crate) incarnations: BTreeMap<MemberId, (u64, Duration)>,
-    /// Peers' incarnations that said they shut down (serve no more reads).
-    pub(crate) departed: BTreeMap<MemberId, u64>,
     /// Health by links (see [`crate::links`]).
     pub(crate) health: Health,
 
@@ -146,7 +144,6 @@ impl Node {
             install: Install::default(),
             links: BTreeMap::new(),
             incarnations: BTreeMap::new(),
-            departed: BTreeMap::new(),
             health: quorum::health(1, members),
             leading: None,
             lease: Lease::default(),
@@ -315,7 +312,7 @@ impl Node {
             }
             Message::AllDone { id, index } => self.on_all_done(id, index),
             Message::TimeoutNow { term } => self.on_timeout_now(from, term),
-            Message::Leaving { .. } => self.departed(from),
+            Message::Leaving { term } => self.on_leaving(from, term),
         }
     }
 
@@ -326,6 +323,10 @@ impl Node {
             // `All` writes then stop waiting for its lease to run out.
             if !broken!(self, serve_after_leaving) {
                 self.drop_lease();
+            }
+            if self.role != NodeRole::Follower {
+                // A pre-vote or vote under way ends: it stands for nothing.
+                self.become_follower(self.term, None);
             }
             self.announce_leaving(None);
             self.out.push(Output::ShutdownReady);

@@ -46,6 +46,9 @@ pub(crate) struct Progress {
     /// echoed a stamp sent since: it forgot the votes it cast, so it counts
     /// in no majority yet (see `Leading::confirm_relinked`).
     pub(crate) relinked_at: Option<Duration>,
+    /// It said it serves no more reads (it is shutting down): its lease is
+    /// over, whatever it answers.
+    pub(crate) left: bool,
 }
 
 impl Progress {
@@ -67,6 +70,7 @@ impl Progress {
             prompt: false,
             last_sent: now.saturating_sub(Duration::from_secs(3600)),
             relinked_at: None,
+            left: false,
         }
     }
 

@@ -302,7 +302,6 @@ impl Node {
                 .filter(|&m| m != self.me)
                 .all(|m| {
                     lead.progress.get(&m).is_some_and(|p| p.applied >= index)
-                        || self.has_departed(m)
                         || self.now >= lead.lease_bound(m, self.timing.read_lease)
                         || broken!(self, all_ignores_leases)
                 })

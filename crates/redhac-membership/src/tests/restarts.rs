@@ -223,30 +223,25 @@ fn a_handover_says_nothing_of_the_old_leaders_next_incarnation() {
 }
 
 #[test]
-fn a_leader_elected_without_the_handover_still_skips_the_departed_leaders_lease() {
-    // Member 1 hands over to member 2 and tells this node it leaves; this
-    // node then wins an election of its own.
-    let mut n = following_1_in_term_2();
-    receive(&mut n, 500, 1, Message::Leaving { term: 2 });
-    n.step(ms(501), Input::Disconnected { peer: 1 });
+fn a_node_that_shuts_down_mid_pre_vote_stands_for_nothing() {
+    let mut n = linked(0);
     n.step(ms(5_000), Input::Tick);
-    receive(
-        &mut n,
-        5_001,
-        2,
-        Message::PreVoteReply {
-            term: 3,
-            granted: true,
-        },
-    );
-    let vote = Message::VoteReply {
-        term: 3,
+    assert_eq!(n.status().role, NodeRole::PreCandidate);
+    n.step(ms(5_001), Input::Shutdown);
+    let granted = Message::PreVoteReply {
+        term: 1,
         granted: true,
     };
-    receive(&mut n, 5_002, 2, vote);
-    assert_eq!(n.status().role, NodeRole::Leader, "{:?}", n.status());
-    receive(&mut n, 5_010, 2, acked_in_3(2, 5_010));
-    propose(&mut n, 5_100, 7, &put("x"), Ack::All);
-    let out = receive(&mut n, 5_110, 2, acked_in_3(3, 5_110));
-    assert!(resolves(&out, 7), "{out:?}");
+    let out = receive(&mut n, 5_002, 1, granted);
+    assert_eq!(n.status().role, NodeRole::Follower);
+    assert!(
+        !out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::Vote { .. },
+                ..
+            }
+        )),
+        "{out:?}"
+    );
 }
