@@ -46,9 +46,11 @@ pub enum StoreError {
         /// The codec's error.
         source: postcard::Error,
     },
-    /// Bytes did not decode as the cache's value type. The key was invalidated.
+    /// Bytes did not decode as the cache's value type. The key was
+    /// invalidated. The message leaves the key out (keys can be secrets,
+    /// such as session ids): it is in the `key` field.
     #[error(
-        "cannot decode the value of key {key:?} in cache {cache:?} as {type_name}: {source}; the key was invalidated"
+        "cannot decode a value in cache {cache:?} as {type_name}: {source}; its key was invalidated"
     )]
     Decode {
         /// The cache name.

@@ -251,7 +251,7 @@ impl<V: Value> TypedCache<V> {
         match self.decode(&key, bytes) {
             Ok(value) => self.insert_sized(key, Arc::new(value), bytes.len(), ttl, origin),
             Err(e) => {
-                tracing::warn!(cache = %self.name, key = %key, error = %e, "dropping a value that does not decode");
+                tracing::warn!(cache = %self.name, error = %e, "dropping a value that does not decode");
                 self.remove(&key, origin);
                 Err(e)
             }

@@ -356,19 +356,32 @@ fn corrupt_value_on_apply_is_an_error_and_invalidates_the_key() {
         .unwrap();
     let erased = store.erased("sessions").unwrap();
     let err = erased
-        .apply_put("k".into(), &[0x05, b'a'], None, Origin::Peer)
+        .apply_put(
+            "session-id-secret".into(),
+            &[0x05, b'a'],
+            None,
+            Origin::Peer,
+        )
         .unwrap_err();
     match &err {
         StoreError::Decode { cache, key, .. } => {
-            assert_eq!((cache.as_str(), key.as_str()), ("sessions", "k"))
+            assert_eq!(
+                (cache.as_str(), key.as_str()),
+                ("sessions", "session-id-secret")
+            )
         }
         other => panic!("expected a decode error, got {other}"),
     }
+    // Keys can be secrets: the message, which gets logged, leaves it out.
+    assert!(!err.to_string().contains("session-id-secret"), "{err}");
+    erased
+        .apply_put("k".into(), &[0x05, b'a'], None, Origin::Peer)
+        .unwrap_err();
     assert!(
         typed.get("k").is_none(),
         "the old value must not survive a failed update"
     );
-    assert_eq!(erased.decode_errors(), 1);
+    assert_eq!(erased.decode_errors(), 2);
     // A good value still applies afterwards.
     let good = postcard::to_allocvec(&*session("new")).unwrap();
     erased
