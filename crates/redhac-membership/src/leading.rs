@@ -65,7 +65,11 @@ impl Leading {
     /// The largest index a majority of `members` holds, the leader's log
     /// ending at `last`.
     pub(crate) fn quorum_matched(&self, last: Index, members: usize) -> Option<Index> {
-        let mut matched: Vec<Index> = self.counted().map(|p| p.matched).collect();
+        let mut matched: Vec<Index> = self
+            .counted()
+            .filter(|p| p.linked)
+            .map(|p| p.matched)
+            .collect();
         matched.push(last);
         quorum::quorum_value(&mut matched, members)
     }

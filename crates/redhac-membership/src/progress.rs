@@ -46,6 +46,10 @@ pub(crate) struct Progress {
     /// echoed a stamp sent since: it forgot the votes it cast, so it counts
     /// in no majority yet (see `Leading::confirm_relinked`).
     pub(crate) relinked_at: Option<Duration>,
+    /// Its link is up. What it holds counts toward a commit only then: logs
+    /// live in memory, and a member whose link dropped may have crashed
+    /// with the entries it acknowledged.
+    pub(crate) linked: bool,
     /// It said it serves no more reads (it is shutting down): its lease is
     /// over, whatever it answers.
     pub(crate) left: bool,
@@ -70,6 +74,7 @@ impl Progress {
             prompt: false,
             last_sent: now.saturating_sub(Duration::from_secs(3600)),
             relinked_at: None,
+            linked: true,
             left: false,
         }
     }
@@ -103,6 +108,7 @@ impl Progress {
 
     /// Its link went down: nothing is in flight, and a stream ended with it.
     pub(crate) fn link_lost(&mut self) {
+        self.linked = false;
         self.inflight = 0;
         self.probing = true;
         self.streaming = None;
