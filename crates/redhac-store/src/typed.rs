@@ -251,6 +251,7 @@ impl<V: Value> TypedCache<V> {
         match self.decode(&key, bytes) {
             Ok(value) => self.insert_sized(key, Arc::new(value), bytes.len(), ttl, origin),
             Err(e) => {
+                // Never the key: keys can be secrets (the error's message leaves it out too).
                 tracing::warn!(cache = %self.name, error = %e, "dropping a value that does not decode");
                 self.remove(&key, origin);
                 Err(e)

@@ -16,10 +16,10 @@ pub fn fingerprint(hosts: &[String]) -> Vec<u8> {
 
 /// A fresh random challenge for a Hello.
 ///
-/// # Panics
+/// # Errors
 /// When the OS has no randomness to give.
-pub fn challenge() -> Vec<u8> {
-    auth::challenge().expect("OS randomness").to_vec()
+pub fn challenge() -> std::io::Result<Vec<u8>> {
+    auth::challenge().map(|c| c.to_vec())
 }
 
 /// The Auth proof that `prover` knows `token`, for the link whose Hellos

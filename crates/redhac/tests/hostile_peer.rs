@@ -170,7 +170,7 @@ fn hello(member: u32, hosts: &[String]) -> Hello {
         member,
         generation: 1,
         members_fingerprint: fingerprint(hosts).into(),
-        challenge: challenge().into(),
+        challenge: challenge().expect("OS randomness").into(),
         term: 0,
         last_log_term: 0,
         last_log_index: 0,

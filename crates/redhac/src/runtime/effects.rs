@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use redhac_membership::{Entry, LogId, Op};
-use redhac_store::{Origin, Store};
+use redhac_store::{Origin, Store, StoreError};
 
 use super::snapshot;
 use crate::gate::ReadGate;
@@ -24,13 +24,11 @@ pub(super) fn apply(store: &Store, me: u32, entry: &Entry) {
             value,
             ttl_ms,
         } => store.erased(cache).map(|c| {
-            if let Err(e) = c.apply_put(
-                key.clone(),
-                value,
-                ttl_ms.map(Duration::from_millis),
-                origin,
-            ) {
-                tracing::warn!(cache, error = %e, "a replicated value was not applied");
+            let ttl = ttl_ms.map(Duration::from_millis);
+            match c.apply_put(key.clone(), value, ttl, origin) {
+                // The store counts and logs a value that does not decode.
+                Ok(()) | Err(StoreError::Decode { .. }) => {}
+                Err(e) => tracing::warn!(cache, error = %e, "a replicated value was not applied"),
             }
         }),
         Op::Delete { cache, key } => store.erased(cache).map(|c| {

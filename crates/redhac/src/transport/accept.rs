@@ -87,7 +87,7 @@ impl Cluster for Acceptor {
                 .handshake(&mut inbound, &tx, Expect::Below(setup.handshake.me))
                 .await;
             drop(permit);
-            let refuse = |why: &dyn std::fmt::Display| setup.state.refused(&remote, why);
+            let refuse = |why: &dyn std::fmt::Display| setup.state.refuse(&remote, why);
             match shaken {
                 Ok(hello) => {
                     let links = &setup.state.links_per_member[hello.member as usize];

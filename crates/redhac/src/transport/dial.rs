@@ -19,7 +19,7 @@ pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::
         if let Err(e) = dial_once(&setup, peer, &shutdown).await {
             tracing::debug!(peer, error = %e, "link to peer failed");
             if matches!(e, LinkError::Auth | LinkError::Protocol(_)) {
-                setup.state.refused(&peer, &e);
+                setup.state.refuse(&peer, &e);
             }
         }
         tokio::select! {

@@ -163,7 +163,7 @@ impl LinkState {
     /// Counts a refused link and logs why: as a warning the first time in
     /// `REFUSAL_WARNING_EVERY` for one reason (a peer that cannot link keeps
     /// trying every second or two), else at debug level.
-    pub(crate) fn refused(&self, peer: &dyn fmt::Debug, why: &dyn fmt::Display) {
+    pub(crate) fn refuse(&self, peer: &dyn fmt::Debug, why: &dyn fmt::Display) {
         super::count_refused(&self.refused);
         let why = why.to_string();
         let now = Instant::now();

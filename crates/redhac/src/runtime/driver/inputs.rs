@@ -21,8 +21,9 @@ impl Driver {
     pub(super) fn on_tick(&mut self) {
         self.step(Input::Tick);
         self.lookups.expire(Instant::now());
-        self.publish_status();
-        report::gauges(&self.node.status(), &self.parts.store);
+        let s = self.node.status();
+        self.publish_status_of(&s);
+        report::gauges(&s, &self.parts.store);
     }
 
     pub(super) fn on_link(&mut self, up: LinkUp) {

@@ -218,6 +218,11 @@ impl Driver {
     }
 
     fn publish_status(&self) {
+        self.publish_status_of(&self.node.status());
+    }
+
+    /// Publishes the status from the core's `s`.
+    fn publish_status_of(&self, s: &cluster_core::NodeStatus) {
         let me = self.parts.me;
         let version = |id| {
             if id == me {
@@ -228,7 +233,7 @@ impl Driver {
         };
         let members = &self.parts.members;
         let serving = self.parts.gate.open();
-        let status = report::status(&self.node.status(), members, serving, version);
+        let status = report::status(s, members, serving, version);
         self.parts.status.send_replace(status);
     }
 
