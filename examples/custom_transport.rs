@@ -20,7 +20,7 @@ use redhac_membership::{
     Ack, Input, LogId, MemberId, Message, Node, NodeConfig, NodeRole, NodeStatus, Op, Output,
     PeerHello, SnapshotChunk, Timing, WriteError,
 };
-use redhac_store::{CacheOptions, Origin, Store};
+use redhac_store::{CacheOptions, Origin, Schema, Store};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -48,8 +48,8 @@ enum Cmd {
 /// A message on the wire: (from, to, message).
 type Packet = (MemberId, MemberId, Message);
 
-/// A snapshot on the wire: (cache, key, postcard value, remaining TTL).
-type SnapshotData = Vec<(String, String, Vec<u8>, Option<Duration>)>;
+/// A snapshot on the wire: (cache, its schema, key, postcard value, remaining TTL).
+type SnapshotData = Vec<(String, u64, String, Vec<u8>, Option<Duration>)>;
 
 /// What a member publishes after every step: the node's status, and its read
 /// gate (reads are answered until that instant).
@@ -185,10 +185,16 @@ fn apply(store: &Store, op: &Op) {
     };
     match op {
         Op::Put {
-            key, value, ttl_ms, ..
+            key,
+            value,
+            ttl_ms,
+            schema,
+            ..
         } => {
             let ttl = ttl_ms.map(Duration::from_millis);
-            if let Err(e) = cache.apply_put(key.clone(), value, ttl, Origin::Peer) {
+            // The writer's schema: a member decodes only values of its own.
+            let schema = schema.map_or_else(|| cache.schema(), Schema::from_id);
+            if let Err(e) = cache.apply_put(key.clone(), value, schema, ttl, Origin::Peer) {
                 eprintln!("  a value was not applied: {e}");
             }
         }
@@ -203,7 +209,7 @@ fn encode_store(store: &Store) -> Vec<u8> {
     let mut data = SnapshotData::new();
     for snap in store.caches().filter_map(|c| c.snapshot().ok()) {
         for e in snap.entries {
-            data.push((snap.cache.clone(), e.key, e.value, e.ttl));
+            data.push((snap.cache.clone(), snap.schema.id(), e.key, e.value, e.ttl));
         }
     }
     postcard::to_allocvec(&data).expect("strings, bytes and durations always encode")
@@ -219,9 +225,9 @@ fn install(store: &Store, first: bool, data: &[u8]) {
         eprintln!("  a snapshot did not decode ({e}); caches left empty");
         Vec::new()
     });
-    for (cache, key, value, ttl) in entries {
+    for (cache, schema, key, value, ttl) in entries {
         if let Ok(c) = store.erased(&cache) {
-            let _ = c.apply_put(key, &value, ttl, Origin::Peer);
+            let _ = c.apply_put(key, &value, Schema::from_id(schema), ttl, Origin::Peer);
         }
     }
 }
@@ -331,6 +337,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         key: "sid-1".into(),
         value,
         ttl_ms: None,
+        schema: Some(sessions[follower].schema().id()),
     };
     let (reply, answer) = oneshot::channel();
     let started = Instant::now();

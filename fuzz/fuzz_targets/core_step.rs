@@ -33,7 +33,7 @@ impl Bytes<'_> {
     fn op(&mut self) -> Option<Arc<Op>> {
         let key = format!("k{}", self.small()?);
         Some(Arc::new(match self.u8()? % 4 {
-            0 => Op::Put { cache: "c".into(), key, value: vec![self.u8()?], ttl_ms: None },
+            0 => Op::Put { cache: "c".into(), key, value: vec![self.u8()?], ttl_ms: None, schema: None },
             1 => Op::Delete { cache: "c".into(), key },
             2 => Op::Clear { cache: "c".into() },
             _ => Op::Noop,

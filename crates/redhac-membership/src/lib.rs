@@ -17,7 +17,7 @@
 //! let mut node = Node::new(NodeConfig::new(0, 1, Timing::default(), 42), Duration::ZERO);
 //! let later = Duration::from_secs(5); // after the restart vote delay
 //! node.step(later, Input::Tick);
-//! let op = Arc::new(Op::Put { cache: "c".into(), key: "k".into(), value: b"v".to_vec(), ttl_ms: None });
+//! let op = Arc::new(Op::Put { cache: "c".into(), key: "k".into(), value: b"v".to_vec(), ttl_ms: None, schema: None });
 //! let out = node.step(later, Input::Propose { id: 1, op, ack: Ack::Quorum, deadline: later * 2 });
 //! assert!(out.iter().any(|o| matches!(o, Output::Apply(e) if e.id.index == 2)));
 //! assert!(out.iter().any(|o| matches!(o, Output::Resolve { id: 1, result: Ok(Some(_)) })));

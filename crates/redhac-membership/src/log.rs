@@ -164,6 +164,7 @@ mod tests {
                 key: "k".into(),
                 value: vec![0; value],
                 ttl_ms: None,
+                schema: None,
             }),
             origin: None,
         }

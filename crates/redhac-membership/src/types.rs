@@ -49,6 +49,10 @@ pub enum Op {
         value: Vec<u8>,
         /// Time to live, counted by each member from when it applies the entry.
         ttl_ms: Option<u64>,
+        /// The schema the value was encoded with, opaque to the core (the
+        /// runtime's: a member decodes only values of its own schema);
+        /// `None` from a member that did not say.
+        schema: Option<u64>,
     },
     /// Remove a key.
     Delete {

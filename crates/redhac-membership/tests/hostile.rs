@@ -23,6 +23,7 @@ fn op() -> impl Strategy<Value = Arc<Op>> {
                 key: k,
                 value: v,
                 ttl_ms: ttl,
+                schema: None,
             }
         }),
         ("[a-c]", "[k-m]").prop_map(|(c, k)| Op::Delete { cache: c, key: k }),

@@ -62,6 +62,21 @@ pub enum StoreError {
         /// The codec's error.
         source: postcard::Error,
     },
+    /// A value encoded with another schema of the cache (another release of
+    /// the application, with another value type); it was not decoded and its
+    /// key was invalidated.
+    #[error(
+        "a value for cache {cache:?} was encoded with schema {theirs}, this member's is {ours}; \
+         not decoded, its key was invalidated"
+    )]
+    SchemaMismatch {
+        /// The cache name.
+        cache: String,
+        /// This member's schema of the cache.
+        ours: crate::Schema,
+        /// The schema the value was encoded with.
+        theirs: crate::Schema,
+    },
     /// A TTL of zero or one too large to represent.
     #[error("invalid TTL {0:?}: use a duration between 1 ns and 100 years")]
     InvalidTtl(Duration),

@@ -13,6 +13,10 @@
 //!   (key, encoded value, remaining TTL), for the catch-up of new members.
 //! - [`TypedCache::subscribe`] yields [`Event`]s: Put, Delete, Clear, Expired
 //!   and Evicted, each with its key and [`Origin`].
+//! - Every cache has a [`Schema`]: an explicit version and a fingerprint of the
+//!   value type's serde shape. Replicated values carry the schema they were
+//!   encoded with, and a cache decodes only its own: bytes of another schema
+//!   (a release that changed the value type, rolling out) invalidate their key.
 //! - A value that fails to decode is an error value, a counter and a log line;
 //!   the key is invalidated rather than left at an older value. Nothing panics.
 //!
@@ -33,6 +37,7 @@ mod error;
 mod event;
 mod options;
 mod registry;
+mod schema;
 mod snapshot;
 mod typed;
 
@@ -40,5 +45,6 @@ pub use error::{Result, StoreError};
 pub use event::{Event, EventKind, Events, EventsError, Origin};
 pub use options::{CacheOptions, Capacity, MAX_TTL, check_ttl};
 pub use registry::{ErasedCache, Store, StoreBuilder};
+pub use schema::{Schema, untraceable};
 pub use snapshot::{CacheSnapshot, RestoreReport, SnapshotEntry};
 pub use typed::{TypedCache, Value};

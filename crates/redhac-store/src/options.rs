@@ -42,6 +42,9 @@ pub struct CacheOptions {
     /// How many change events a subscriber may fall behind before it is told
     /// it lagged. Default: 1024.
     pub event_buffer: usize,
+    /// The version of the value type's encoding; see
+    /// [`CacheOptions::schema_version`]. Default: none (0).
+    pub schema_version: Option<u32>,
 }
 
 impl Default for CacheOptions {
@@ -51,6 +54,7 @@ impl Default for CacheOptions {
             time_to_live: None,
             time_to_idle: None,
             event_buffer: 1024,
+            schema_version: None,
         }
     }
 }
@@ -90,6 +94,31 @@ impl CacheOptions {
     #[must_use]
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.event_buffer = events;
+        self
+    }
+
+    /// Sets the version of the value type's encoding. Bump it in the release
+    /// that changes the type's serde shape (a field added, removed, renamed,
+    /// reordered or retyped; a variant added...): members of different
+    /// releases then never decode each other's values for this cache, and a
+    /// key written by the other release reads as a miss until the roll is
+    /// over. redhac also fingerprints the shape where it can trace it (see
+    /// [`crate::Schema`]), but only the version sees a change it cannot trace,
+    /// such as a hand-written `Deserialize`. Default: none (version 0).
+    ///
+    /// ```
+    /// use redhac_store::{CacheOptions, Schema};
+    ///
+    /// // Release 2 added `admin` to the session type: version 2.
+    /// #[derive(serde::Serialize, serde::Deserialize)]
+    /// struct Session { user: String, admin: bool }
+    ///
+    /// let options = CacheOptions::default().schema_version(2);
+    /// assert_eq!(options.schema_version, Some(2));
+    /// ```
+    #[must_use]
+    pub fn schema_version(mut self, version: u32) -> Self {
+        self.schema_version = Some(version);
         self
     }
 

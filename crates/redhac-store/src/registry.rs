@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::event::Origin;
 use crate::options::CacheOptions;
+use crate::schema::Schema;
 use crate::snapshot::{CacheSnapshot, RestoreReport, SnapshotEntry};
 use crate::typed::{TypedCache, Value};
 use crate::{Result, StoreError};
@@ -19,14 +20,19 @@ pub trait ErasedCache: Send + Sync + fmt::Debug {
     fn name(&self) -> &str;
     /// The Rust name of the value type (for messages).
     fn value_type(&self) -> &'static str;
-    /// Decodes and inserts a value.
+    /// The cache's schema identity.
+    fn schema(&self) -> Schema;
+    /// Decodes and inserts a value encoded with `schema`; see
+    /// [`TypedCache::insert_encoded`].
     ///
     /// # Errors
-    /// [`StoreError::Decode`] (the key is invalidated), [`StoreError::InvalidTtl`].
+    /// [`StoreError::SchemaMismatch`] or [`StoreError::Decode`] (the key is
+    /// invalidated), [`StoreError::InvalidTtl`].
     fn apply_put(
         &self,
         key: String,
         value: &[u8],
+        schema: Schema,
         ttl: Option<Duration>,
         origin: Origin,
     ) -> Result<()>;
@@ -59,6 +65,11 @@ pub trait ErasedCache: Send + Sync + fmt::Debug {
     fn run_pending_tasks(&self);
     /// Values that failed to decode since start.
     fn decode_errors(&self) -> u64;
+    /// Values of another schema refused since start.
+    fn schema_mismatches(&self) -> u64;
+    /// Counts values of another schema the caller refused; see
+    /// [`TypedCache::schema_mismatch`].
+    fn schema_mismatch(&self, theirs: Schema, values: u64);
 }
 
 impl<V: Value> ErasedCache for TypedCache<V> {
@@ -68,14 +79,18 @@ impl<V: Value> ErasedCache for TypedCache<V> {
     fn value_type(&self) -> &'static str {
         type_name::<V>()
     }
+    fn schema(&self) -> Schema {
+        TypedCache::schema(self)
+    }
     fn apply_put(
         &self,
         key: String,
         value: &[u8],
+        schema: Schema,
         ttl: Option<Duration>,
         origin: Origin,
     ) -> Result<()> {
-        self.insert_encoded(key, value, ttl, origin)
+        self.insert_encoded(key, value, schema, ttl, origin)
     }
     fn apply_delete(&self, key: &str, origin: Origin) -> bool {
         self.remove(key, origin)
@@ -106,6 +121,12 @@ impl<V: Value> ErasedCache for TypedCache<V> {
     }
     fn decode_errors(&self) -> u64 {
         TypedCache::decode_errors(self)
+    }
+    fn schema_mismatches(&self) -> u64 {
+        TypedCache::schema_mismatches(self)
+    }
+    fn schema_mismatch(&self, theirs: Schema, values: u64) {
+        TypedCache::schema_mismatch(self, theirs, values);
     }
 }
 
@@ -167,9 +188,10 @@ impl StoreBuilder {
 /// let store = builder.build();
 ///
 /// // The runtime applies replicated entries without knowing the type...
+/// // (with the schema of the member that encoded them: here, the same).
 /// let bytes = postcard::to_allocvec(&"hello".to_string()).unwrap();
-/// store.erased("greetings").unwrap()
-///     .apply_put("k".into(), &bytes, None, Origin::Peer).unwrap();
+/// let erased = store.erased("greetings").unwrap();
+/// erased.apply_put("k".into(), &bytes, erased.schema(), None, Origin::Peer).unwrap();
 /// // ...and the application reads them typed.
 /// let greetings = store.typed::<String>("greetings").unwrap();
 /// assert_eq!(greetings.get("k").as_deref(), Some(&"hello".to_string()));

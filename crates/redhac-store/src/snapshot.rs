@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::Schema;
+
 /// One entry of a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotEntry {
@@ -14,10 +16,12 @@ pub struct SnapshotEntry {
 }
 
 /// The contents of one cache.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheSnapshot {
     /// The cache's name.
     pub cache: String,
+    /// The schema its values are encoded with.
+    pub schema: Schema,
     /// Its live entries.
     pub entries: Vec<SnapshotEntry>,
 }

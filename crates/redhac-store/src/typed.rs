@@ -3,6 +3,7 @@
 use std::any::type_name;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -13,6 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::event::{EventKind, EventSender, Events, Origin};
 use crate::options::{CacheOptions, Capacity, check_ttl};
+use crate::schema::{Schema, untraceable};
 use crate::snapshot::{CacheSnapshot, RestoreReport, SnapshotEntry};
 use crate::{Result, StoreError};
 
@@ -71,13 +73,21 @@ pub struct TypedCache<V> {
     options: CacheOptions,
     events: EventSender,
     decode_errors: AtomicU64,
+    schema: Schema,
+    schema_mismatches: AtomicU64,
+    /// When a schema mismatch was last logged: at most once a minute.
+    mismatch_logged: Mutex<Option<Instant>>,
 }
+
+/// How often a cache logs values refused for their schema.
+const MISMATCH_LOG_EVERY: Duration = Duration::from_secs(60);
 
 impl<V> fmt::Debug for TypedCache<V> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TypedCache")
             .field("name", &self.name)
             .field("value_type", &type_name::<V>())
+            .field("schema", &self.schema)
             .field("entries", &self.inner.entry_count())
             .field("options", &self.options)
             .finish()
@@ -118,18 +128,39 @@ impl<V: Value> TypedCache<V> {
         if let Some(tti) = options.time_to_idle {
             builder = builder.time_to_idle(tti);
         }
+        let schema = Schema::of::<V>(options.schema_version.unwrap_or(0));
+        if options.schema_version.is_none()
+            && let Some(why) = untraceable::<V>()
+        {
+            tracing::warn!(
+                cache = name,
+                value_type = type_name::<V>(),
+                why,
+                "the value type's serde shape cannot be traced: set CacheOptions::schema_version \
+                 and bump it whenever the type changes, or members running different releases \
+                 may decode each other's values wrongly"
+            );
+        }
         Ok(Self {
             name: name.into(),
             inner: builder.build(),
             options,
             events,
             decode_errors: AtomicU64::new(0),
+            schema,
+            schema_mismatches: AtomicU64::new(0),
+            mismatch_logged: Mutex::new(None),
         })
     }
 
     /// The cache's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The cache's schema identity: what values it encodes and decodes.
+    pub fn schema(&self) -> Schema {
+        self.schema
     }
 
     /// The cache's options.
@@ -235,19 +266,35 @@ impl<V: Value> TypedCache<V> {
         Ok(())
     }
 
-    /// Decodes `bytes` and inserts the value: how replicated writes land.
-    /// A value that does not decode invalidates the key (the old value may be
-    /// stale), is counted and logged, and is returned as an error.
+    /// Decodes `bytes`, encoded by a member whose cache has `schema`, and
+    /// inserts the value: how replicated writes land.
+    ///
+    /// Bytes of another schema are never decoded: the key is invalidated (a
+    /// read misses rather than serve an older value or a wrong one), the
+    /// mismatch counted ([`TypedCache::schema_mismatches`]) and logged at
+    /// most once a minute, without the key. A value that does not decode
+    /// likewise invalidates the key, is counted and logged.
     ///
     /// # Errors
-    /// [`StoreError::Decode`], [`StoreError::InvalidTtl`].
+    /// [`StoreError::SchemaMismatch`], [`StoreError::Decode`],
+    /// [`StoreError::InvalidTtl`].
     pub fn insert_encoded(
         &self,
         key: String,
         bytes: &[u8],
+        schema: Schema,
         ttl: Option<Duration>,
         origin: Origin,
     ) -> Result<()> {
+        if schema != self.schema {
+            self.remove(&key, origin);
+            self.schema_mismatch(schema, 1);
+            return Err(StoreError::SchemaMismatch {
+                cache: self.name.to_string(),
+                ours: self.schema,
+                theirs: schema,
+            });
+        }
         match self.decode(&key, bytes) {
             Ok(value) => self.insert_sized(key, Arc::new(value), bytes.len(), ttl, origin),
             Err(e) => {
@@ -299,6 +346,35 @@ impl<V: Value> TypedCache<V> {
     /// How many values failed to decode since start.
     pub fn decode_errors(&self) -> u64 {
         self.decode_errors.load(Ordering::Relaxed)
+    }
+
+    /// How many values of another schema were refused since start.
+    pub fn schema_mismatches(&self) -> u64 {
+        self.schema_mismatches.load(Ordering::Relaxed)
+    }
+
+    /// Counts `values` of schema `theirs` refused by the caller (a remote
+    /// lookup's answer, say); logs it when the last such line is a minute
+    /// old. Writes and restores of another schema count themselves.
+    pub fn schema_mismatch(&self, theirs: Schema, values: u64) {
+        let total = self.schema_mismatches.fetch_add(values, Ordering::Relaxed) + values;
+        let now = Instant::now();
+        let mut logged = self
+            .mismatch_logged
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if logged.is_none_or(|at| now.duration_since(at) >= MISMATCH_LOG_EVERY) {
+            *logged = Some(now);
+            tracing::warn!(
+                cache = %self.name,
+                ours = %self.schema,
+                theirs = %theirs,
+                refused_since_start = total,
+                "values written by a member with another schema of this cache are not decoded: \
+                 their keys read as misses here (expected while a release that changed the \
+                 value type rolls out; logged at most once a minute)"
+            );
+        }
     }
 
     /// Every key held, shared with the cache (no key is copied): what a
@@ -355,17 +431,30 @@ impl<V: Value> TypedCache<V> {
         }
         Ok(CacheSnapshot {
             cache: self.name.to_string(),
+            schema: self.schema,
             entries,
         })
     }
 
     /// Replaces the cache's contents by a snapshot. Entries that do not
-    /// decode are skipped, counted and logged.
+    /// decode are skipped, counted and logged; a snapshot of another schema
+    /// leaves the cache empty (every entry counted as a schema mismatch).
     pub fn restore(&self, snapshot: &CacheSnapshot, origin: Origin) -> RestoreReport {
         self.clear(origin);
         let mut report = RestoreReport::default();
+        if snapshot.schema != self.schema {
+            report.failed = snapshot.entries.len();
+            self.schema_mismatch(snapshot.schema, snapshot.entries.len() as u64);
+            return report;
+        }
         for entry in &snapshot.entries {
-            match self.insert_encoded(entry.key.clone(), &entry.value, entry.ttl, origin) {
+            match self.insert_encoded(
+                entry.key.clone(),
+                &entry.value,
+                snapshot.schema,
+                entry.ttl,
+                origin,
+            ) {
                 Ok(()) => report.restored += 1,
                 Err(_) => report.failed += 1,
             }

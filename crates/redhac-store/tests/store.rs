@@ -245,6 +245,7 @@ fn events_for_each_kind_with_origin() {
     c.insert_encoded(
         "a".into(),
         &postcard::to_allocvec(&2u32).unwrap(),
+        c.schema(),
         None,
         Origin::Peer,
     )
@@ -359,6 +360,7 @@ fn corrupt_value_on_apply_is_an_error_and_invalidates_the_key() {
         .apply_put(
             "session-id-secret".into(),
             &[0x05, b'a'],
+            erased.schema(),
             None,
             Origin::Peer,
         )
@@ -375,7 +377,13 @@ fn corrupt_value_on_apply_is_an_error_and_invalidates_the_key() {
     // Keys can be secrets: the message, which gets logged, leaves it out.
     assert!(!err.to_string().contains("session-id-secret"), "{err}");
     erased
-        .apply_put("k".into(), &[0x05, b'a'], None, Origin::Peer)
+        .apply_put(
+            "k".into(),
+            &[0x05, b'a'],
+            erased.schema(),
+            None,
+            Origin::Peer,
+        )
         .unwrap_err();
     assert!(
         typed.get("k").is_none(),
@@ -385,7 +393,7 @@ fn corrupt_value_on_apply_is_an_error_and_invalidates_the_key() {
     // A good value still applies afterwards.
     let good = postcard::to_allocvec(&*session("new")).unwrap();
     erased
-        .apply_put("k".into(), &good, None, Origin::Peer)
+        .apply_put("k".into(), &good, erased.schema(), None, Origin::Peer)
         .unwrap();
     assert_eq!(typed.get("k").unwrap().user, "new");
     assert_eq!(erased.get_encoded("k").unwrap(), Some(good));
@@ -396,7 +404,7 @@ proptest! {
     #[test]
     fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..64)) {
         let c = TypedCache::<Session>::new("s", CacheOptions::default().max_bytes(10_000)).unwrap();
-        match c.insert_encoded("k".into(), &bytes, None, Origin::Peer) {
+        match c.insert_encoded("k".into(), &bytes, c.schema(), None, Origin::Peer) {
             Ok(()) => prop_assert!(c.get("k").is_some()),
             Err(StoreError::Decode { .. }) => prop_assert!(c.get("k").is_none()),
             Err(other) => prop_assert!(false, "unexpected error {}", other),
@@ -410,4 +418,81 @@ proptest! {
         let bytes = c.encode(&s).unwrap();
         prop_assert_eq!(c.decode("k", &bytes).unwrap(), s);
     }
+}
+
+/// The session type of the next release: a field added in front, so the
+/// old bytes would decode into a value nobody wrote.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SessionV2 {
+    tenant: u32,
+    user: String,
+    roles: Vec<String>,
+    expires: u64,
+}
+
+#[test]
+fn values_of_another_schema_are_never_decoded() {
+    let v1 = TypedCache::<Session>::new("s", CacheOptions::default().schema_version(1)).unwrap();
+    let v2 = TypedCache::<SessionV2>::new("s", CacheOptions::default().schema_version(2)).unwrap();
+    let same_version =
+        TypedCache::<SessionV2>::new("s", CacheOptions::default().schema_version(1)).unwrap();
+    assert_ne!(v1.schema(), v2.schema());
+    assert_ne!(
+        v1.schema(),
+        same_version.schema(),
+        "a forgotten bump is caught by the traced shape"
+    );
+    let old = session("alice");
+    let bytes = v1.encode(&old).unwrap();
+    let key = "session-id-secret";
+    v2.insert(
+        key.into(),
+        Arc::new(SessionV2 {
+            tenant: 7,
+            user: "bob".into(),
+            roles: vec![],
+            expires: 1,
+        }),
+        None,
+        Origin::Local,
+    )
+    .unwrap();
+    let mut events = v2.subscribe();
+    let err = v2
+        .insert_encoded(key.into(), &bytes, v1.schema(), None, Origin::Peer)
+        .unwrap_err();
+    assert!(!err.to_string().contains(key), "{err}");
+    assert!(
+        matches!(&err, StoreError::SchemaMismatch { cache, ours, theirs }
+            if cache == "s" && *ours == v2.schema() && *theirs == v1.schema()),
+        "{err}"
+    );
+    assert!(
+        v2.get(key).is_none(),
+        "the older value is invalidated, not kept"
+    );
+    assert_eq!(drain(&mut events).len(), 1, "its delete is an event");
+    assert_eq!((v2.schema_mismatches(), v2.decode_errors()), (1, 0));
+
+    // A snapshot of the other schema restores nothing and says so.
+    v1.insert("a".into(), old.clone(), None, Origin::Local)
+        .unwrap();
+    v1.insert("b".into(), old, None, Origin::Local).unwrap();
+    let snap = v1.snapshot().unwrap();
+    assert_eq!(snap.schema, v1.schema());
+    let report = v2.restore(&snap, Origin::Peer);
+    assert_eq!((report.restored, report.failed), (0, 2));
+    assert_eq!(v2.schema_mismatches(), 3);
+    assert_eq!(v2.entry_count(), 0);
+
+    // The same schema applies as before.
+    let mine = v2.encode(&SessionV2 {
+        tenant: 1,
+        user: "carol".into(),
+        roles: vec![],
+        expires: 2,
+    });
+    v2.insert_encoded("k".into(), &mine.unwrap(), v2.schema(), None, Origin::Peer)
+        .unwrap();
+    assert_eq!(v2.get("k").unwrap().user, "carol");
 }

@@ -68,6 +68,12 @@ impl<V: Value> Cache<V> {
         self.typed.name()
     }
 
+    /// The cache's schema identity (see [`crate::CacheOptions::schema_version`]):
+    /// members exchange this cache's values only when theirs match.
+    pub fn schema(&self) -> crate::Schema {
+        self.typed.schema()
+    }
+
     /// Looks a key up in the local copy: no network, no channel, no decoding.
     /// Returns `None` on a miss, and for every key once the node was shut down.
     #[inline]
@@ -176,6 +182,7 @@ impl<V: Value> Cache<V> {
             key,
             value,
             ttl: options.ttl,
+            schema: self.typed.schema().id(),
         };
         cluster.write(op, options).await
     }

@@ -22,7 +22,7 @@ pub use error::{Error, Result, StoreError};
 pub use instance::Redhac;
 pub use redhac_membership::{HostEntry, Timing};
 pub use redhac_store::{
-    CacheOptions, Capacity, Event, EventKind, Events, EventsError, Origin, Value,
+    CacheOptions, Capacity, Event, EventKind, Events, EventsError, Origin, Schema, Value,
 };
 pub use status::{Health, MemberStatus, Role, Status};
 pub use write::{AckLevel, DEFAULT_WRITE_TIMEOUT, WriteOptions};

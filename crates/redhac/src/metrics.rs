@@ -30,6 +30,11 @@ pub const WRITE_SECONDS: &str = "redhac_write_seconds";
 /// the cache could not store (no quorum, a timeout, a value too large); the
 /// caller got the value all the same. By `cache` and `reason`.
 pub const LOADER_WRITES_FAILED: &str = "redhac_loader_writes_failed_total";
+/// Counter: values of a cache written by a member with another schema of it
+/// (another release of the application, during a roll), refused rather than
+/// decoded (their keys read as misses here), by `cache`. Replicated writes,
+/// snapshot entries and remote lookup answers count.
+pub const SCHEMA_MISMATCHES: &str = "redhac_schema_mismatch_total";
 /// Counter: elections this member stood in.
 pub const ELECTIONS: &str = "redhac_elections_total";
 /// Gauge: the current term.

@@ -61,6 +61,11 @@ pub struct Status {
     /// member that is not the leader, a stale term, or from a member with no
     /// link (the first two are logged as warnings).
     pub messages_refused: u64,
+    /// Values refused since start because a member with another schema of
+    /// their cache wrote them (a release that changed a value type, rolling
+    /// out): their keys read as misses here. See
+    /// [`crate::CacheOptions::schema_version`].
+    pub schema_mismatches: u64,
 }
 
 impl Status {
@@ -77,6 +82,7 @@ impl Status {
             commit_index: 0,
             links_refused: 0,
             messages_refused: 0,
+            schema_mismatches: 0,
         }
     }
 }

@@ -298,6 +298,7 @@ fn put(cache: &str, key: &str, value: Vec<u8>) -> Arc<Op> {
         key: key.into(),
         value,
         ttl_ms: None,
+        schema: None,
     })
 }
 

@@ -152,3 +152,142 @@ async fn the_old_token_alone_and_the_new_token_alone_refuse_each_other() {
     old.shutdown().await.unwrap();
     new.shutdown().await.unwrap();
 }
+
+/// The session type of release 1.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SessionV1 {
+    user: String,
+}
+
+/// Release 2 added a field in front: release 1's reading of its bytes
+/// would be a session nobody wrote (a user named "\u{2}h" for tenant 2,
+/// user "hi").
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+struct SessionV2 {
+    tenant: u32,
+    user: String,
+}
+
+fn release(b: redhac::Builder, v2: bool) -> redhac::Builder {
+    if v2 {
+        b.cache::<SessionV2>("s", redhac::CacheOptions::default().schema_version(2))
+    } else {
+        b.cache::<SessionV1>("s", redhac::CacheOptions::default().schema_version(1))
+    }
+}
+
+/// What member `m` serves for `key`, as the user it names: `None` on a miss.
+fn user(m: &Redhac, v2: bool, key: &str) -> Option<String> {
+    if v2 {
+        m.cache::<SessionV2>("s")
+            .unwrap()
+            .get(key)
+            .map(|s| s.user.clone())
+    } else {
+        m.cache::<SessionV1>("s")
+            .unwrap()
+            .get(key)
+            .map(|s| s.user.clone())
+    }
+}
+
+/// Writes `key` from member `m` (of release `v2`) with ack All.
+async fn write_session(m: &Redhac, v2: bool, key: &str, user: &str) {
+    let all = WriteOptions::default().ack(AckLevel::All);
+    let r = if v2 {
+        let s = SessionV2 {
+            tenant: 2,
+            user: user.into(),
+        };
+        m.cache::<SessionV2>("s")
+            .unwrap()
+            .put_with(key, s, all)
+            .await
+    } else {
+        let s = SessionV1 { user: user.into() };
+        m.cache::<SessionV1>("s")
+            .unwrap()
+            .put_with(key, s, all)
+            .await
+    };
+    r.unwrap_or_else(|e| panic!("{key}: {e}"));
+}
+
+#[tokio::test]
+async fn a_value_type_changed_by_a_release_is_never_decoded_across_releases() {
+    let (p, ls) = Proxied::new(3).await;
+    let mut nodes = Vec::new();
+    for (i, l) in ls.into_iter().enumerate() {
+        nodes.push(p.member(i, l, |b| release(b, false)).await);
+    }
+    let mut v2 = [false; 3];
+    let l = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    write_session(&nodes[l], false, "before", "hi").await;
+    // Every key written, with the user each release wrote under it.
+    let mut written: Vec<(String, bool, &str)> = vec![("before".into(), false, "hi")];
+
+    for i in 0..3 {
+        nodes[i].shutdown().await.unwrap();
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        nodes[i] = p.member(i, l, |b| release(b, true)).await;
+        v2[i] = true;
+        let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+        wait_until("the new member serves", || nodes[i].status().serving).await;
+        assert!(
+            nodes[i].status().schema_mismatches >= 1,
+            "it caught up on release 1's writes and refused them: {:?}",
+            nodes[i].status()
+        );
+        // Each release writes; All: every member applied (or refused) it.
+        let key = format!("new-{i}");
+        write_session(&nodes[i], true, &key, "hi").await;
+        written.push((key, true, "hi"));
+        if let Some(old) = (0..3).find(|&j| !v2[j]) {
+            let key = format!("old-{i}");
+            write_session(&nodes[old], false, &key, "hi").await;
+            written.push((key, false, "hi"));
+        }
+        // A member serves exactly what its own release wrote, and misses
+        // the other release's keys: never a value nobody wrote.
+        for (j, n) in nodes.iter().enumerate() {
+            for (key, by_v2, value) in &written {
+                let expected = (*by_v2 == v2[j]).then(|| value.to_string());
+                assert_eq!(
+                    user(n, v2[j], key),
+                    expected,
+                    "member {j} (v2: {}), key {key}",
+                    v2[j]
+                );
+            }
+        }
+        // Nor does a remote lookup bring one over.
+        if v2[leader] != v2[(leader + 1) % 3] {
+            let f = (leader + 1) % 3;
+            let fetched = if v2[f] {
+                let c = nodes[f].cache::<SessionV2>("s").unwrap();
+                c.get_or_fetch("before")
+                    .await
+                    .unwrap()
+                    .map(|s| s.user.clone())
+            } else {
+                let c = nodes[f].cache::<SessionV1>("s").unwrap();
+                c.get_or_fetch("new-0")
+                    .await
+                    .unwrap()
+                    .map(|s| s.user.clone())
+            };
+            assert_eq!(fetched, None, "member {f} fetched from the other release");
+        }
+    }
+    // After the roll every member is of release 2 and serves its writes.
+    let l = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    write_session(&nodes[l], true, "after", "everyone").await;
+    for n in &nodes {
+        assert_eq!(user(n, true, "after").as_deref(), Some("everyone"));
+        assert_eq!(user(n, true, "before"), None);
+        assert_eq!(n.status().links_refused, 0);
+    }
+    for n in &nodes {
+        n.shutdown().await.unwrap();
+    }
+}

@@ -53,6 +53,7 @@ fn put(key: &str) -> Arc<Op> {
         key: key.into(),
         value: vec![1],
         ttl_ms: None,
+        schema: None,
     })
 }
 

@@ -172,6 +172,7 @@ fn a_lagging_follower_gets_frames_bounded_by_bytes() {
         key: "k".into(),
         value: vec![7; 1 << 20],
         ttl_ms: None,
+        schema: None,
     });
     let mut out = Vec::new();
     for id in 0..12 {
@@ -194,6 +195,7 @@ fn an_entry_larger_than_the_byte_budget_still_goes_alone() {
         key: "k".into(),
         value: vec![7; 5 << 20],
         ttl_ms: None,
+        schema: None,
     });
     let small = put("s");
     let mut out = Vec::new();

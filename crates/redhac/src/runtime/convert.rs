@@ -39,11 +39,13 @@ impl From<WriteOp> for cluster_core::Op {
                 key,
                 value,
                 ttl,
+                schema,
             } => Self::Put {
                 cache,
                 key,
                 value,
                 ttl_ms: ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+                schema: Some(schema),
             },
             WriteOp::Delete { cache, key } => Self::Delete { cache, key },
             WriteOp::Clear { cache } => Self::Clear { cache },

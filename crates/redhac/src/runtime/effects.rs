@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use redhac_membership::{Entry, LogId, Op};
-use redhac_store::{Origin, Store, StoreError};
+use redhac_store::{ErasedCache, Origin, Schema, Store, StoreError};
 
 use super::snapshot;
 use crate::gate::ReadGate;
@@ -23,11 +23,13 @@ pub(super) fn apply(store: &Store, me: u32, entry: &Entry) {
             key,
             value,
             ttl_ms,
+            schema,
         } => store.erased(cache).map(|c| {
             let ttl = ttl_ms.map(Duration::from_millis);
-            match c.apply_put(key.clone(), value, ttl, origin) {
+            match c.apply_put(key.clone(), value, schema_of(&**c, *schema), ttl, origin) {
                 // The store counts and logs a value that does not decode.
                 Ok(()) | Err(StoreError::Decode { .. }) => {}
+                Err(StoreError::SchemaMismatch { .. }) => schema_mismatches(cache, 1),
                 Err(e) => tracing::warn!(cache, error = %e, "a replicated value was not applied"),
             }
         }),
@@ -40,6 +42,18 @@ pub(super) fn apply(store: &Store, me: u32, entry: &Entry) {
     if let Err(e) = result {
         tracing::warn!(error = %e, "an entry for a cache this member does not have");
     }
+}
+
+/// The schema a value of cache `c` was encoded with: as its writer said, or
+/// (a member that predates schemas said nothing) this member's own.
+pub(super) fn schema_of(c: &dyn ErasedCache, sent: Option<u64>) -> Schema {
+    sent.map_or_else(|| c.schema(), Schema::from_id)
+}
+
+/// Counts values of `cache` refused for their schema (the store logs them).
+pub(super) fn schema_mismatches(cache: &str, values: u64) {
+    metrics::counter!(crate::metrics::SCHEMA_MISMATCHES, "cache" => cache.to_owned())
+        .increment(values);
 }
 
 /// Drops keys (`Some`) or whole caches (`None`) the core can no longer
@@ -90,12 +104,19 @@ impl Install {
                         tracing::warn!(cache = snap.cache, "snapshot of an unknown cache");
                         continue;
                     };
+                    let schema = schema_of(&**c, snap.schema);
+                    let mut refused = 0;
                     for e in snap.entries {
                         let ttl = e.ttl_ms.map(Duration::from_millis);
-                        match c.apply_put(e.key, &e.value, ttl, Origin::Peer) {
+                        match c.apply_put(e.key, &e.value, schema, ttl, Origin::Peer) {
                             Ok(()) => restored += 1,
+                            Err(StoreError::SchemaMismatch { .. }) => refused += 1,
                             Err(_) => failed += 1,
                         }
+                    }
+                    if refused > 0 {
+                        schema_mismatches(&snap.cache, refused);
+                        failed += refused;
                     }
                 }
             }

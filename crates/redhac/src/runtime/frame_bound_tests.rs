@@ -110,6 +110,7 @@ proptest! {
                 key: "k".repeat(key),
                 value: vec![0xa5; value],
                 ttl_ms: Some(u64::MAX),
+                schema: Some(u64::MAX),
             });
             sent.extend(frames(&n.step(ms(103), Input::Propose {
                 id: id as u64,
@@ -144,7 +145,7 @@ fn store_with(sizes: &[usize], key: usize) -> redhac_store::Store {
     for (i, size) in sizes.iter().enumerate() {
         let value = postcard::to_allocvec(&vec![i as u8; *size]).unwrap();
         let k = format!("{i:0>width$}", width = key.max(8));
-        c.apply_put(k, &value, None, redhac_store::Origin::Peer)
+        c.apply_put(k, &value, c.schema(), None, redhac_store::Origin::Peer)
             .unwrap();
     }
     store

@@ -45,6 +45,8 @@ pub(crate) struct Runtime {
     tasks: std::sync::Mutex<Vec<JoinHandle<()>>>,
     links_refused: Arc<AtomicU64>,
     messages_refused: Arc<AtomicU64>,
+    /// The caches, for the counters `status` sums.
+    store: Store,
 }
 
 /// How long a link's handshake may take.
@@ -143,7 +145,7 @@ impl Runtime {
         let driver = driver::Driver::new(driver::Parts {
             me: me as u32,
             members,
-            store,
+            store: store.clone(),
             gate,
             health,
             status: status_tx,
@@ -169,6 +171,7 @@ impl Runtime {
             tasks: std::sync::Mutex::new(tasks),
             links_refused,
             messages_refused,
+            store,
         })
     }
 
@@ -217,6 +220,7 @@ impl Runtime {
         let mut s = self.status.borrow().clone();
         s.links_refused = self.links_refused.load(Ordering::Relaxed);
         s.messages_refused = self.messages_refused.load(Ordering::Relaxed);
+        s.schema_mismatches = self.store.caches().map(|c| c.schema_mismatches()).sum();
         s
     }
 

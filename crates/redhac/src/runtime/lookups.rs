@@ -110,6 +110,7 @@ pub(super) fn answer(
         id: r.id,
         applied: local.is_some().then(|| node.applied()),
         value: local.flatten().map(Into::into),
+        schema: store.erased(&r.cache).ok().map(|c| c.schema().id()),
     }
 }
 
@@ -138,6 +139,18 @@ fn fetched(
         // unless an entry applied here since touched the key.
         if here.is_some() || touched(node, cache, key, at, mine) {
             return Ok(here);
+        }
+    }
+    // The leader's value is decoded here only if it is of this member's
+    // schema: one of another release's is a miss.
+    if r.value.is_some()
+        && let Ok(c) = store.erased(cache)
+    {
+        let theirs = super::effects::schema_of(&**c, r.schema);
+        if theirs != c.schema() {
+            c.schema_mismatch(theirs, 1);
+            super::effects::schema_mismatches(cache, 1);
+            return Ok(None);
         }
     }
     Ok(r.value.map(|value| value.to_vec()))

@@ -46,6 +46,8 @@ pub(crate) enum WriteOp {
         key: String,
         value: Vec<u8>,
         ttl: Option<Duration>,
+        /// The schema the value was encoded with ([`redhac_store::Schema::id`]).
+        schema: u64,
     },
     Delete {
         cache: String,

@@ -44,6 +44,7 @@ pub(super) fn status(
         // Filled in by `Runtime::status` from the shared counters.
         links_refused: 0,
         messages_refused: 0,
+        schema_mismatches: 0,
     }
 }
 

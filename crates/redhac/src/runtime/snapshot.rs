@@ -163,6 +163,7 @@ impl SnapshotStream {
                 out.push(pb::CacheSnapshot {
                     cache: name.clone(),
                     entries: Vec::new(),
+                    schema: store.erased(name).ok().map(|c| c.schema().id()),
                 });
             }
             if let Some(c) = out.last_mut() {

@@ -28,11 +28,13 @@ fn op_to_wire(op: &Op) -> pb::Op {
             key,
             value,
             ttl_ms,
+            schema,
         } => Kind::Put(pb::Put {
             cache: cache.clone(),
             key: key.clone(),
             value: value.clone().into(),
             ttl_ms: *ttl_ms,
+            schema: *schema,
         }),
         Op::Delete { cache, key } => Kind::Delete(pb::Delete {
             cache: cache.clone(),
@@ -154,6 +156,7 @@ fn op_from_wire(op: Option<pb::Op>) -> Result<Op, WireError> {
                 key: p.key,
                 value: p.value.to_vec(),
                 ttl_ms: p.ttl_ms,
+                schema: p.schema,
             },
             Kind::Delete(d) => Op::Delete {
                 cache: d.cache,
@@ -275,6 +278,7 @@ mod tests {
             key: "k".into(),
             value: vec![1, 2],
             ttl_ms: Some(5),
+            schema: Some(7 << 32 | 0xabc),
         });
         vec![
             Message::PreVote { term: 4, last: id },

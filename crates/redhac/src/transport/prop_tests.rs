@@ -95,10 +95,16 @@ fn frame(fp: Vec<u8>) -> impl Strategy<Value = Result<Frame, Status>> {
         (
             any::<u64>(),
             proptest::option::of(bytes(16)),
+            proptest::option::of(any::<u64>()),
             proptest::option::of(any::<u64>())
         )
-            .prop_map(|(id, value, applied)| {
-                frame::Kind::LookupResponse(LookupResponse { id, value, applied })
+            .prop_map(|(id, value, applied, schema)| {
+                frame::Kind::LookupResponse(LookupResponse {
+                    id,
+                    value,
+                    applied,
+                    schema,
+                })
             }),
     ];
     prop_oneof![

@@ -34,6 +34,7 @@ impl World {
                 key,
                 value,
                 ttl_ms: None,
+                schema: None,
             },
         };
         let ack = match self.rng.below(4) {
