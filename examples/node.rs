@@ -3,7 +3,15 @@
 //!
 //! Configured only by the redhac environment variables (`HA_MODE`, `HA_HOSTS`,
 //! `CACHE_*`, see the README) plus `NODE_HTTP_ADDR` (default `0.0.0.0:8080`).
-//! One cache, `default`, holds `String` values.
+//! One cache, `default`, holds the request bodies.
+//!
+//! Two variables play another release of the application, for the multi-host
+//! suite's rolling upgrade (never set them in production):
+//! - `NODE_VALUE_VERSION=2` stores the bodies as release 2 of the value type
+//!   (a field added in front, schema version 2) instead of release 1 (a
+//!   `String`, schema version 1);
+//! - `NODE_PROTOCOL_VERSIONS=LOW-HIGH` advertises that range of wire protocol
+//!   versions instead of this build's.
 //!
 //! | request | answer |
 //! |---|---|
@@ -28,12 +36,81 @@ use axum::routing::get;
 use axum::{Json, Router};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use redhac::{AckLevel, Cache, CacheOptions, Config, Error, Redhac, WriteOptions};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+/// Release 2 of the stored value: a field added in front of the body, as an
+/// application's type changes between releases. Release 1's reading of these
+/// bytes as a `String` would be a body nobody wrote; the schema versions keep
+/// the releases from decoding each other's values.
+#[derive(Debug, Serialize, Deserialize)]
+struct Revised {
+    revision: u32,
+    body: String,
+}
+
+/// The `default` cache, in the release this process plays.
+#[derive(Clone)]
+enum Bodies {
+    V1(Cache<String>),
+    V2(Cache<Revised>),
+}
+
+impl Bodies {
+    const NAME: &str = "default";
+
+    fn register(b: redhac::Builder, version: u32) -> redhac::Builder {
+        let options = CacheOptions::default().schema_version(version);
+        match version {
+            2 => b.cache::<Revised>(Self::NAME, options),
+            _ => b.cache::<String>(Self::NAME, options),
+        }
+    }
+
+    fn of(redhac: &Redhac, version: u32) -> Result<Self, Error> {
+        Ok(match version {
+            2 => Self::V2(redhac.cache(Self::NAME)?),
+            _ => Self::V1(redhac.cache(Self::NAME)?),
+        })
+    }
+
+    async fn put(&self, key: String, body: String, options: WriteOptions) -> Result<(), Error> {
+        match self {
+            Self::V1(c) => c.put_with(key, body, options).await,
+            Self::V2(c) => {
+                let value = Revised { revision: 2, body };
+                c.put_with(key, value, options).await
+            }
+        }
+    }
+
+    async fn get(&self, key: &str, remote: bool) -> Result<Option<String>, Error> {
+        Ok(match (self, remote) {
+            (Self::V1(c), false) => c.get(key).map(|v| v.as_str().to_owned()),
+            (Self::V1(c), true) => c.get_or_fetch(key).await?.map(|v| v.as_str().to_owned()),
+            (Self::V2(c), false) => c.get(key).map(|v| v.body.clone()),
+            (Self::V2(c), true) => c.get_or_fetch(key).await?.map(|v| v.body.clone()),
+        })
+    }
+
+    async fn delete(&self, key: &str, options: WriteOptions) -> Result<(), Error> {
+        match self {
+            Self::V1(c) => c.delete_with(key, options).await,
+            Self::V2(c) => c.delete_with(key, options).await,
+        }
+    }
+
+    async fn clear(&self, options: WriteOptions) -> Result<(), Error> {
+        match self {
+            Self::V1(c) => c.clear_with(options).await,
+            Self::V2(c) => c.clear_with(options).await,
+        }
+    }
+}
 
 #[derive(Clone)]
 struct App {
     redhac: Redhac,
-    cache: Cache<String>,
+    cache: Bodies,
     metrics: PrometheusHandle,
 }
 
@@ -104,7 +181,7 @@ async fn put(
     Query(q): Query<WriteQuery>,
     body: String,
 ) -> Result<StatusCode, ApiError> {
-    app.cache.put_with(key, body, write_options(&q)?).await?;
+    app.cache.put(key, body, write_options(&q)?).await?;
     Ok(StatusCode::OK)
 }
 
@@ -113,13 +190,9 @@ async fn read(
     Path(key): Path<String>,
     Query(q): Query<ReadQuery>,
 ) -> Result<Response, ApiError> {
-    let hit = if q.remote.unwrap_or(false) {
-        app.cache.get_or_fetch(&key).await?
-    } else {
-        app.cache.get(&key)
-    };
+    let hit = app.cache.get(&key, q.remote.unwrap_or(false)).await?;
     Ok(match hit {
-        Some(v) => (StatusCode::OK, v.as_str().to_owned()).into_response(),
+        Some(v) => (StatusCode::OK, v).into_response(),
         None => StatusCode::NOT_FOUND.into_response(),
     })
 }
@@ -129,7 +202,7 @@ async fn delete(
     Path(key): Path<String>,
     Query(q): Query<WriteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    app.cache.delete_with(&key, write_options(&q)?).await?;
+    app.cache.delete(&key, write_options(&q)?).await?;
     Ok(StatusCode::OK)
 }
 
@@ -137,7 +210,7 @@ async fn clear(
     State(app): State<App>,
     Query(q): Query<WriteQuery>,
 ) -> Result<StatusCode, ApiError> {
-    app.cache.clear_with(write_options(&q)?).await?;
+    app.cache.clear(write_options(&q)?).await?;
     Ok(StatusCode::OK)
 }
 
@@ -187,12 +260,32 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .parse()
         .map_err(|e| format!("NODE_HTTP_ADDR is not an address like 0.0.0.0:8080: {e}"))?;
 
-    let redhac = Redhac::builder()
-        .config(Config::from_env()?)
-        .cache::<String>("default", CacheOptions::default())
-        .start()
-        .await?;
-    let cache = redhac.cache::<String>("default")?;
+    let version: u32 = match std::env::var("NODE_VALUE_VERSION") {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|v| matches!(v, 1 | 2))
+            .ok_or_else(|| format!("NODE_VALUE_VERSION is {v:?}; use 1 or 2"))?,
+        Err(_) => 1,
+    };
+    let mut builder = Bodies::register(Redhac::builder().config(Config::from_env()?), version);
+    if let Ok(range) = std::env::var("NODE_PROTOCOL_VERSIONS") {
+        let parsed = range
+            .split_once('-')
+            .and_then(|(lo, hi)| Some((lo.parse::<u32>().ok()?, hi.parse::<u32>().ok()?)))
+            .filter(|(lo, hi)| lo <= hi);
+        let (lo, hi) = parsed.ok_or_else(|| {
+            format!("NODE_PROTOCOL_VERSIONS is {range:?}; use LOW-HIGH, e.g. 2-3")
+        })?;
+        tracing::warn!(
+            lo,
+            hi,
+            "advertising protocol versions {lo}..={hi} (a test setting)"
+        );
+        builder = builder.protocol_versions(lo..=hi);
+    }
+    let redhac = builder.start().await?;
+    let cache = Bodies::of(&redhac, version)?;
     // Bodies up to the value limit reach redhac, which answers 413 above it
     // (the body, postcard-encoded, is a few bytes longer than itself).
     let body_limit = redhac.config().max_value_size;

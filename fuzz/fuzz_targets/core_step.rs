@@ -96,7 +96,7 @@ impl Bytes<'_> {
         let peer = u32::from(self.u8()? % 4);
         Some(match self.u8()? % 6 {
             0 => Input::Tick,
-            1 => Input::Connected { peer, hello: PeerHello { term: self.small()?, last: self.id()?, incarnation: self.small()? } },
+            1 => Input::Connected { peer, hello: PeerHello { term: self.small()?, last: self.id()?, incarnation: self.small()?, floor: self.small()? } },
             2 => Input::Disconnected { peer },
             3 | 4 => Input::Receive { from: peer, msg: self.message()? },
             _ => Input::Propose { id: self.small()?, op: self.op()?, ack: self.ack()?, deadline: self.ms()? },

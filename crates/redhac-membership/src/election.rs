@@ -9,6 +9,7 @@ use crate::faults::broken;
 use crate::leading::Leading;
 use crate::message::Message;
 use crate::node::Node;
+use crate::progress::Progress;
 use crate::quorum::{self, VoteResult};
 use crate::types::{LogId, MemberId, NodeRole, Op, Term};
 
@@ -55,6 +56,11 @@ impl Election {
             handed_over: None,
             stood: Duration::ZERO,
         }
+    }
+
+    /// This incarnation's floor.
+    pub(crate) fn floor(&self) -> Term {
+        self.floor
     }
 
     /// When the next election is due, unless a leader is heard before.
@@ -346,11 +352,18 @@ impl Node {
                 p.relinked_at = Some(self.now);
             }
         }
+        // The leader that handed over stopped serving reads when it did: its
+        // lease is over, even if its link closed before this election ended
+        // (it shut down right after), which left it no progress to mark.
         if let Some((term, from, incarnation)) = self.election.handed_over
             && term == self.term
             && self.incarnations.get(&from).map(|(i, _)| *i) == Some(incarnation)
-            && let Some(p) = leading.progress.get_mut(&from)
         {
+            let p = leading.progress.entry(from).or_insert_with(|| {
+                let mut p = Progress::new(next, self.now);
+                p.link_lost();
+                p
+            });
             p.left = true;
         }
         self.leading = Some(leading);
@@ -430,6 +443,12 @@ impl Node {
         if term == self.term && self.leader == Some(from) && self.may_vote() && !self.shutting_down
         {
             let incarnation = self.incarnations.get(&from).map_or(0, |(i, _)| *i);
+            // Stand above every linked voter's floor: one restarted since
+            // this term began would refuse a lower term, and the handover
+            // would fall back to an ordinary election (a vote guard later,
+            // and its `All` writes waiting out the old leader's lease).
+            let floors = self.links.values().map(|h| h.floor).max().unwrap_or(0);
+            self.election.floor = self.election.floor.max(floors);
             self.election.handed_over = Some((self.next_term(), from, incarnation));
             self.start_candidacy(true);
         }

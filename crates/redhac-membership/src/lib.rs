@@ -87,8 +87,13 @@
 //! - *Check-quorum*: a leader that heard no majority within `T` steps down.
 //! - *Handover*: on [`Input::Shutdown`] a leader stops taking writes and
 //!   serving, brings its most up-to-date follower level with its log, sends it
-//!   `TimeoutNow`, and reports [`Output::ShutdownReady`]; the new leader's
-//!   `All` writes do not wait for that incarnation's lease. A follower that
+//!   `TimeoutNow`, and reports [`Output::ShutdownReady`]. The target stands at
+//!   once, above the term floor each linked member gave in its Hello (a member
+//!   restarted since the term began refuses any term below its floor, which
+//!   would turn the handover into an ordinary election); the new leader's
+//!   `All` writes do not wait for that incarnation's lease, even when its
+//!   link closed before the election ended. A write the old leader refused
+//!   meanwhile goes to the new one as soon as it is known. A follower that
 //!   shuts down stops serving and tells its leader ([`Message::Leaving`]), whose
 //!   `All` writes stop waiting for its lease.
 //!

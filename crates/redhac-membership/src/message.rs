@@ -17,6 +17,10 @@ pub struct PeerHello {
     pub last: LogId,
     /// The peer's [`NodeConfig::incarnation`](crate::NodeConfig::incarnation).
     pub incarnation: u64,
+    /// The peer's term floor when it said hello: it votes in no lower term
+    /// (see [`NodeConfig::term_floor`](crate::NodeConfig::term_floor)); 0
+    /// when it did not say.
+    pub floor: Term,
 }
 
 /// A message between cores. The runtime carries them over its links, in

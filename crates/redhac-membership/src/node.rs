@@ -213,6 +213,7 @@ impl Node {
             term: self.term,
             last: self.log.last(),
             incarnation: self.incarnation,
+            floor: self.election.floor(),
         }
     }
 

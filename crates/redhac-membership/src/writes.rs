@@ -27,6 +27,10 @@ pub(crate) enum Route {
     Queued(Duration),
     /// Sent to the leader of `term`.
     Forwarded(MemberId, Term),
+    /// Refused by the leader of `term` (it is handing over): sent again to
+    /// the next leader as soon as one is known, or to the same one at the
+    /// given time.
+    Refused(MemberId, Term, Duration),
     /// Ordered at `at`; for `All`, whether the leader reported every member
     /// done, and which leader (and term) was asked.
     Ordered {
@@ -159,9 +163,9 @@ impl Node {
     }
 
     pub(crate) fn on_refused(&mut self, id: RequestId) {
-        if let Some(Route::Forwarded(..)) = self.pending.get(&id).map(|p| &p.route) {
+        if let Some(&Route::Forwarded(to, term)) = self.pending.get(&id).map(|p| &p.route) {
             let retry = self.now + self.timing.heartbeat;
-            self.set_route(id, Route::Queued(retry));
+            self.set_route(id, Route::Refused(to, term, retry));
         }
     }
 
@@ -177,7 +181,7 @@ impl Node {
     /// The link to `peer` closed: what was forwarded to it may be lost.
     pub(crate) fn requeue_forwarded_to(&mut self, peer: MemberId) {
         for p in self.pending.values_mut() {
-            if matches!(p.route, Route::Forwarded(to, _) if to == peer) {
+            if matches!(p.route, Route::Forwarded(to, _) | Route::Refused(to, ..) if to == peer) {
                 p.route = Route::Queued(Duration::ZERO);
             }
         }
@@ -211,6 +215,13 @@ impl Node {
         match p.route.clone() {
             Route::Queued(not_before) => {
                 if self.now >= not_before {
+                    self.route(id);
+                }
+            }
+            Route::Refused(by, term, retry) => {
+                let next_leader = self.leader.is_some_and(|l| l != by) || self.term != term;
+                if next_leader || self.now >= retry {
+                    self.set_route(id, Route::Queued(Duration::ZERO));
                     self.route(id);
                 }
             }

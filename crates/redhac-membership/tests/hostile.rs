@@ -153,16 +153,17 @@ fn input() -> impl Strategy<Value = Input> {
     let peer = 0u32..4;
     prop_oneof![
         Just(Input::Tick),
-        (peer.clone(), 0u64..8, log_id(), 0u64..3).prop_map(|(peer, term, last, incarnation)| {
-            Input::Connected {
+        (peer.clone(), 0u64..8, log_id(), 0u64..3, 0u64..10).prop_map(
+            |(peer, term, last, incarnation, floor)| Input::Connected {
                 peer,
                 hello: PeerHello {
                     term,
                     last,
                     incarnation,
+                    floor,
                 },
             }
-        }),
+        ),
         peer.clone().prop_map(|peer| Input::Disconnected { peer }),
         (peer.clone(), message()).prop_map(|(from, msg)| Input::Receive { from, msg }),
         (peer, message()).prop_map(|(from, msg)| Input::Receive { from, msg }),

@@ -175,6 +175,7 @@ fn hello(member: u32, hosts: &[String]) -> Hello {
         last_log_term: 0,
         last_log_index: 0,
         max_protocol_version: 0,
+        term_floor: 0,
     }
 }
 

@@ -71,6 +71,7 @@ fn a_restarted_member_waits_out_the_vote_guard() {
         term: 4,
         last: LogId::new(4, 9),
         incarnation: 0,
+        floor: 0,
     };
     n.step(ms(0), Input::Connected { peer: 1, hello });
     let vote = |term| Message::Vote {

@@ -74,6 +74,7 @@ fn connect_all(n: &mut Node, now: Duration, peers: &[u32], term: u64) -> Vec<Out
             term,
             last: LogId::default(),
             incarnation: 0,
+            floor: 0,
         };
         out.extend(n.step(now, Input::Connected { peer, hello }));
     }

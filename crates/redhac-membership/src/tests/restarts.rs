@@ -12,6 +12,7 @@ fn relink_2(n: &mut Node, at: u64, incarnation: u64) {
         term: 1,
         last: LogId::new(1, 1),
         incarnation,
+        floor: 0,
     };
     n.step(ms(at + 1), Input::Connected { peer: 2, hello });
 }
@@ -207,6 +208,17 @@ fn a_leader_handed_over_to_does_not_wait_for_the_old_leaders_lease() {
 }
 
 #[test]
+fn a_leader_handed_over_to_skips_the_old_leaders_lease_even_once_it_is_gone() {
+    // Member 1 stops right after its handover: its link closes before this
+    // node's election ends (seen in-process: an All write then waited a
+    // whole lease for a member that serves nothing).
+    let out = all_write_after_handover(|n| {
+        n.step(ms(502), Input::Disconnected { peer: 1 });
+    });
+    assert!(resolves(&out, 7), "{out:?}");
+}
+
+#[test]
 fn a_handover_says_nothing_of_the_old_leaders_next_incarnation() {
     // Member 1 restarts before this node's election ends: the new process
     // may hold a lease by the time this node leads.
@@ -216,6 +228,7 @@ fn a_handover_says_nothing_of_the_old_leaders_next_incarnation() {
             term: 2,
             last: LogId::new(2, 1),
             incarnation: 9,
+            floor: 0,
         };
         n.step(ms(503), Input::Connected { peer: 1, hello });
     });
@@ -244,4 +257,77 @@ fn a_node_that_shuts_down_mid_pre_vote_stands_for_nothing() {
         )),
         "{out:?}"
     );
+}
+
+#[test]
+fn a_write_refused_by_a_leader_handing_over_goes_to_the_next_leader_at_once() {
+    let mut n = following_1_in_term_2();
+    let out = propose(&mut n, 500, 7, &put("x"), Ack::Quorum);
+    let forwarded = |out: &[Output], to: u32| {
+        out.iter().any(|o| {
+            matches!(o, Output::Send { to: t, msg: Message::Forward { id: 7, .. } } if *t == to)
+        })
+    };
+    assert!(forwarded(&out, 1), "{out:?}");
+    // Member 1 is handing over: it refuses, and member 2 leads term 3 a
+    // millisecond later, well before a heartbeat passed.
+    receive(&mut n, 501, 1, Message::Refused { id: 7 });
+    let out = receive(&mut n, 502, 2, append(3, LogId::new(2, 1), vec![], 1));
+    assert!(forwarded(&out, 2), "{out:?}");
+
+    // Refused by a leader that stays: sent to it again after a heartbeat.
+    let mut n = following_1_in_term_2();
+    propose(&mut n, 500, 7, &put("x"), Ack::Quorum);
+    receive(&mut n, 501, 1, Message::Refused { id: 7 });
+    let heartbeat = n.timing.heartbeat;
+    let out = n.step(ms(502), Input::Tick);
+    assert!(!forwarded(&out, 1), "not at once: {out:?}");
+    let out = n.step(ms(501) + heartbeat, Input::Tick);
+    assert!(forwarded(&out, 1), "{out:?}");
+}
+
+#[test]
+fn a_handover_stands_above_the_floor_of_a_member_restarted_since_the_term_began() {
+    let mut n = following_1_in_term_2();
+    // Member 2 restarted: a new incarnation whose floor is far above term 2.
+    n.step(ms(400), Input::Disconnected { peer: 2 });
+    let hello = PeerHello {
+        term: 0,
+        last: LogId::new(2, 1),
+        incarnation: 9,
+        floor: 1_000,
+    };
+    n.step(ms(401), Input::Connected { peer: 2, hello });
+    let out = receive(&mut n, 500, 1, Message::TimeoutNow { term: 2 });
+    let asked: Vec<(u32, u64, bool)> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Send {
+                to,
+                msg: Message::Vote { term, transfer, .. },
+            } => Some((*to, *term, *transfer)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        asked.contains(&(2, 1_000, true)),
+        "at member 2's floor, as the handover: {out:?}"
+    );
+    // Member 2 grants it: the handover completes, and skips member 1's lease.
+    let vote = Message::VoteReply {
+        term: 1_000,
+        granted: true,
+    };
+    receive(&mut n, 504, 2, vote);
+    assert_eq!(n.status().role, NodeRole::Leader);
+    let acked = |last, at| {
+        Message::AppendReply(AppendReply {
+            term: 1_000,
+            ..ack_reply(last, at)
+        })
+    };
+    receive(&mut n, 510, 2, acked(2, 510));
+    propose(&mut n, 600, 7, &put("x"), Ack::All);
+    let out = receive(&mut n, 610, 2, acked(3, 610));
+    assert!(resolves(&out, 7), "{out:?}");
 }

@@ -59,6 +59,7 @@ impl From<&Introduced> for cluster_core::PeerHello {
             term: h.state.term,
             last: cluster_core::LogId::new(h.state.last_log_term, h.state.last_log_index),
             incarnation: h.generation,
+            floor: h.state.term_floor,
         }
     }
 }
@@ -69,6 +70,7 @@ impl From<cluster_core::PeerHello> for crate::transport::handshake::HelloState {
             term: h.term,
             last_log_term: h.last.term,
             last_log_index: h.last.index,
+            term_floor: h.floor,
         }
     }
 }

@@ -42,6 +42,7 @@ fn leader() -> Node {
         term: 0,
         last: LogId::default(),
         incarnation: 0,
+        floor: 0,
     };
     n.step(ms(0), Input::Connected { peer: 1, hello });
     n.step(ms(100), Input::Tick);

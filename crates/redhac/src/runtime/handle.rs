@@ -128,20 +128,11 @@ impl Runtime {
             ),
         });
         tracing::info!(me, name = %name, members = members.len(), generation, "starting cluster member");
-        let mut tasks = vec![tokio::spawn(serve(
-            Arc::clone(&setup),
-            listener,
-            stop_rx.clone(),
-        ))];
-        for peer in me + 1..members.len() {
-            tasks.push(tokio::spawn(dial(
-                Arc::clone(&setup),
-                peer as u32,
-                stop_rx.clone(),
-            )));
-        }
+        let member_count = members.len();
         let (commands, commands_rx) = mpsc::channel(config.buf_client.max(64));
         let (status_tx, status) = watch::channel(Status::standalone(false));
+        // The core first: the Hellos of the first links carry its state
+        // (its term floor above all), published as it is created.
         let driver = driver::Driver::new(driver::Parts {
             me: me as u32,
             members,
@@ -157,6 +148,18 @@ impl Runtime {
             refused: Arc::clone(&messages_refused),
             versions,
         });
+        let mut tasks = vec![tokio::spawn(serve(
+            Arc::clone(&setup),
+            listener,
+            stop_rx.clone(),
+        ))];
+        for peer in me + 1..member_count {
+            tasks.push(tokio::spawn(dial(
+                Arc::clone(&setup),
+                peer as u32,
+                stop_rx.clone(),
+            )));
+        }
         // The span rides with the task (never held across an await), so
         // members sharing a process log under their own ids.
         let span = tracing::info_span!("redhac", me);

@@ -19,6 +19,7 @@ pub(crate) struct HelloState {
     pub(crate) term: u64,
     pub(crate) last_log_term: u64,
     pub(crate) last_log_index: u64,
+    pub(crate) term_floor: u64,
 }
 
 /// Who a peer proved to be, and what it said about itself in its Hello.
@@ -85,6 +86,7 @@ impl Handshake {
             term: state.term,
             last_log_term: state.last_log_term,
             last_log_index: state.last_log_index,
+            term_floor: state.term_floor,
         };
         send(tx, frame::Kind::Hello(hello)).await?;
         let theirs = match self.next(inbound).await? {
@@ -135,6 +137,7 @@ impl Handshake {
                 term: theirs.term,
                 last_log_term: theirs.last_log_term,
                 last_log_index: theirs.last_log_index,
+                term_floor: theirs.term_floor,
             },
             version,
         })

@@ -82,6 +82,7 @@ fn frame(fp: Vec<u8>) -> impl Strategy<Value = Result<Frame, Status>> {
             last_log_term: 0,
             last_log_index: 0,
             max_protocol_version: 0,
+            term_floor: term / 2,
         });
     let kind = prop_oneof![
         hello.prop_map(frame::Kind::Hello),

@@ -48,6 +48,40 @@ pub(crate) fn build_image(tag: &str) -> Result<(), String> {
     .map(drop)
 }
 
+/// Builds `tag` from the image `base` with `env` set: another release of
+/// the node, as far as its behaviour goes.
+pub(crate) fn derive_image(base: &str, tag: &str, env: &[(&str, &str)]) -> Result<(), String> {
+    use std::io::Write;
+    let mut dockerfile = format!("FROM {base}\n");
+    for (k, v) in env {
+        dockerfile.push_str(&format!("ENV {k}={v}\n"));
+    }
+    let mut child = Command::new("docker")
+        .args(["build", "-q", "-t", tag, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("docker build: {e}"))?;
+    child
+        .stdin
+        .take()
+        .expect("stdin is piped")
+        .write_all(dockerfile.as_bytes())
+        .map_err(|e| format!("docker build: {e}"))?;
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("docker build: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "docker build of {tag} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -56,7 +90,14 @@ fn free_port() -> u16 {
 }
 
 impl Cluster {
-    pub(crate) fn up(project: &str, image: &str, overlays: &[&Path]) -> Result<Self, String> {
+    /// Starts the cluster of `image` with the compose file and `overlays`,
+    /// `extra` variables over the defaults.
+    pub(crate) fn up(
+        project: &str,
+        image: &str,
+        overlays: &[&Path],
+        extra: &[(&str, &str)],
+    ) -> Result<Self, String> {
         let mut files = vec![root().join("deploy/compose/docker-compose.yml")];
         files.extend(overlays.iter().map(|p| p.to_path_buf()));
         let ports = [free_port(), free_port(), free_port()];
@@ -70,6 +111,7 @@ impl Cluster {
         for (i, p) in ports.iter().enumerate() {
             env.push((format!("REDHAC_HTTP_PORT_{i}"), p.to_string()));
         }
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         let cluster = Self {
             project: project.to_owned(),
             files,
@@ -81,13 +123,70 @@ impl Cluster {
     }
 
     fn compose(&self, args: &[&str]) -> Result<String, String> {
+        self.compose_with(args, &[])
+    }
+
+    /// Runs docker-compose with `env` over the cluster's variables.
+    fn compose_with(&self, args: &[&str], env: &[(&str, &str)]) -> Result<String, String> {
         let mut cmd = Command::new("docker-compose");
         cmd.args(["-p", &self.project]);
         for f in &self.files {
             cmd.arg("-f").arg(f);
         }
-        cmd.args(args).envs(self.env.iter().map(|(k, v)| (k, v)));
+        cmd.args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().copied());
         run(&mut cmd)
+    }
+
+    /// The shared token the cluster started with.
+    pub(crate) fn token(&self) -> &str {
+        self.env
+            .iter()
+            .find(|(k, _)| k == "CACHE_AUTH_TOKEN")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_default()
+    }
+
+    /// Replaces member `i`'s container by one of `image` with `env` (a
+    /// graceful stop, as a Kubernetes rollout does, then a new container
+    /// under the same hostname).
+    pub(crate) fn replace(
+        &self,
+        i: usize,
+        image: &str,
+        env: &[(&str, &str)],
+    ) -> Result<(), String> {
+        let service = format!("redhac-{i}");
+        let mut env = env.to_vec();
+        env.push(("REDHAC_IMAGE", image));
+        self.compose_with(
+            &[
+                "up",
+                "-d",
+                "--no-deps",
+                "--force-recreate",
+                "-t",
+                "15",
+                &service,
+            ],
+            &env,
+        )
+        .map(drop)
+    }
+
+    /// Everything member `i`'s current container has logged.
+    pub(crate) fn all_logs(&self, i: usize) -> String {
+        match Command::new("docker")
+            .args(["logs", &self.container(i)])
+            .output()
+        {
+            Ok(out) => {
+                String::from_utf8_lossy(&out.stdout).into_owned()
+                    + &String::from_utf8_lossy(&out.stderr)
+            }
+            Err(e) => format!("docker logs: {e}"),
+        }
     }
 
     pub(crate) fn container(&self, i: usize) -> String {

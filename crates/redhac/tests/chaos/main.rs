@@ -3,6 +3,10 @@
 //!
 //! Runs when `REDHAC_CHAOS=1` (`.ci/run` sets it when a Docker engine is
 //! reachable); with `CI=true` and no engine it fails instead of skipping.
+//! The faults end with a rolling restart and a rolling upgrade to a "next
+//! release" (another value type, protocol range and token), each reported
+//! on one line of the summary; then the members' logs are searched for the
+//! keys and values written, which no log line may print.
 //! Members find each other by hostname and health by links follows every
 //! fault; meanwhile a client per member writes and reads through the HTTP
 //! API, and the checker (`checker.rs`) verifies the whole history against
@@ -21,10 +25,24 @@ use checker::Fault;
 use cluster::Cluster;
 use tokio::sync::watch;
 
-/// The compose cluster's read lease: `CACHE_ELECTION_TIMEOUT` 1 s, L = T/2.
-const LEASE: Duration = Duration::from_millis(500);
+/// The members' election timeout T in seconds: the compose file's 1 s, or
+/// `REDHAC_CHAOS_ELECTION_TIMEOUT` (2 measures redhac's default timing).
+fn election_timeout() -> u64 {
+    std::env::var("REDHAC_CHAOS_ELECTION_TIMEOUT")
+        .ok()
+        .map(|v| {
+            v.parse()
+                .expect("REDHAC_CHAOS_ELECTION_TIMEOUT is a number of seconds")
+        })
+        .unwrap_or(1)
+}
 
 const IMAGE: &str = "redhac-node:chaos";
+/// The next release of the application, played by the same binary: its
+/// value type gained a field (schema version 2) and it speaks the wire
+/// protocol of this build and the next one (a test override).
+const IMAGE_V2: &str = "redhac-node:chaos-v2";
+const NEXT_TOKEN: &str = "chaos-next-token-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(60);
 
 fn wanted() -> bool {
@@ -55,9 +73,29 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
         return;
     }
     cluster::build_image(IMAGE).expect("the node image builds");
+    let now = redhac_proto::PROTOCOL_VERSION;
+    let next_protocols = format!("{now}-{}", now + 1);
+    cluster::derive_image(
+        IMAGE,
+        IMAGE_V2,
+        &[
+            ("NODE_VALUE_VERSION", "2"),
+            ("NODE_PROTOCOL_VERSIONS", &next_protocols),
+        ],
+    )
+    .expect("the next release's image builds");
     let project = format!("redhacchaos{}", std::process::id());
-    let c = Cluster::up(&project, IMAGE, &[]).expect("the compose cluster starts");
-    let mut summary = Vec::new();
+    let t = election_timeout();
+    // The read lease L = T/2.
+    let lease = Duration::from_millis(t * 500);
+    let c = Cluster::up(
+        &project,
+        IMAGE,
+        &[],
+        &[("CACHE_ELECTION_TIMEOUT", &t.to_string())],
+    )
+    .expect("the compose cluster starts");
+    let mut summary = vec![format!("election timeout {t} s, read lease {lease:?}")];
 
     let t = all(&c, &[0, 1, 2], "Good").await;
     summary.push(format!("cold start to all Good: {t:?}"));
@@ -155,6 +193,41 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
         start.elapsed()
     ));
 
+    // The next release, rolled as Kubernetes would: a new value type
+    // (schema 2), a new protocol range, a new token with the old one
+    // accepted. Each member's refusals of the other release's values are
+    // read just before it is replaced, and from the new ones at the end.
+    let start = Instant::now();
+    let begin = rec.at();
+    let old_token = c.token().to_owned();
+    let mut logs = String::new();
+    let mut refused = 0;
+    let mut upgrading = Vec::new();
+    for i in 0..3 {
+        refused += schema_mismatches(&c, i).await;
+        logs.push_str(&c.all_logs(i));
+        let down = rec.at();
+        c.replace(
+            i,
+            IMAGE_V2,
+            &[
+                ("CACHE_AUTH_TOKEN", NEXT_TOKEN),
+                ("CACHE_AUTH_TOKEN_PREVIOUS", &old_token),
+            ],
+        )
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.logs()));
+        all(&c, &[0, 1, 2], "Good").await;
+        wait_ready(&c).await;
+        upgrading.push((i, down, rec.at()));
+    }
+    let upgrade = (begin, rec.at());
+    fault("rolling upgrade", begin, &[]);
+    summary.push(format!(
+        "rolling upgrade of 3 members: {:?}",
+        start.elapsed()
+    ));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
     // Stop the clients, let every member serve, then an All write as a
     // barrier: after it every serving member has applied everything.
     stop.send_replace(true);
@@ -162,6 +235,15 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
         client.await.unwrap();
     }
     wait_ready(&c).await;
+    for i in 0..3 {
+        refused += schema_mismatches(&c, i).await;
+        let s = c.status(i).await.unwrap_or_default();
+        let links_refused = s["links_refused"].as_u64();
+        assert_eq!(links_refused, Some(0), "member {i} refused a link: {s}");
+    }
+    // Keys last written by release 1 read as misses on release 2: write
+    // each once more, so that the final check covers every key.
+    workload::write_every_key(&rec, 0, &c.http(0)).await;
     let barrier = http::request(
         &c.http(0),
         "PUT",
@@ -178,7 +260,7 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
     let addrs: Vec<String> = (0..3).map(|i| c.http(i)).collect();
     let finals = workload::finals(&addrs).await;
     let history = rec.history();
-    let report = checker::check(&history, &faults, LEASE, &finals);
+    let report = checker::check(&history, &faults, lease, &finals);
     let writes = history
         .iter()
         .filter(|e| matches!(e.op, checker::Op::Write { .. }))
@@ -214,7 +296,17 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
         report.violations.len(),
         report.max_staleness
     ));
-    summary.push(roll_line(&history, &report, roll, &restarting));
+    summary.push(roll_line(
+        "rolling restart",
+        &history,
+        &report,
+        roll,
+        &restarting,
+    ));
+    summary.push(
+        roll_line("rolling upgrade", &history, &report, upgrade, &upgrading)
+            + &format!(", {refused} keys invalidated by schema"),
+    );
     for (name, gap) in &report.unavailability {
         summary.push(format!(
             "longest write unavailability during {name}: {gap:?}"
@@ -239,13 +331,39 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
         "the history broke the guarantees; see above\n{}",
         c.logs()
     );
+    // No log line prints a key or a value: every one carries the sentinel.
+    for i in 0..3 {
+        logs.push_str(&c.all_logs(i));
+    }
+    let leaks: Vec<&str> = logs
+        .lines()
+        .filter(|l| l.contains(workload::SENTINEL))
+        .take(5)
+        .collect();
+    assert!(
+        leaks.is_empty(),
+        "members logged keys or values:\n{}",
+        leaks.join("\n")
+    );
+    assert!(
+        logs.contains("values written by a member with another schema"),
+        "the refusals of the other release's values were logged"
+    );
 }
 
-/// One line for a rolling update within `roll`, in a form to compare runs:
-/// writes on ready members (those not in `restarting`'s windows) that
-/// failed, the slowest of them, and the reads and values the checker found
-/// wrong.
+/// Values member `i` refused since its start for their schema.
+async fn schema_mismatches(c: &Cluster, i: usize) -> u64 {
+    let s = c.status(i).await;
+    s.and_then(|s| s["schema_mismatches"].as_u64())
+        .unwrap_or_else(|| panic!("member {i} reports no schema_mismatches\n{}", c.logs()))
+}
+
+/// One line for a rolling update (`name`) within `roll`, in a form to
+/// compare runs: writes on ready members (those not in `restarting`'s
+/// windows) that failed, the slowest of them, and the reads and values the
+/// checker found wrong.
 fn roll_line(
+    name: &str,
     history: &[checker::Event],
     report: &checker::Report,
     roll: (Duration, Duration),
@@ -305,7 +423,7 @@ fn roll_line(
     let lost = count(&|v| matches!(v, checker::Violation::Lost { .. }));
     let wrong = count(&|v| matches!(v, checker::Violation::Phantom { read } if read_in_roll(read)));
     format!(
-        "rolling restart: {failed} failed writes, slowest write {} ms, {stale} stale reads, \
+        "{name}: {failed} failed writes, slowest write {} ms, {stale} stale reads, \
          {lost} lost writes, {wrong} wrong values ({} writes on ready members{detail})",
         slowest.as_millis(),
         writes.len()

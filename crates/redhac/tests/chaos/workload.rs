@@ -13,6 +13,13 @@ use crate::checker::{Ack, Event, Op, Outcome};
 use crate::http;
 
 const KEYS: usize = 8;
+/// Every key and value starts with this, so that the members' logs can be
+/// searched for them: no log line may print a key or a value.
+pub(crate) const SENTINEL: &str = "sentinel";
+
+fn key(k: usize) -> String {
+    format!("{SENTINEL}-key{k}")
+}
 /// Longer than the node's write timeout, so a slow write ends as the node
 /// says, not as the client gives up.
 const DEADLINE: Duration = Duration::from_secs(12);
@@ -68,11 +75,11 @@ pub(crate) async fn client(
     let mut seq = 0u64;
     while !*stop.borrow_and_update() {
         seq += 1;
-        let key = format!("k{}", seq as usize * 7 % KEYS + node % 2);
+        let key = key(seq as usize * 7 % KEYS + node % 2);
         let start = rec.at();
         let op = match seq % 6 {
             0 | 1 => {
-                let value = format!("n{node}-{seq}");
+                let value = format!("{SENTINEL}-value-n{node}-{seq}");
                 let ack = if seq.is_multiple_of(12) {
                     Ack::All
                 } else {
@@ -122,13 +129,38 @@ pub(crate) async fn client(
     }
 }
 
+/// Writes every key once from member `node` at All, recorded like the
+/// clients' writes: after a release that changed the value type, the keys
+/// last written by the old release are misses on the new one, and these
+/// writes put a value of the new release under each.
+pub(crate) async fn write_every_key(rec: &Recorder, node: usize, addr: &str) {
+    for k in 0..=KEYS {
+        let key = key(k);
+        let value = format!("{SENTINEL}-value-final-{k}");
+        let start = rec.at();
+        let path = format!("/v1/cache/default/{key}?ack=all");
+        let answer = http::request(addr, "PUT", &path, &value, DEADLINE).await;
+        rec.push(Event {
+            node,
+            start,
+            end: rec.at(),
+            op: Op::Write {
+                key,
+                value: Some(value),
+                ack: Ack::All,
+                outcome: outcome(&answer),
+            },
+        });
+    }
+}
+
 /// Every key as each member serves it now.
 pub(crate) async fn finals(addrs: &[String]) -> Vec<BTreeMap<String, Option<String>>> {
     let mut all = Vec::new();
     for addr in addrs {
         let mut seen = BTreeMap::new();
         for k in 0..=KEYS {
-            let key = format!("k{k}");
+            let key = key(k);
             let path = format!("/v1/cache/default/{key}");
             let value = match http::request(addr, "GET", &path, "", DEADLINE).await {
                 Ok((200, v)) => Some(v),

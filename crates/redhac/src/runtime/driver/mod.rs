@@ -109,6 +109,7 @@ impl Driver {
             role: cluster_core::NodeRole::Follower,
         };
         driver.publish_status();
+        driver.publish_hello();
         driver
     }
 
