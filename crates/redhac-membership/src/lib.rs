@@ -77,6 +77,9 @@
 //!   (commit, lease, check-quorum) until a majority without it has echoed a
 //!   stamp sent after it came back: then the leader still led its term, no
 //!   newer term had a majority, and no vote the member forgot elected anyone.
+//!   Until then it gets no read lease either: it serves (is ready) only once
+//!   it counts, so a rollout waiting for it never takes down, meanwhile, the
+//!   member its confirmation needs.
 //!   The old incarnation's lease ended with its process. A restarted member
 //!   votes only after the vote guard `G` from its start (it forgot the leader
 //!   it heard), unless every member is linked and reports an empty log (a

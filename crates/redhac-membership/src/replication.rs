@@ -109,6 +109,11 @@ impl Node {
             return;
         };
         p.sent(now);
+        // A restarted member the others have not confirmed yet counts in no
+        // majority: it gets no lease either, so it does not serve (and does
+        // not turn ready) before it counts; a rollout that waits for it
+        // then never takes down the member its confirmation needs.
+        let lease = lease && p.counts();
         if lease && p.echo.is_some() {
             // The echoed stamp came with the latest reply.
             p.lease_from = p.lease_from.max(p.last_ack);

@@ -42,6 +42,50 @@ fn a_restarted_member_counts_in_no_majority_until_the_others_confirm_the_leader(
     assert_eq!(n.status().commit, 2);
 }
 
+#[test]
+fn a_restarted_member_gets_no_lease_until_it_counts() {
+    let mut n = leader_of_three();
+    // Member 1 echoes a stamp of 195 ms: the leader holds a lease (and
+    // grants them) past the moment member 2 comes back.
+    let fresh = AppendReply {
+        stamp: ms(195),
+        ..ack_reply(1, 199)
+    };
+    receive(&mut n, 199, 1, Message::AppendReply(fresh));
+    relink_2(&mut n, 200, 9);
+    let leases = |out: &[Output]| -> Vec<bool> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    to: 2,
+                    msg: Message::Append(a),
+                } => Some(a.lease),
+                _ => None,
+            })
+            .collect()
+    };
+    // It answers, echoing the leader's stamps: it would get a lease, but
+    // it may have voted in a newer term it forgot, so it serves nothing yet
+    // (and a rollout waiting for it to be ready waits for its confirmation).
+    let mut out = receive(&mut n, 210, 2, ack(1, 210));
+    out.extend(n.step(ms(300), Input::Tick));
+    assert!(
+        !leases(&out).is_empty() && leases(&out).iter().all(|l| !l),
+        "{out:?}"
+    );
+    let confirm = AppendReply {
+        stamp: ms(215),
+        ..ack_reply(1, 310)
+    };
+    receive(&mut n, 310, 1, Message::AppendReply(confirm));
+    receive(&mut n, 311, 2, ack(1, 311));
+    let out = n.step(ms(400), Input::Tick);
+    assert!(
+        leases(&out).contains(&true),
+        "confirmed, it is leased: {out:?}"
+    );
+}
+
 /// The broken rule: a leader that counts a restarted member at once lets
 /// it make a majority the moment it holds an entry, though before its
 /// restart it may have voted for a newer leader it forgot.
