@@ -13,20 +13,76 @@ use super::handshake::Expect;
 use super::link::{LinkError, LinkSetup, MAX_FRAME_BYTES, stopped};
 use redhac_membership::HostEntry;
 
+/// How long a dial waits for the peer's connection (name lookup, TCP, and
+/// TLS when on).
+/// Members share a network where a connection takes milliseconds; a peer
+/// whose address answers nothing (a container or pod being replaced, its
+/// address already gone) must not hold the next dial back for the whole
+/// handshake timeout: a roll would wait that long for each new member.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// A link up at least this long resets the back-off.
+const LASTED: Duration = Duration::from_secs(1);
+
 /// Keeps a link to `peer` open for as long as the node runs.
 pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::Receiver<bool>) {
+    // Dials since the last link that came up: a peer restarting (a roll) or
+    // not listening yet (a cluster starting) is dialled again within
+    // milliseconds, then less and less often.
+    let mut attempt = 0u32;
     while !*shutdown.borrow() {
-        if let Err(e) = dial_once(&setup, peer, &shutdown).await {
-            tracing::debug!(peer, error = %e, "link to peer failed");
-            if matches!(e, LinkError::Auth | LinkError::Protocol(_)) {
-                setup.state.refuse(&peer, &e);
+        let dialled = std::time::Instant::now();
+        let wait = match dial_once(&setup, peer, &shutdown).await {
+            // A link that lasted: its peer is likely restarting.
+            Ok(()) if dialled.elapsed() >= LASTED => {
+                attempt = 0;
+                backoff(attempt, setup.settings.reconnect)
             }
-        }
+            // One dropped at once is no better than a failed dial.
+            Ok(()) => {
+                attempt = attempt.saturating_add(1);
+                backoff(attempt, setup.settings.reconnect)
+            }
+            // A refusal does not mend itself in milliseconds.
+            Err(e @ (LinkError::Auth | LinkError::Protocol(_))) => {
+                tracing::debug!(peer, error = %e, "link to peer failed");
+                setup.state.refuse(&peer, &e);
+                reconnect_delay(setup.settings.reconnect)
+            }
+            Err(e) => {
+                tracing::debug!(peer, error = %e, "link to peer failed");
+                attempt = attempt.saturating_add(1);
+                backoff(attempt, setup.settings.reconnect)
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(reconnect_delay(setup.settings.reconnect)) => {}
+            () = tokio::time::sleep(wait) => {}
             () = stopped(&mut shutdown) => return,
         }
     }
+}
+
+/// The wait before dial number `attempt` (0 after a link that was up):
+/// 5 ms doubling with each failed dial, jittered by up to half, and never
+/// above the configured random wait (`CACHE_RECONNECT_TIMEOUT_LOWER` to
+/// `_UPPER`), which spreads the dials of members that lost each other.
+fn backoff(attempt: u32, (lo, hi): (Duration, Duration)) -> Duration {
+    let base = Duration::from_millis(5).saturating_mul(1 << attempt.min(20));
+    let jitter = base / 2;
+    let jittered = base - jitter + random_below(jitter * 2);
+    jittered.min(reconnect_delay((lo, hi)))
+}
+
+/// A random duration in `0..=max` (milliseconds), `max / 2` without an OS
+/// random source.
+fn random_below(max: Duration) -> Duration {
+    let span = max.as_millis() as u64;
+    let mut r = [0u8; 8];
+    let ms = match getrandom::fill(&mut r) {
+        Ok(()) if span > 0 => u64::from_le_bytes(r) % (span + 1),
+        _ => span / 2,
+    };
+    Duration::from_millis(ms)
 }
 
 /// Connects, shakes hands, and holds the link until it ends.
@@ -39,19 +95,27 @@ async fn dial_once(
     let timeout = setup.handshake.timeout;
     let entry = &settings.members[peer as usize];
     let endpoint = Endpoint::from_shared(format!("http://{}", authority(entry)))?
-        .connect_timeout(timeout)
+        .connect_timeout(CONNECT_TIMEOUT.min(timeout))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(settings.keepalive_interval)
         .keep_alive_timeout(settings.keepalive_timeout)
         .keep_alive_while_idle(true);
-    let channel = match &settings.tls {
-        Some(tls) => {
-            endpoint
-                .connect_with_connector(tls.connector(Arc::clone(&setup.state.refused)))
-                .await?
+    // The bound covers the name lookup too, which the endpoint's does not:
+    // a lookup while this member's network is down waits out the resolver's
+    // own timeout (5 s with glibc's defaults).
+    let connecting = async {
+        match &settings.tls {
+            Some(tls) => {
+                endpoint
+                    .connect_with_connector(tls.connector(Arc::clone(&setup.state.refused)))
+                    .await
+            }
+            None => endpoint.connect().await,
         }
-        None => endpoint.connect().await?,
     };
+    let channel = tokio::time::timeout(CONNECT_TIMEOUT.min(timeout), connecting)
+        .await
+        .map_err(|_| LinkError::Timeout)??;
     let mut client = ClusterClient::new(channel).max_decoding_message_size(MAX_FRAME_BYTES);
     let (tx, rx) = mpsc::channel(settings.buf_client);
     let opened = tokio::time::timeout(timeout, client.link(ReceiverStream::new(rx)))
@@ -68,13 +132,7 @@ async fn dial_once(
 /// A random wait within `(lo, hi)`, so members that lost each other do not
 /// dial in lockstep.
 fn reconnect_delay((lo, hi): (Duration, Duration)) -> Duration {
-    let span = hi.saturating_sub(lo).as_millis() as u64;
-    let mut r = [0u8; 8];
-    let jitter = match getrandom::fill(&mut r) {
-        Ok(()) if span > 0 => u64::from_le_bytes(r) % (span + 1),
-        _ => span / 2,
-    };
-    lo + Duration::from_millis(jitter)
+    lo + random_below(hi.saturating_sub(lo))
 }
 
 /// `host:port`, with an IPv6 host in brackets.
@@ -83,5 +141,27 @@ fn authority(e: &HostEntry) -> String {
         format!("[{}]:{}", e.host, e.port)
     } else {
         format!("{}:{}", e.host, e.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const JITTER: (Duration, Duration) = (Duration::from_millis(500), Duration::from_millis(2000));
+
+    #[test]
+    fn dials_again_within_milliseconds_then_less_often_never_beyond_the_jitter() {
+        for _ in 0..100 {
+            let first = backoff(0, JITTER);
+            assert!(first >= Duration::from_millis(2) && first <= Duration::from_millis(8));
+            let fourth = backoff(3, JITTER);
+            assert!(fourth >= Duration::from_millis(20) && fourth <= Duration::from_millis(60));
+            let late = backoff(40, JITTER);
+            assert!(late >= JITTER.0 && late <= JITTER.1, "{late:?}");
+        }
+        // A configured wait below the back-off caps it.
+        let short = (Duration::from_millis(1), Duration::from_millis(3));
+        assert!(backoff(10, short) <= Duration::from_millis(3));
     }
 }
