@@ -201,8 +201,16 @@ impl Node {
 
     pub(crate) fn on_pre_vote_reply(&mut self, from: MemberId, term: Term, granted: bool) {
         if !granted && term > self.next_term() {
-            // A voter's floor: stand at least there.
+            // A voter's floor: stand at least there. Ask again at once (a
+            // pre-vote changes nothing on the voters), rather than a whole
+            // election timeout later: members that start a few
+            // milliseconds apart have floors that far apart, and this is
+            // how a starting cluster finds a term they all vote in.
             self.election.floor = self.election.floor.max(term);
+            if self.role == NodeRole::PreCandidate && !self.shutting_down {
+                self.try_election();
+                return;
+            }
         }
         // A node that began shutting down mid pre-vote stands for nothing.
         if self.role != NodeRole::PreCandidate || term != self.next_term() || self.shutting_down {
@@ -232,6 +240,15 @@ impl Node {
             VoteResult::Won => self.start_candidacy(false),
             VoteResult::Lost => {
                 self.role = NodeRole::Follower;
+                // With no leader known, the refusals were most likely of
+                // members still in their vote guard (a cluster whose members
+                // start at different moments): ask again soon, not a whole
+                // election timeout later. Pre-votes change nothing on voters.
+                if self.leader.is_none() {
+                    let f = self.timing.fast_election;
+                    let soon = self.now + self.rng.between(f, f * 6);
+                    self.election.timer = self.election.timer.min(soon);
+                }
                 self.report_state();
             }
             VoteResult::Pending => {}

@@ -86,7 +86,10 @@
 //!   whole-cluster cold start, which elects at once).
 //! - *Fast paths*: with no leader known and a majority just linked, or when
 //!   the leader's link closes, a node stands after a short random delay (and
-//!   after the guard), not a whole timeout. A split vote retries soon.
+//!   after the guard), not a whole timeout. A split vote retries soon; so
+//!   does a pre-vote lost with no leader known (voters still in their vote
+//!   guard: members that started at different moments), and one refused for
+//!   a voter's floor asks again at once, at that floor.
 //! - *Check-quorum*: a leader that heard no majority within `T` steps down.
 //! - *Handover*: on [`Input::Shutdown`] a leader stops taking writes and
 //!   serving, brings its most up-to-date follower level with its log, sends it

@@ -142,3 +142,20 @@ async fn members_listed_by_ipv6_and_ipv4_addresses_form_a_cluster() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_shuts_down_at_once_while_a_peer_accepts_but_never_answers() {
+    // Member 1's port is bound but nobody serves it: member 0's dial
+    // connects and then waits for an HTTP/2 answer that never comes (a peer
+    // hung, or still starting). Stopping must not wait for that dial.
+    let (ls, hosts) = listeners(2);
+    let mut ls = ls.into_iter();
+    let node = member(ls.next().unwrap(), &hosts, TOKEN).await;
+    let _silent = ls.next().unwrap();
+    wait_health(&node, Health::Bad).await;
+    let stopped = tokio::time::timeout(std::time::Duration::from_secs(2), node.shutdown()).await;
+    assert!(
+        matches!(stopped, Ok(Ok(()))),
+        "the shutdown waited for the dial (the handshake timeout is 5 s)"
+    );
+}

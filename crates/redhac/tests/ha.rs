@@ -357,3 +357,26 @@ async fn a_fetch_finds_on_the_leader_what_this_member_evicted() {
     }
     shutdown_all(nodes).await;
 }
+
+#[tokio::test]
+async fn wait_serving_waits_for_a_majority_and_ends_at_shutdown() {
+    let (ls, hosts) = common::listeners(3);
+    let mut ls = ls.into_iter();
+    let first = common::member(ls.next().unwrap(), &hosts, common::TOKEN).await;
+    // Alone, no majority: it cannot serve.
+    let alone = first.wait_serving(Duration::from_millis(300)).await;
+    assert!(matches!(alone, Err(redhac::Error::Timeout(_))), "{alone:?}");
+    let second = common::member(ls.next().unwrap(), &hosts, common::TOKEN).await;
+    for n in [&first, &second] {
+        n.wait_serving(common::DEADLINE).await.unwrap();
+        assert!(n.status().serving);
+    }
+    first.shutdown().await.unwrap();
+    let after = first.wait_serving(common::DEADLINE).await;
+    assert!(matches!(after, Err(redhac::Error::ShutDown)), "{after:?}");
+    second.shutdown().await.unwrap();
+
+    let standalone = Redhac::builder().start().await.unwrap();
+    standalone.wait_serving(Duration::ZERO).await.unwrap();
+    standalone.shutdown().await.unwrap();
+}

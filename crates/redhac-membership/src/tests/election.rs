@@ -151,3 +151,43 @@ fn a_leader_meeting_a_restarted_members_floor_stands_again_above_it() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_pre_vote_below_a_voters_floor_is_asked_again_at_once_at_that_floor() {
+    // Members that start milliseconds apart have floors that far apart.
+    let mut n = linked(0);
+    let out = n.step(ms(100), Input::Tick);
+    let asked = |out: &[Output]| -> Vec<u64> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    msg: Message::PreVote { term, .. },
+                    ..
+                } => Some(*term),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(asked(&out), vec![1, 1]);
+    let refused = Message::PreVoteReply {
+        term: 5_000,
+        granted: false,
+    };
+    let out = receive(&mut n, 101, 1, refused);
+    assert_eq!(asked(&out), vec![5_000, 5_000], "{out:?}");
+    let granted = Message::PreVoteReply {
+        term: 5_000,
+        granted: true,
+    };
+    let out = receive(&mut n, 102, 1, granted);
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Send {
+                msg: Message::Vote { term: 5_000, .. },
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+}

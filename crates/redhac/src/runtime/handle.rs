@@ -219,6 +219,11 @@ impl Runtime {
     }
 
     /// The latest status the runtime published.
+    /// The published status, to wait for its changes.
+    pub(crate) fn watch_status(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
     pub(crate) fn status(&self) -> Status {
         let mut s = self.status.borrow().clone();
         s.links_refused = self.links_refused.load(Ordering::Relaxed);

@@ -32,7 +32,13 @@ pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::
     let mut attempt = 0u32;
     while !*shutdown.borrow() {
         let dialled = std::time::Instant::now();
-        let wait = match dial_once(&setup, peer, &shutdown).await {
+        // A dial in progress ends with the node: a peer that accepts but
+        // never answers must not hold a shutdown for the handshake timeout.
+        let dialled_once = tokio::select! {
+            r = dial_once(&setup, peer, shutdown.clone()) => r,
+            () = stopped(&mut shutdown) => return,
+        };
+        let wait = match dialled_once {
             // A link that lasted: its peer is likely restarting.
             Ok(()) if dialled.elapsed() >= LASTED => {
                 attempt = 0;
@@ -89,7 +95,7 @@ fn random_below(max: Duration) -> Duration {
 async fn dial_once(
     setup: &LinkSetup,
     peer: u32,
-    shutdown: &watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> Result<(), LinkError> {
     let settings = &setup.settings;
     let timeout = setup.handshake.timeout;
@@ -125,7 +131,7 @@ async fn dial_once(
     let hello = setup
         .handshake(&mut inbound, &tx, Expect::Exactly(peer))
         .await?;
-    setup.hand_over(hello, inbound, tx, shutdown.clone()).await;
+    setup.hand_over(hello, inbound, tx, shutdown).await;
     Ok(())
 }
 
