@@ -113,6 +113,10 @@ async fn accept(
             let Ok(outbound) = TcpStream::connect(target).await else {
                 return;
             };
+            // As the members' own sockets: without it, Nagle's algorithm
+            // and delayed acks hold small frames ~40 ms now and then.
+            let _ = inbound.set_nodelay(true);
+            let _ = outbound.set_nodelay(true);
             let (a_read, a_write) = inbound.into_split();
             let (b_read, b_write) = outbound.into_split();
             tokio::select! {
