@@ -48,10 +48,16 @@ impl Schema {
     /// needs a self-describing format) gets shape 0: only the version tells
     /// its changes apart.
     pub fn of<V: DeserializeOwned>(version: u32) -> Self {
-        Self {
-            version,
-            shape: shape_of::<V>().unwrap_or(0),
-        }
+        Self::of_explained::<V>(version).0
+    }
+
+    /// [`Schema::of`], with why the shape could not be traced, if it could not.
+    pub(crate) fn of_explained<V: DeserializeOwned>(version: u32) -> (Self, Option<String>) {
+        let (shape, why) = match shape_of::<V>() {
+            Ok(shape) => (shape, None),
+            Err(why) => (0, Some(why)),
+        };
+        (Self { version, shape }, why)
     }
 
     /// The schema of a `u64` as [`Schema::id`] gives it.

@@ -14,7 +14,7 @@ use serde::de::DeserializeOwned;
 
 use crate::event::{EventKind, EventSender, Events, Origin};
 use crate::options::{CacheOptions, Capacity, check_ttl};
-use crate::schema::{Schema, untraceable};
+use crate::schema::Schema;
 use crate::snapshot::{CacheSnapshot, RestoreReport, SnapshotEntry};
 use crate::{Result, StoreError};
 
@@ -128,9 +128,9 @@ impl<V: Value> TypedCache<V> {
         if let Some(tti) = options.time_to_idle {
             builder = builder.time_to_idle(tti);
         }
-        let schema = Schema::of::<V>(options.schema_version.unwrap_or(0));
+        let (schema, untraced) = Schema::of_explained::<V>(options.schema_version.unwrap_or(0));
         if options.schema_version.is_none()
-            && let Some(why) = untraceable::<V>()
+            && let Some(why) = untraced
         {
             tracing::warn!(
                 cache = name,

@@ -4,17 +4,23 @@
 
 use super::*;
 
+/// `peer`'s link drops at `at` ms and comes back a millisecond later with
+/// `hello` (a new incarnation, for a restart).
+fn relink(n: &mut Node, at: u64, peer: u32, hello: PeerHello) {
+    n.step(ms(at), Input::Disconnected { peer });
+    n.step(ms(at + 1), Input::Connected { peer, hello });
+}
+
 /// Member 2 of [`leader_of_three`] comes back at `at` ms as `incarnation`
 /// (0 is the one it had), reporting the leader's term and log.
 fn relink_2(n: &mut Node, at: u64, incarnation: u64) {
-    n.step(ms(at), Input::Disconnected { peer: 2 });
     let hello = PeerHello {
         term: 1,
         last: LogId::new(1, 1),
         incarnation,
         floor: 0,
     };
-    n.step(ms(at + 1), Input::Connected { peer: 2, hello });
+    relink(n, at, 2, hello);
 }
 
 /// Whether `out` resolves write `id`.
@@ -267,14 +273,13 @@ fn a_handover_says_nothing_of_the_old_leaders_next_incarnation() {
     // Member 1 restarts before this node's election ends: the new process
     // may hold a lease by the time this node leads.
     let out = all_write_after_handover(|n| {
-        n.step(ms(502), Input::Disconnected { peer: 1 });
         let hello = PeerHello {
             term: 2,
             last: LogId::new(2, 1),
             incarnation: 9,
             floor: 0,
         };
-        n.step(ms(503), Input::Connected { peer: 1, hello });
+        relink(n, 502, 1, hello);
     });
     assert!(!resolves(&out, 7), "member 1's new lease ignored: {out:?}");
 }
@@ -334,14 +339,13 @@ fn a_write_refused_by_a_leader_handing_over_goes_to_the_next_leader_at_once() {
 fn a_handover_stands_above_the_floor_of_a_member_restarted_since_the_term_began() {
     let mut n = following_1_in_term_2();
     // Member 2 restarted: a new incarnation whose floor is far above term 2.
-    n.step(ms(400), Input::Disconnected { peer: 2 });
     let hello = PeerHello {
         term: 0,
         last: LogId::new(2, 1),
         incarnation: 9,
         floor: 1_000,
     };
-    n.step(ms(401), Input::Connected { peer: 2, hello });
+    relink(&mut n, 400, 2, hello);
     let out = receive(&mut n, 500, 1, Message::TimeoutNow { term: 2 });
     let asked: Vec<(u32, u64, bool)> = out
         .iter()

@@ -30,6 +30,8 @@ pub(super) fn apply(store: &Store, me: u32, entry: &Entry) {
                 // The store counts and logs a value that does not decode.
                 Ok(()) | Err(StoreError::Decode { .. }) => {}
                 Err(StoreError::SchemaMismatch { .. }) => schema_mismatches(cache, 1),
+                // No store error's message carries a key (a decode error
+                // keeps it in a field, out of its message).
                 Err(e) => tracing::warn!(cache, error = %e, "a replicated value was not applied"),
             }
         }),
@@ -51,9 +53,22 @@ pub(super) fn schema_of(c: &dyn ErasedCache, sent: Option<u64>) -> Schema {
 }
 
 /// Counts values of `cache` refused for their schema (the store logs them).
-pub(super) fn schema_mismatches(cache: &str, values: u64) {
+fn schema_mismatches(cache: &str, values: u64) {
     metrics::counter!(crate::metrics::SCHEMA_MISMATCHES, "cache" => cache.to_owned())
         .increment(values);
+}
+
+/// Whether `c` refuses `values` values encoded with schema `sent` (another
+/// release's): if so they are counted, in the store (which logs them) and
+/// in the metric, and must not be decoded.
+pub(super) fn refuses(c: &dyn ErasedCache, sent: Option<u64>, values: u64) -> bool {
+    let theirs = schema_of(c, sent);
+    if theirs == c.schema() {
+        return false;
+    }
+    c.schema_mismatch(theirs, values);
+    schema_mismatches(c.name(), values);
+    true
 }
 
 /// Drops keys (`Some`) or whole caches (`None`) the core can no longer
@@ -104,19 +119,18 @@ impl Install {
                         tracing::warn!(cache = snap.cache, "snapshot of an unknown cache");
                         continue;
                     };
-                    let schema = schema_of(&**c, snap.schema);
-                    let mut refused = 0;
+                    // Another release's part: its keys stay absent (misses).
+                    if refuses(&**c, snap.schema, snap.entries.len() as u64) {
+                        failed += snap.entries.len() as u64;
+                        continue;
+                    }
+                    let schema = c.schema();
                     for e in snap.entries {
                         let ttl = e.ttl_ms.map(Duration::from_millis);
                         match c.apply_put(e.key, &e.value, schema, ttl, Origin::Peer) {
                             Ok(()) => restored += 1,
-                            Err(StoreError::SchemaMismatch { .. }) => refused += 1,
                             Err(_) => failed += 1,
                         }
-                    }
-                    if refused > 0 {
-                        schema_mismatches(&snap.cache, refused);
-                        failed += refused;
                     }
                 }
             }

@@ -145,13 +145,9 @@ fn fetched(
     // schema: one of another release's is a miss.
     if r.value.is_some()
         && let Ok(c) = store.erased(cache)
+        && super::effects::refuses(&**c, r.schema, 1)
     {
-        let theirs = super::effects::schema_of(&**c, r.schema);
-        if theirs != c.schema() {
-            c.schema_mismatch(theirs, 1);
-            super::effects::schema_mismatches(cache, 1);
-            return Ok(None);
-        }
+        return Ok(None);
     }
     Ok(r.value.map(|value| value.to_vec()))
 }
