@@ -19,33 +19,34 @@ pub(crate) async fn start_cluster<V: Value>(n: usize) -> Vec<Redhac> {
         .join(",");
     let starts: Vec<_> = listeners
         .into_iter()
-        .map(|l| {
-            let hosts = hosts.clone();
-            tokio::spawn(async move {
-                let me = l.local_addr().expect("addr").to_string();
-                let config = Config::from_vars([
-                    ("HA_MODE", "true"),
-                    ("HA_HOSTS", hosts.as_str()),
-                    ("CACHE_AUTH_TOKEN", "bench-token-0123456789"),
-                    ("CACHE_TLS", "false"),
-                ])
-                .expect("config");
-                Redhac::builder()
-                    .config(config)
-                    .listener(l)
-                    .hostname(me)
-                    .cache::<V>("w1", CacheOptions::default().max_capacity(100_000))
-                    .start()
-                    .await
-                    .expect("a member starts")
-            })
-        })
+        .map(|l| tokio::spawn(start_member::<V>(l, hosts.clone())))
         .collect();
     let mut nodes = Vec::new();
     for s in starts {
         nodes.push(s.await.expect("a start task"));
     }
     nodes
+}
+
+/// Starts the member listening on `l` of the cluster `hosts` (comma
+/// separated `http://` addresses, as `HA_HOSTS`).
+pub(crate) async fn start_member<V: Value>(l: TcpListener, hosts: String) -> Redhac {
+    let me = l.local_addr().expect("addr").to_string();
+    let config = Config::from_vars([
+        ("HA_MODE", "true"),
+        ("HA_HOSTS", hosts.as_str()),
+        ("CACHE_AUTH_TOKEN", "bench-token-0123456789"),
+        ("CACHE_TLS", "false"),
+    ])
+    .expect("config");
+    Redhac::builder()
+        .config(config)
+        .listener(l)
+        .hostname(me)
+        .cache::<V>("w1", CacheOptions::default().max_capacity(100_000))
+        .start()
+        .await
+        .expect("a member starts")
 }
 
 /// Waits for one leader with every given member serving; its position.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use redhac::{Cache, CacheOptions, Redhac, WriteOptions};
+use redhac::{AckLevel, Cache, CacheOptions, Redhac, WriteOptions};
 use serde_json::{Map, Value, json};
 
 use crate::cluster::{leader, shutdown, start_cluster};
@@ -34,25 +34,36 @@ async fn latency(cache: Cache<Val>) -> (f64, f64, f64) {
 
 /// 64 tasks writing at Quorum for 5 s, spread over `caches`: ops/s.
 async fn throughput(caches: Vec<Cache<Val>>) -> f64 {
+    writers_ops(caches, 64, AckLevel::Quorum, Duration::from_secs(5)).await
+}
+
+/// `writers` tasks writing at `ack` for `secs`, spread over `caches`: ops/s.
+async fn writers_ops(
+    caches: Vec<Cache<Val>>,
+    writers: usize,
+    ack: AckLevel,
+    secs: Duration,
+) -> f64 {
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let tasks: Vec<_> = (0..64)
+    let opts = WriteOptions::default().ack(ack);
+    let tasks: Vec<_> = (0..writers)
         .map(|t| {
             let (cache, done, stop) =
                 (caches[t % caches.len()].clone(), done.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut i = t;
                 while !stop.load(Ordering::Relaxed) {
-                    if cache.put(key(i % KEYS), val(i)).await.is_ok() {
+                    if cache.put_with(key(i % KEYS), val(i), opts).await.is_ok() {
                         done.fetch_add(1, Ordering::Relaxed);
                     }
-                    i += 64;
+                    i += writers;
                 }
             })
         })
         .collect();
     let t = Instant::now();
-    tokio::time::sleep(Duration::from_secs(5)).await;
+    tokio::time::sleep(secs).await;
     stop.store(true, Ordering::Relaxed);
     let n = done.load(Ordering::Relaxed);
     let secs = t.elapsed().as_secs_f64();
@@ -60,6 +71,69 @@ async fn throughput(caches: Vec<Cache<Val>>) -> f64 {
         task.await.expect("a writer");
     }
     n as f64 / secs
+}
+
+/// Three members with one leader, all serving: the members, the leader's
+/// position and each member's "w1" cache.
+fn steady_cluster(rt: &tokio::runtime::Runtime) -> (Vec<Redhac>, usize, Vec<Cache<Val>>) {
+    let nodes = rt.block_on(start_cluster::<Val>(3));
+    let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
+    let caches = nodes
+        .iter()
+        .map(|n| n.cache::<Val>("w1").expect("cache"))
+        .collect();
+    (nodes, l, caches)
+}
+
+/// User and system CPU time this process has used, in seconds.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").expect("/proc/self/stat");
+    // The fields after the command name, which is in parentheses.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|t| t.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    // utime and stime, fields 14 and 15 of stat(5), in clock ticks (100/s).
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// Optimising aid: write throughput by the number of concurrent writers, on
+/// the leader and spread over the members, at Quorum and All, 2 s each
+/// (`REDHAC_PROBE_THROUGHPUT=1`; `REDHAC_PROBE_WRITERS=1,64` picks counts).
+pub(crate) fn probe_throughput(rt: &tokio::runtime::Runtime) {
+    let counts: Vec<usize> = std::env::var("REDHAC_PROBE_WRITERS")
+        .ok()
+        .map(|v| v.split(',').filter_map(|n| n.trim().parse().ok()).collect())
+        .unwrap_or_else(|| vec![1, 4, 16, 64, 256]);
+    let (nodes, l, caches) = steady_cluster(rt);
+    let secs = Duration::from_secs(2);
+    // Throughput drifts with this VM's speed; the CPU time the whole
+    // process (three members and the writers) spends per write drifts less.
+    let run = |caches: Vec<Cache<Val>>, n, ack| {
+        let cpu = cpu_seconds();
+        let ops = rt.block_on(writers_ops(caches, n, ack, secs));
+        let us = (cpu_seconds() - cpu) * 1e6 / (ops * secs.as_secs_f64());
+        (ops, us)
+    };
+    eprintln!("writers  ack     leader ops/s (CPU µs/write)  spread ops/s (CPU µs/write)");
+    for ack in [AckLevel::Quorum, AckLevel::All] {
+        for &n in &counts {
+            let (lead, lead_us) = run(vec![caches[l].clone()], n, ack);
+            let (spread, spread_us) = run(caches.clone(), n, ack);
+            eprintln!(
+                "{n:>7}  {:<6} {lead:>13.0} ({lead_us:>5.1})  {spread:>13.0} ({spread_us:>5.1})",
+                format!("{ack:?}")
+            );
+        }
+    }
+    rt.block_on(shutdown(nodes));
 }
 
 /// The redhac row, the transport floor's (measured interleaved with
@@ -94,12 +168,7 @@ pub(crate) fn rows(rt: &tokio::runtime::Runtime) -> ([Map<String, Value>; 2], f6
     let (failover_p50, _, _) = crate::percentiles_us(failover);
     eprintln!("   failover p50 {:.1} ms", failover_p50 / 1e3);
 
-    let nodes = rt.block_on(start_cluster::<Val>(3));
-    let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
-    let caches: Vec<Cache<Val>> = nodes
-        .iter()
-        .map(|n| n.cache::<Val>("w1").expect("cache"))
-        .collect();
+    let (nodes, l, caches) = steady_cluster(rt);
     let (lead, follow) = (caches[l].clone(), caches[(l + 1) % 3].clone());
     // The floor and both write latencies interleaved, three rounds, medians
     // of each: this VM's speed drifts by tens of percent within minutes, and

@@ -17,7 +17,10 @@
 //! Quorum write latencies against the transport floor (three rounds);
 //! `REDHAC_PROBE_GETS=1` compares gets on raw moka, standalone redhac and an
 //! HA follower, fresh and after updates; `REDHAC_PROBE_HA_GET=1` loops
-//! follower gets for a profiler.
+//! follower gets for a profiler; `REDHAC_PROBE_THROUGHPUT=1` measures write
+//! throughput by the number of writers (1 to 256), Quorum and All;
+//! `REDHAC_PROBE_PROCS=1` runs only the three-process row (cold start,
+//! failover by SIGKILL, write latency; a member per process).
 
 #![allow(missing_docs)]
 
@@ -25,6 +28,7 @@
 mod cluster;
 mod floor;
 mod ha;
+mod procs;
 mod redis_baseline;
 #[path = "../common/w1.rs"]
 mod value;
@@ -38,6 +42,14 @@ fn main() {
         w1::rss_child(args.get(pos + 1).map(String::as_str).unwrap_or(""));
         return;
     }
+    if let Some(pos) = args.iter().position(|a| a == "--member") {
+        procs::member(&args[pos + 1..]);
+        return;
+    }
+    if std::env::var("REDHAC_PROBE_PROCS").is_ok() {
+        println!("{}", Value::Object(procs::row()));
+        return;
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -49,6 +61,10 @@ fn main() {
     }
     if std::env::var("REDHAC_PROBE_GETS").is_ok() {
         ha::probe_gets(&rt);
+        return;
+    }
+    if std::env::var("REDHAC_PROBE_THROUGHPUT").is_ok() {
+        ha::probe_throughput(&rt);
         return;
     }
     if std::env::var("REDHAC_PROBE_WRITES").is_ok() {
@@ -69,6 +85,8 @@ fn main() {
     if let Some(moka) = rows.iter_mut().find(|r| r["system"] == "moka") {
         moka.insert("get_ns".into(), json!(moka_get));
     }
+    eprintln!("== redhac (3 member processes on 127.0.0.1, plaintext)");
+    rows.push(procs::row());
     eprintln!("== redis (primary + 2 replicas, SET + WAIT 1)");
     match rt.block_on(redis_baseline::row()) {
         Ok(row) => rows.push(row),

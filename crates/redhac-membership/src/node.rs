@@ -157,7 +157,32 @@ impl Node {
     /// smaller than an earlier one is taken as the earlier one) and returns
     /// what the runtime must do, in order.
     pub fn step(&mut self, now: Duration, input: Input) -> Vec<Output> {
+        self.step_batch(now, [input])
+    }
+
+    /// Feeds several inputs at time `now` as one turn: each is taken in
+    /// order, then writes are settled and the followers sent what they lack
+    /// once for all of them. A leader given many writes in one turn appends
+    /// them all and sends each follower one frame (group commit) where
+    /// `step` per write would send a frame per write.
+    pub fn step_batch(
+        &mut self,
+        now: Duration,
+        inputs: impl IntoIterator<Item = Input>,
+    ) -> Vec<Output> {
         self.now = self.now.max(now);
+        for input in inputs {
+            self.take(input);
+        }
+        self.settle();
+        if self.role == NodeRole::Leader {
+            self.flush();
+        }
+        self.report_serving();
+        std::mem::take(&mut self.out)
+    }
+
+    fn take(&mut self, input: Input) {
         match input {
             Input::Tick => self.tick(),
             Input::Connected { peer, hello } => self.connected(peer, hello),
@@ -171,12 +196,6 @@ impl Node {
             } => self.propose(id, op, ack, deadline),
             Input::Shutdown => self.shutdown(),
         }
-        self.settle();
-        if self.role == NodeRole::Leader {
-            self.flush();
-        }
-        self.report_serving();
-        std::mem::take(&mut self.out)
     }
 
     /// The node's state now.

@@ -11,8 +11,9 @@
 //!   runtime applies entries replicated from peers.
 //! - [`TypedCache::snapshot`] and [`TypedCache::restore`] copy a cache as
 //!   (key, encoded value, remaining TTL), for the catch-up of new members.
-//! - [`TypedCache::subscribe`] yields [`Event`]s: Put, Delete, Clear, Expired
-//!   and Evicted, each with its key and [`Origin`].
+//! - [`TypedCache::subscribe`] yields [`Event`]s: Put, Delete, Clear (and
+//!   Expired and Evicted with [`CacheOptions::eviction_events`]), each with
+//!   its key and [`Origin`].
 //! - Every cache has a [`Schema`]: an explicit version and a fingerprint of the
 //!   value type's serde shape. Replicated values carry the schema they were
 //!   encoded with, and a cache decodes only its own: bytes of another schema

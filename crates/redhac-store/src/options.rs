@@ -42,6 +42,9 @@ pub struct CacheOptions {
     /// How many change events a subscriber may fall behind before it is told
     /// it lagged. Default: 1024.
     pub event_buffer: usize,
+    /// Whether subscribers hear of entries that expire or are evicted; see
+    /// [`CacheOptions::eviction_events`]. Default: false.
+    pub eviction_events: bool,
     /// The version of the value type's encoding; see
     /// [`CacheOptions::schema_version`]. Default: none (0).
     pub schema_version: Option<u32>,
@@ -54,6 +57,7 @@ impl Default for CacheOptions {
             time_to_live: None,
             time_to_idle: None,
             event_buffer: 1024,
+            eviction_events: false,
             schema_version: None,
         }
     }
@@ -94,6 +98,17 @@ impl CacheOptions {
     #[must_use]
     pub fn event_buffer(mut self, events: usize) -> Self {
         self.event_buffer = events;
+        self
+    }
+
+    /// Makes subscribers hear of entries that expire (`Expired`) or are
+    /// evicted for size (`Evicted`), besides puts, deletes and clears, which
+    /// they always hear of. Off by default: it roughly doubles the cost of
+    /// every write into the cache (each insert then takes a per-key lock so
+    /// that removals are reported in order), on every member.
+    #[must_use]
+    pub fn eviction_events(mut self, on: bool) -> Self {
+        self.eviction_events = on;
         self
     }
 

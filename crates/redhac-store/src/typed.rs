@@ -103,11 +103,12 @@ impl<V: Value> TypedCache<V> {
         crate::registry::check_name(name)?;
         options.validate(name)?;
         let events = EventSender::new(options.event_buffer);
-        let listener_events = events.clone();
         let mut builder = moka::sync::Cache::builder()
             .name(name)
-            .expire_after(SlotExpiry)
-            .eviction_listener(move |key: Arc<String>, _slot: Slot<V>, cause| {
+            .expire_after(SlotExpiry);
+        if options.eviction_events {
+            let listener_events = events.clone();
+            builder = builder.eviction_listener(move |key: Arc<String>, _slot: Slot<V>, cause| {
                 let kind = match cause {
                     RemovalCause::Expired => EventKind::Expired,
                     RemovalCause::Size => EventKind::Evicted,
@@ -116,6 +117,7 @@ impl<V: Value> TypedCache<V> {
                 };
                 listener_events.emit(kind, Some(&key), Origin::Local);
             });
+        }
         match options.capacity {
             Capacity::Unbounded => {}
             Capacity::Entries(n) => builder = builder.max_capacity(n),
@@ -322,6 +324,8 @@ impl<V: Value> TypedCache<V> {
     }
 
     /// Subscribes to this cache's change events.
+    /// Expirations and evictions are heard only from a cache created with
+    /// `CacheOptions::eviction_events(true)`.
     pub fn subscribe(&self) -> Events {
         self.events.subscribe()
     }

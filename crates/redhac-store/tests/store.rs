@@ -103,7 +103,9 @@ fn per_entry_ttl_cannot_outlive_the_cache_ttl() {
 fn time_to_idle_expires_untouched_entries() {
     let c = TypedCache::<u32>::new(
         "s",
-        CacheOptions::default().time_to_idle(Duration::from_millis(30)),
+        CacheOptions::default()
+            .time_to_idle(Duration::from_millis(30))
+            .eviction_events(true),
     )
     .unwrap();
     let mut events = c.subscribe();
@@ -131,7 +133,10 @@ fn invalid_ttls_are_errors() {
 
 #[test]
 fn entry_capacity_evicts() {
-    let c = TypedCache::<u32>::new("s", CacheOptions::default().max_capacity(10)).unwrap();
+    let options = CacheOptions::default()
+        .max_capacity(10)
+        .eviction_events(true);
+    let c = TypedCache::<u32>::new("s", options).unwrap();
     let mut events = c.subscribe();
     for i in 0..200 {
         c.insert(format!("k{i}"), Arc::new(i), None, Origin::Local)
@@ -272,8 +277,9 @@ fn events_for_each_kind_with_origin() {
         ]
     );
 
-    // Expired and Evicted come from moka's housekeeping.
-    let c = TypedCache::<u32>::new("s", CacheOptions::default()).unwrap();
+    // Expired and Evicted come from moka's housekeeping, when asked for.
+    let removals = CacheOptions::default().eviction_events(true);
+    let c = TypedCache::<u32>::new("s", removals.clone()).unwrap();
     let mut events = c.subscribe();
     c.insert(
         "t".into(),
@@ -287,7 +293,7 @@ fn events_for_each_kind_with_origin() {
             .iter()
             .any(|e| e == &ev(EventKind::Expired, Some("t"), Origin::Local))
     });
-    let c = TypedCache::<u32>::new("s", CacheOptions::default().max_capacity(1)).unwrap();
+    let c = TypedCache::<u32>::new("s", removals.max_capacity(1)).unwrap();
     let mut events = c.subscribe();
     for i in 0..50 {
         c.insert(format!("e{i}"), Arc::new(i), None, Origin::Local)
@@ -298,6 +304,30 @@ fn events_for_each_kind_with_origin() {
             .iter()
             .any(|e| e.kind == EventKind::Evicted && e.origin == Origin::Local)
     });
+}
+
+#[test]
+fn without_eviction_events_subscribers_hear_writes_but_not_removals() {
+    let options = CacheOptions::default().max_capacity(1);
+    let c = TypedCache::<u32>::new("s", options).unwrap();
+    let mut events = c.subscribe();
+    c.insert(
+        "t".into(),
+        Arc::new(1),
+        Some(Duration::from_millis(1)),
+        Origin::Local,
+    )
+    .unwrap();
+    for i in 0..50 {
+        c.insert(format!("e{i}"), Arc::new(i), None, Origin::Local)
+            .unwrap();
+    }
+    wait_until(&c, "t expired and the rest evicted", || {
+        c.run_pending_tasks();
+        !c.contains("t") && c.entry_count() <= 1
+    });
+    let kinds: Vec<EventKind> = drain(&mut events).into_iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![EventKind::Put; 51]);
 }
 
 #[test]

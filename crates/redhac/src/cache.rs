@@ -348,6 +348,8 @@ impl<V: Value> Cache<V> {
     }
 
     /// Subscribes to the changes of this cache on this node.
+    /// Expirations and evictions are heard only from a cache created with
+    /// `CacheOptions::eviction_events(true)`.
     pub fn subscribe(&self) -> Events {
         self.typed.subscribe()
     }

@@ -211,3 +211,37 @@ fn an_entry_larger_than_the_byte_budget_still_goes_alone() {
     let out = receive(&mut n, 106, 1, ack(6, 106));
     assert_eq!(appended(&out, 1), vec![vec![7]]);
 }
+
+#[test]
+fn writes_proposed_in_one_turn_go_to_each_follower_in_one_frame() {
+    let proposals = |first: u64| {
+        (first..first + 5).map(|id| Input::Propose {
+            id,
+            op: put("k"),
+            ack: Ack::Quorum,
+            deadline: ms(10_000),
+        })
+    };
+    // One write per step: a frame per write, up to the in-flight limit.
+    let mut n = leader_of_three();
+    let mut out = Vec::new();
+    for input in proposals(0) {
+        out.extend(n.step(ms(104), input));
+    }
+    assert_eq!(appended(&out, 1), vec![vec![2], vec![3], vec![4], vec![5]]);
+    // The same writes in one turn: one frame per follower holds them all.
+    let mut n = leader_of_three();
+    let out = n.step_batch(ms(104), proposals(0));
+    assert_eq!(appended(&out, 1), vec![vec![2, 3, 4, 5, 6]]);
+    assert_eq!(appended(&out, 2), vec![vec![2, 3, 4, 5, 6]]);
+    // One reply commits the batch and resolves every write of it, in order.
+    let out = receive(&mut n, 105, 1, ack(6, 105));
+    let resolved: Vec<u64> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Resolve { id, result: Ok(_) } => Some(*id),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(resolved, vec![0, 1, 2, 3, 4]);
+}

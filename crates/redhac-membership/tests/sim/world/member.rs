@@ -114,13 +114,21 @@ impl World {
 
     /// Steps a node and carries out its outputs.
     pub(super) fn step(&mut self, id: MemberId, input: Input) {
+        self.step_batch(id, vec![input]);
+    }
+
+    /// Steps a node with several inputs in one turn and carries out its
+    /// outputs.
+    pub(super) fn step_batch(&mut self, id: MemberId, inputs: Vec<Input>) {
         let local = self.local(id);
-        self.trace_input(id, &input);
+        for input in &inputs {
+            self.trace_input(id, input);
+        }
         let Some(node) = self.nodes[id as usize].node.as_mut() else {
             return;
         };
         let was_leader = node.status().role == NodeRole::Leader;
-        let outputs = node.step(local, input);
+        let outputs = node.step_batch(local, inputs);
         let status = node.status();
         // A leader may commit and step down in one step (a handover).
         self.leader_stepping = was_leader.then_some(id);

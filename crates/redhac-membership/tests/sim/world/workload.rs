@@ -8,19 +8,27 @@ use redhac_membership::{Ack, Input, MemberId, Op};
 use super::{Event, World};
 
 impl World {
-    /// A client writes, and the next write is scheduled.
+    /// A client writes (now and then several clients of one member at
+    /// once, proposed in one turn as a runtime batches what waits), and the
+    /// next write is scheduled.
     pub(super) fn write(&mut self) {
-        self.client_write();
+        let n = self.nodes.len() as u64;
+        let at = self.rng.below(n) as MemberId;
+        if self.alive(at) && self.nodes[at as usize].paused_until <= self.now {
+            let burst = if self.rng.chance(0.25) {
+                2 + self.rng.below(5)
+            } else {
+                1
+            };
+            let writes: Vec<Input> = (0..burst).map(|_| self.client_write(at)).collect();
+            self.step_batch(at, writes);
+        }
         let next = self.rng.millis(5, 250);
         self.schedule(next, Event::Write);
     }
 
-    fn client_write(&mut self) {
-        let n = self.nodes.len() as u64;
-        let at = self.rng.below(n) as MemberId;
-        if !self.alive(at) || self.nodes[at as usize].paused_until > self.now {
-            return;
-        }
+    /// One client write proposed at `at`.
+    fn client_write(&mut self, at: MemberId) -> Input {
         let key = format!("k{}", self.rng.below(8));
         let value = self.seq.to_le_bytes().to_vec();
         let op = match self.rng.below(20) {
@@ -49,14 +57,11 @@ impl World {
         let op = Arc::new(op);
         node.writes.insert(id, (Arc::clone(&op), ack, self.now));
         let deadline = self.local(at) + self.timing.election_timeout * 3;
-        self.step(
-            at,
-            Input::Propose {
-                id,
-                op,
-                ack,
-                deadline,
-            },
-        );
+        Input::Propose {
+            id,
+            op,
+            ack,
+            deadline,
+        }
     }
 }

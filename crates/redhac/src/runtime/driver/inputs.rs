@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use redhac_membership::{Health, Input};
 use redhac_proto::{Frame, frame};
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::Driver;
 use crate::runtime::lookups::{self, Reply};
@@ -153,41 +153,62 @@ impl Driver {
         }
     }
 
-    pub(super) fn on_command(&mut self, command: Command) {
-        match command {
-            Command::Write {
-                op,
-                ack,
-                timeout,
-                reply,
-            } => self.propose(op, ack, timeout, reply),
-            Command::Lookup { cache, key, reply } => self.lookup(cache, key, reply),
-            Command::Shutdown { reply } => {
-                self.shutdown.push(reply);
-                self.step(Input::Shutdown);
+    /// Takes `first` and every command waiting behind it (up to
+    /// `MAX_TURN`) as one turn: their writes reach the core together, so a
+    /// leader appends them at once and sends each follower one frame for
+    /// all (group commit), and they resolve together when it commits. A
+    /// lone write goes at once: nothing waits for a batch to fill.
+    pub(super) fn on_commands(&mut self, first: Command, waiting: &mut mpsc::Receiver<Command>) {
+        /// Enough to amortise a turn, few enough that links and ticks
+        /// are not kept waiting behind a flood of writes.
+        const MAX_TURN: usize = 256;
+        let mut inputs = Vec::new();
+        let mut next = Some(first);
+        let mut taken = 0;
+        while let Some(command) = next.take() {
+            taken += 1;
+            match command {
+                Command::Write {
+                    op,
+                    ack,
+                    timeout,
+                    reply,
+                } => inputs.extend(self.write_input(op, ack, timeout, reply)),
+                Command::Lookup { cache, key, reply } => self.lookup(cache, key, reply),
+                Command::Shutdown { reply } => {
+                    self.shutdown.push(reply);
+                    inputs.push(Input::Shutdown);
+                }
             }
+            if taken < MAX_TURN {
+                next = waiting.try_recv().ok();
+            }
+        }
+        if !inputs.is_empty() {
+            self.step_batch(inputs);
         }
     }
 
-    fn propose(
+    /// The core's input for a write, or none when it is answered here.
+    fn write_input(
         &mut self,
         op: WriteOp,
         ack: AckLevel,
         timeout: Duration,
         reply: oneshot::Sender<Result<()>>,
-    ) {
+    ) -> Option<Input> {
         if let Err(e) = self.parts.store.erased(op.cache()) {
             let _ = reply.send(Err(e.into()));
-            return;
+            return None;
         }
         let id = self.writes.track(reply, ack, timeout);
         let deadline = self.now() + timeout;
-        self.step(Input::Propose {
+        Some(Input::Propose {
             id,
             op: Arc::new(op.into()),
             ack: ack.into(),
             deadline,
-        });
+        })
     }
 
     /// A read for a key this member missed: the leader answers it.

@@ -156,7 +156,7 @@ impl Driver {
                 Woke::Link(up) => self.on_link(up),
                 Woke::Room => {}
                 Woke::Listed(listed) => self.on_listed(listed),
-                Woke::Command(command) => self.on_command(command),
+                Woke::Command(command) => self.on_commands(command, &mut commands),
                 Woke::Tick => self.on_tick(),
                 Woke::Due => self.step(Input::Tick),
                 Woke::Stop => break,
@@ -175,7 +175,13 @@ impl Driver {
 
     /// Steps the core and carries out its outputs, in order.
     fn step(&mut self, input: Input) {
-        let outputs = self.node.step(self.now(), input);
+        self.step_batch([input]);
+    }
+
+    /// Steps the core with several inputs as one turn and carries out its
+    /// outputs, in order.
+    fn step_batch(&mut self, inputs: impl IntoIterator<Item = Input>) {
+        let outputs = self.node.step_batch(self.now(), inputs);
         let before = self.health;
         for out in outputs {
             self.carry_out(out);
