@@ -169,6 +169,16 @@ impl Member {
                     why.as_str()
                 );
             }
+            // A network transport closes that link and dials the peer again
+            // (stepping `Connected` once it is up). In memory, nothing here
+            // goes silent but a member stalled for half an election timeout:
+            // it stays out of this demo's cluster.
+            Output::ResetLink { peer } => {
+                eprintln!(
+                    "member {}: link to {peer} silent; a transport would redial",
+                    self.me
+                );
+            }
             Output::State { .. } | Output::Health(_) | Output::ShutdownReady => {}
         }
     }

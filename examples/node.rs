@@ -20,7 +20,7 @@
 //! | `DELETE /v1/cache/default/{key}[?ack=..]`, `DELETE /v1/cache/default` | 200 |
 //! | `GET /v1/status` | the node's status as JSON |
 //! | `GET /health/ready` | 200 while the member serves reads, else 503 |
-//! | `GET /health/live` | 200 |
+//! | `GET /health/live` | 200 while the node runs, 503 once its runtime died (restart it) |
 //! | `GET /metrics` | Prometheus text format |
 //!
 //! Run: `cargo run --example node` (standalone), or see the README for three
@@ -218,6 +218,14 @@ async fn status(State(app): State<App>) -> Json<redhac::Status> {
     Json(app.redhac.status())
 }
 
+async fn live(State(app): State<App>) -> StatusCode {
+    if app.redhac.is_running() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+}
+
 async fn ready(State(app): State<App>) -> StatusCode {
     if app.redhac.status().serving {
         StatusCode::OK
@@ -299,7 +307,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .route("/v1/cache/default", axum::routing::delete(clear))
         .route("/v1/status", get(status))
         .route("/health/ready", get(ready))
-        .route("/health/live", get(|| async { StatusCode::OK }))
+        .route("/health/live", get(live))
         .route("/metrics", get(render_metrics))
         .layer(axum::extract::DefaultBodyLimit::max(body_limit))
         .with_state(app);

@@ -46,22 +46,17 @@ pub(crate) fn member(args: &[String]) {
         let l = TcpListener::bind(format!("127.0.0.1:{port}")).expect("bind the member's port");
         let node = start_member::<Val>(l, hosts).await;
         let cache = node.cache::<Val>("w1").expect("cache");
-        let reporter = {
-            let node = node.clone();
-            tokio::spawn(async move {
-                let mut last = String::new();
-                loop {
-                    let s = node.status();
-                    let leader = s.leader.map_or("-".to_owned(), |l| l.to_string());
-                    let state = format!("state {:?} {leader} {}", s.role, u8::from(s.serving));
-                    if state != last {
-                        say(&state);
-                        last = state;
-                    }
-                    tokio::time::sleep(Duration::from_micros(500)).await;
-                }
-            })
-        };
+        let mut changes = node.watch();
+        let reporter = tokio::spawn(async move {
+            while let Ok(s) = changes.changed().await {
+                let leader = s.leader.map_or("-".to_owned(), |l| l.to_string());
+                say(&format!(
+                    "state {:?} {leader} {}",
+                    s.role,
+                    u8::from(s.serving)
+                ));
+            }
+        });
         while let Some(command) = commands.recv().await {
             let words: Vec<&str> = command.split_whitespace().collect();
             match words.as_slice() {

@@ -116,6 +116,13 @@ pub enum Output {
         /// The leader, when known.
         leader: Option<MemberId>,
     },
+    /// Close the link to `peer` (it carried nothing for
+    /// [`crate::Timing::silent_link`]) and dial it afresh; the core already
+    /// counts it as down.
+    ResetLink {
+        /// The peer.
+        peer: MemberId,
+    },
     /// Shutdown may proceed: leadership was handed over, or there was none.
     ShutdownReady,
     /// A peer's message was not acted on. The runtime logs it (a warning
@@ -147,6 +154,10 @@ pub enum Rejection {
     Malformed,
     /// A snapshot chunk that does not follow the one before: one was lost.
     OutOfSequence,
+    /// A snapshot older than what this node holds (a stream its leader
+    /// began before a newer one): installing it would forget entries this
+    /// node acknowledged.
+    OlderSnapshot,
 }
 
 impl Rejection {
@@ -163,6 +174,7 @@ impl Rejection {
             Self::NotTheLeader => "not_the_leader",
             Self::Malformed => "malformed",
             Self::OutOfSequence => "out_of_sequence",
+            Self::OlderSnapshot => "older_snapshot",
         }
     }
 }

@@ -21,6 +21,8 @@ pub struct Faults {
     pub count_restarted: bool,
     pub serve_after_leaving: bool,
     pub forget_lease_on_relink: bool,
+    pub keep_silent_links: bool,
+    pub install_older_snapshots: bool,
 }
 
 /// Whether `$holder.faults` breaks `$rule` on purpose.

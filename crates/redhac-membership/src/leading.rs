@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::events::Output;
 use crate::message::Message;
 use crate::node::Node;
 use crate::progress::Progress;
@@ -154,7 +153,7 @@ impl Node {
         {
             self.step_down();
             self.announce_leaving(None);
-            self.out.push(Output::ShutdownReady);
+            self.ready_to_stop();
         }
     }
 
@@ -173,7 +172,7 @@ impl Node {
             // Whoever wins, not only the target, skips this one's lease.
             self.announce_leaving(Some(target));
             self.step_down();
-            self.out.push(Output::ShutdownReady);
+            self.ready_to_stop();
         }
     }
 }

@@ -17,6 +17,8 @@ impl Node {
         }
         let before = self.links.len();
         self.links.insert(peer, hello);
+        self.heard.insert(peer, self.now);
+        self.asked.remove(&peer);
         // Unknown or changed: it may have voted in a term it forgot.
         let known = self.incarnations.get(&peer).map(|(i, _)| *i);
         let restarted = known != Some(hello.incarnation);
@@ -58,6 +60,8 @@ impl Node {
         if self.links.remove(&peer).is_none() {
             return;
         }
+        self.heard.remove(&peer);
+        self.asked.remove(&peer);
         if let Some(p) = self.progress_mut(peer) {
             p.link_lost();
         }
@@ -71,6 +75,39 @@ impl Node {
             self.report_state();
         }
         self.update_health();
+    }
+
+    /// Resets the links that should have carried something for
+    /// `silent_link` and carried nothing: one whose peer was sent a message
+    /// it answers (an append, a pre-vote or vote, a forwarded write) and
+    /// said nothing since, and a follower's link to its leader (which sends
+    /// at least a heartbeat every `heartbeat`). A link left half-open by a
+    /// partition is dialled afresh as soon as the network heals rather
+    /// than after the transport's retransmissions or keepalive give up.
+    pub(crate) fn reset_silent_links(&mut self) {
+        if broken!(self, keep_silent_links) {
+            return;
+        }
+        let bound = self.timing.silent_link;
+        let now = self.now;
+        let mut silent: Vec<MemberId> = self
+            .asked
+            .iter()
+            .filter(|(_, at)| now >= **at + bound)
+            .map(|(peer, _)| *peer)
+            .collect();
+        if self.role == NodeRole::Follower
+            && let Some(leader) = self.leader
+            && self.heard.get(&leader).is_some_and(|at| now >= *at + bound)
+            && !silent.contains(&leader)
+        {
+            silent.push(leader);
+        }
+        for peer in silent {
+            *self.silent_resets.entry(peer).or_default() += 1;
+            self.out.push(Output::ResetLink { peer });
+            self.disconnected(peer);
+        }
     }
 
     /// Health by links; Bad clears the caches and stops serving.

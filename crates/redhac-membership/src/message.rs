@@ -117,6 +117,18 @@ pub enum Message {
 }
 
 impl Message {
+    /// Whether the receiver answers it at once (a leader's append, a
+    /// pre-vote or vote, a forwarded write that waits for its order): a
+    /// link that carries no answer is silent. `AwaitAll` is answered only
+    /// when every member applied, which may take a lease.
+    pub(crate) fn expects_answer(&self) -> bool {
+        match self {
+            Message::Append(_) | Message::PreVote { .. } | Message::Vote { .. } => true,
+            Message::Forward { ack, .. } => *ack != crate::types::Ack::None,
+            _ => false,
+        }
+    }
+
     /// A short name for logs and metrics.
     pub fn name(&self) -> &'static str {
         match self {

@@ -32,6 +32,9 @@ pub struct PeerStatus {
     pub matched: Option<Index>,
     /// On the leader: up to where it applied.
     pub applied: Option<Index>,
+    /// Links to it reset because they carried nothing for
+    /// [`crate::Timing::silent_link`], since start.
+    pub silent_resets: u64,
 }
 
 /// A node's state, for status pages and the runtime's Hello.
@@ -91,6 +94,13 @@ pub struct Node {
 
     /// The peers linked now, with what each said of itself.
     pub(crate) links: BTreeMap<MemberId, PeerHello>,
+    /// When each linked peer was last heard from (linked, or a message).
+    pub(crate) heard: BTreeMap<MemberId, Duration>,
+    /// When each linked peer was first sent a message that it answers
+    /// since it was last heard from.
+    pub(crate) asked: BTreeMap<MemberId, Duration>,
+    /// Links reset for silence, by peer.
+    pub(crate) silent_resets: BTreeMap<MemberId, u64>,
     /// Each peer's incarnation when last linked, and when this node first
     /// saw it; kept when the link drops.
     pub(crate) incarnations: BTreeMap<MemberId, (u64, Duration)>,
@@ -106,6 +116,8 @@ pub struct Node {
     pub(crate) pending: BTreeMap<RequestId, Pending>,
     /// [`Input::Shutdown`] came: refuse writes and votes, stand for nothing.
     pub(crate) shutting_down: bool,
+    /// `ShutdownReady` was reported.
+    pub(crate) stop_reported: bool,
     /// What this step tells the runtime, in order.
     pub(crate) out: Vec<Output>,
 }
@@ -143,12 +155,16 @@ impl Node {
             applied: 0,
             install: Install::default(),
             links: BTreeMap::new(),
+            heard: BTreeMap::new(),
+            asked: BTreeMap::new(),
+            silent_resets: BTreeMap::new(),
             incarnations: BTreeMap::new(),
             health: quorum::health(1, members),
             leading: None,
             lease: Lease::default(),
             pending: BTreeMap::new(),
             shutting_down: false,
+            stop_reported: false,
             out: Vec::new(),
         }
     }
@@ -170,9 +186,23 @@ impl Node {
         now: Duration,
         inputs: impl IntoIterator<Item = Input>,
     ) -> Vec<Output> {
+        if now > self.now + self.timing.silent_link / 2 {
+            // This node was not stepped for a while (a pause, a stalled
+            // runtime): what it did not hear meanwhile says nothing of its
+            // links; silence counts from now.
+            for at in self.heard.values_mut().chain(self.asked.values_mut()) {
+                *at = now;
+            }
+        }
         self.now = self.now.max(now);
         for input in inputs {
             self.take(input);
+        }
+        if self.shutting_down && self.leading.is_none() && !self.stop_reported {
+            // A leader lost its leadership while handing it over (its
+            // majority gone, a newer term): nothing is left to hand over.
+            self.announce_leaving(None);
+            self.ready_to_stop();
         }
         self.settle();
         if self.role == NodeRole::Leader {
@@ -209,6 +239,7 @@ impl Node {
                     connected: self.links.contains_key(&id),
                     matched: p.map(|p| p.matched),
                     applied: p.map(|p| p.applied),
+                    silent_resets: self.silent_resets.get(&id).copied().unwrap_or(0),
                 }
             })
             .collect();
@@ -288,6 +319,9 @@ impl Node {
 
     pub(crate) fn send(&mut self, to: MemberId, msg: Message) {
         if self.links.contains_key(&to) {
+            if msg.expects_answer() {
+                self.asked.entry(to).or_insert(self.now);
+            }
             self.out.push(Output::Send { to, msg });
         }
     }
@@ -298,6 +332,7 @@ impl Node {
     }
 
     fn tick(&mut self) {
+        self.reset_silent_links();
         if self.role == NodeRole::Leader {
             self.leader_tick();
         } else if self.now >= self.election.timer() {
@@ -310,6 +345,8 @@ impl Node {
             self.reject(from, msg.name(), Rejection::NotLinked);
             return;
         }
+        self.heard.insert(from, self.now);
+        self.asked.remove(&from);
         match msg {
             Message::PreVote { term, last } => self.on_pre_vote(from, term, last),
             Message::PreVoteReply { term, granted } => self.on_pre_vote_reply(from, term, granted),
@@ -349,7 +386,7 @@ impl Node {
                 self.become_follower(self.term, None);
             }
             self.announce_leaving(None);
-            self.out.push(Output::ShutdownReady);
+            self.ready_to_stop();
             return;
         };
         let target = lead
@@ -365,8 +402,16 @@ impl Node {
             None => {
                 self.step_down();
                 self.announce_leaving(None);
-                self.out.push(Output::ShutdownReady);
+                self.ready_to_stop();
             }
+        }
+    }
+
+    /// Reports, once, that the runtime may stop.
+    pub(crate) fn ready_to_stop(&mut self) {
+        if !self.stop_reported {
+            self.stop_reported = true;
+            self.out.push(Output::ShutdownReady);
         }
     }
 

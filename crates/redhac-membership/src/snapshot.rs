@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use crate::events::{Output, Rejection};
+use crate::faults::broken;
 use crate::leading::Leading;
 use crate::message::SnapshotChunk;
 use crate::node::Node;
@@ -111,6 +112,18 @@ impl Node {
         let done = c.end.is_some();
         // Only the last chunk counts as a frame in flight for the leader.
         if !self.may_lead(from, c.term, Duration::ZERO, done, "snapshot") {
+            return;
+        }
+        // A stream begun before a newer one that this node installed, or
+        // whose point its log moved past: its state is older than what
+        // this node holds and acknowledged (the leader counted those
+        // entries towards commits). Nothing to install; the reply ends the
+        // stream on the leader.
+        let older = c.last.index < self.log.base().index
+            || (c.last.index <= self.applied && !self.install.needed());
+        if c.seq == 0 && older && !broken!(self, install_older_snapshots) {
+            self.reject(from, "snapshot", Rejection::OlderSnapshot);
+            self.reply(from, Duration::ZERO, true, c.last.index, done);
             return;
         }
         if !self.install.take(c.term, c.last, c.seq) {

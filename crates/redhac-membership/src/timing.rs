@@ -33,6 +33,13 @@ pub struct Timing {
     /// The random delay before a pre-vote when no leader is known and a
     /// majority is linked, or the leader's links just closed (`T / 50`).
     pub fast_election: Duration,
+    /// A link that should carry traffic (a leader hears each follower's
+    /// replies to its heartbeats; a follower hears its leader) and carried
+    /// none for this long is reset, to be dialled afresh (`T / 2`): a
+    /// connection left half-open by a partition would otherwise hold
+    /// messages back for the transport's retransmission back-off or
+    /// keepalive (seconds) after the network heals.
+    pub silent_link: Duration,
     /// Frames with entries in flight per follower.
     pub max_inflight: usize,
     /// Entries per frame.
@@ -63,6 +70,7 @@ impl Timing {
             vote_guard: t / 12,
             read_lease: t / 2,
             fast_election: t / 50,
+            silent_link: t / 2,
             max_inflight: 4,
             max_batch: 512,
             max_batch_bytes: 4 << 20,

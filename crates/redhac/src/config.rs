@@ -201,8 +201,10 @@ config! {
             "CACHE_ELECTION_TIMEOUT", seconds, "seconds", "2 s";
         /// Lower bound of the random delay before a reconnect. A member dials
         /// a peer again 5 ms after losing it, doubling the wait with each
-        /// failed dial; this random delay caps the wait (and is the wait after
-        /// a refusal: a wrong token or member list does not mend itself).
+        /// failed dial; this random delay caps the wait, as does half the
+        /// election timeout (a healed partition relinks within it), and it
+        /// is the wait after a refusal (a wrong token or member list does not
+        /// mend itself).
         reconnect_timeout_lower: Duration = Duration::from_millis(500),
             "CACHE_RECONNECT_TIMEOUT_LOWER", millis, "milliseconds", "500 ms";
         /// Upper bound of the random delay before a reconnect.

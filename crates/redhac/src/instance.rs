@@ -16,7 +16,7 @@ use crate::config::Config;
 use crate::gate::ReadGate;
 use crate::loader::KeyLocks;
 use crate::runtime::{Runtime, RuntimeOptions};
-use crate::status::{Health, Status};
+use crate::status::{Health, Role, Status};
 use crate::{Error, Result};
 
 /// How long a shutdown waits for the handover and the tasks.
@@ -119,8 +119,48 @@ impl Redhac {
     /// This node's view of the cluster.
     pub fn status(&self) -> Status {
         match &self.shared.cluster {
-            Some(cluster) => cluster.status(),
+            Some(cluster) => Status {
+                // The read gate itself, not what the runtime last
+                // published: a runtime that died publishes nothing more.
+                serving: self.shared.serving(),
+                ..cluster.status()
+            },
             None => Status::standalone(self.shared.serving()),
+        }
+    }
+
+    #[cfg(feature = "test-support")]
+    pub(crate) fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Whether this node works: false after [`Redhac::shutdown`], and false
+    /// once its runtime task or a link task died (a bug: the reason is
+    /// logged at error level; the node then answers no reads and takes no
+    /// writes). What a liveness probe asks: restart the process when false.
+    pub fn is_running(&self) -> bool {
+        self.shared.open.load(Ordering::Acquire)
+            && self.shared.cluster().is_none_or(Runtime::running)
+    }
+
+    /// The changes of this node's role, leader, health and serving, as
+    /// they happen: what an application that routes by leadership, or
+    /// reports readiness, waits on instead of polling [`Redhac::status`].
+    ///
+    /// ```no_run
+    /// # async fn f(redhac: redhac::Redhac) {
+    /// let mut changes = redhac.watch();
+    /// while let Ok(status) = changes.changed().await {
+    ///     println!("{:?}, leader {:?}, serving {}", status.role, status.leader, status.serving);
+    /// }
+    /// // Err: the node shut down.
+    /// # }
+    /// ```
+    pub fn watch(&self) -> StatusWatch {
+        StatusWatch {
+            node: self.clone(),
+            published: self.shared.cluster().map(Runtime::watch_status),
+            last: None,
         }
     }
 
@@ -181,5 +221,49 @@ impl Redhac {
             tracing::info!("redhac shut down");
         }
         Ok(())
+    }
+}
+
+/// Changes of a node's role, leader, health and serving: see
+/// [`Redhac::watch`].
+#[derive(Debug)]
+pub struct StatusWatch {
+    node: Redhac,
+    /// The runtime's published status; none in standalone mode.
+    published: Option<watch::Receiver<Status>>,
+    /// What the last answer said.
+    last: Option<(Role, Option<u32>, Health, bool)>,
+}
+
+impl StatusWatch {
+    /// The node's status: at once on the first call, then once its role,
+    /// leader, health or serving differs from what the previous call
+    /// returned. Changes that come and go between two calls are not
+    /// replayed; the status returned is always the current one.
+    ///
+    /// # Errors
+    /// [`Error::ShutDown`] once the node stopped: shut down, or its runtime
+    /// task died (a standalone node never changes: after the first call
+    /// this waits until shutdown).
+    pub async fn changed(&mut self) -> Result<Status> {
+        loop {
+            self.node.shared.check_open()?;
+            let status = self.node.status();
+            let now = (status.role, status.leader, status.health, status.serving);
+            if self.last != Some(now) {
+                self.last = Some(now);
+                return Ok(status);
+            }
+            match self.published.as_mut() {
+                // Published on every change (and every tick).
+                Some(p) => p.changed().await.map_err(|_| Error::ShutDown)?,
+                None => {
+                    // Standalone: serving ends only with shutdown.
+                    while self.node.shared.check_open().is_ok() {
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    }
+                }
+            }
+        }
     }
 }

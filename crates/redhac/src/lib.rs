@@ -19,7 +19,7 @@ pub use builder::Builder;
 pub use cache::{Cache, MAX_KEY_LEN};
 pub use config::{Config, Secret};
 pub use error::{Error, Result, StoreError};
-pub use instance::Redhac;
+pub use instance::{Redhac, StatusWatch};
 pub use redhac_membership::{HostEntry, Timing};
 pub use redhac_store::{
     CacheOptions, Capacity, Event, EventKind, Events, EventsError, Origin, Schema, Value,

@@ -14,10 +14,14 @@ pub const CACHE_MISSES: &str = "redhac_cache_misses_total";
 /// version, member index, limits).
 pub const LINKS_REFUSED: &str = "redhac_links_refused_total";
 /// Counter: peer messages refused, by `reason` (`malformed`,
-/// `not_the_leader`, `stale_term`, `not_linked`).
+/// `not_the_leader`, `stale_term`, `not_linked`, `out_of_sequence`,
+/// `older_snapshot`).
 pub const MESSAGES_REFUSED: &str = "redhac_messages_refused_total";
 /// Counter: links that passed the handshake (connects and reconnects), by `peer`.
 pub const LINKS_UP: &str = "redhac_links_up_total";
+/// Counter, by `peer`: links reset because they carried nothing for half
+/// an election timeout while an answer or a leader's heartbeat was due.
+pub const LINKS_SILENT: &str = "redhac_links_silent_total";
 /// Gauge: members this one has a link to.
 pub const LINKS_CONNECTED: &str = "redhac_links_connected";
 /// Gauge: health by links: 2 Good, 1 Degraded, 0 Bad.

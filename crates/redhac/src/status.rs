@@ -31,6 +31,10 @@ pub struct MemberStatus {
     /// The wire protocol version the link to it speaks (for this node
     /// itself, the newest it speaks); `None` while not linked.
     pub protocol_version: Option<u32>,
+    /// Links to it this node reset since start because nothing came over
+    /// them while an answer or a leader's heartbeat was due (half-open
+    /// connections after partitions, or a stalled member).
+    pub silent_resets: u64,
 }
 
 /// A snapshot of a node's view of the cluster.

@@ -53,3 +53,11 @@ pub fn to_wire(msg: &Message) -> redhac_proto::Core {
 pub fn from_wire(core: redhac_proto::Core) -> Result<Message, &'static str> {
     crate::runtime::from_wire(core)
 }
+
+/// Makes `node`'s runtime task panic, as a bug in it would (HA mode; a
+/// standalone node has no runtime task).
+pub async fn crash_runtime(node: &crate::Redhac) {
+    if let Some(runtime) = node.shared().cluster() {
+        runtime.crash().await;
+    }
+}

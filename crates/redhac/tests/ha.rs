@@ -380,3 +380,58 @@ async fn wait_serving_waits_for_a_majority_and_ends_at_shutdown() {
     standalone.wait_serving(Duration::ZERO).await.unwrap();
     standalone.shutdown().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_status_watch_reports_leadership_changes_and_ends_at_shutdown() {
+    let (ls, hosts) = common::listeners(3);
+    let mut ls = ls.into_iter();
+    let first = common::member(ls.next().unwrap(), &hosts, common::TOKEN).await;
+    let mut changes = first.watch();
+    let now = changes.changed().await.unwrap();
+    assert!(!now.serving, "alone, it cannot serve: {now:?}");
+    let second = common::member(ls.next().unwrap(), &hosts, common::TOKEN).await;
+    // With a majority, the watch reports the member serving under a leader
+    // without polling.
+    let serving = tokio::time::timeout(common::DEADLINE, async {
+        loop {
+            let s = changes.changed().await.unwrap();
+            if s.serving && s.leader.is_some() {
+                return s;
+            }
+        }
+    })
+    .await
+    .expect("the watch reports serving");
+    assert_eq!(serving.role, first.status().role);
+    second.shutdown().await.unwrap();
+    first.shutdown().await.unwrap();
+    let after = changes.changed().await;
+    assert!(matches!(after, Err(redhac::Error::ShutDown)), "{after:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_whose_runtime_died_stops_serving_and_is_not_running() {
+    let (nodes, _) = cluster(3).await;
+    let leader = wait_leader(&nodes.iter().collect::<Vec<_>>()).await;
+    let follower = &nodes[(leader + 1) % 3];
+    let cache = follower.cache::<String>("c").unwrap();
+    cache.put("k", "v".to_owned()).await.unwrap();
+    assert_eq!(value_on(follower, "k").as_deref(), Some("v"));
+    assert!(follower.is_running());
+    redhac::test_support::crash_runtime(follower).await;
+    wait_until("the dead runtime noticed", || !follower.is_running()).await;
+    // Nobody updates its caches any more: it answers no read, takes no write.
+    assert_eq!(value_on(follower, "k"), None);
+    assert!(!follower.status().serving);
+    assert!(cache.put("k", "w".to_owned()).await.is_err());
+    // The others carry on.
+    let other = &nodes[(leader + 2) % 3];
+    other
+        .cache::<String>("c")
+        .unwrap()
+        .put("k", "w".to_owned())
+        .await
+        .unwrap();
+    assert!(nodes[leader].is_running() && other.is_running());
+    shutdown_all(nodes).await;
+}

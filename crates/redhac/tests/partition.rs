@@ -330,3 +330,59 @@ async fn a_late_joiner_catches_up_a_streamed_snapshot_while_writes_go_on() {
         n.shutdown().await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_a_partition_left_half_open_are_reset_and_dialled_afresh() {
+    // Keepalives far beyond the test's deadline: only the protocol's own
+    // silence check can notice the dead connections.
+    let (p, ls) = Proxied::new(3).await;
+    let mut config = config(&p.hosts, TOKEN);
+    config.keepalive_interval = std::time::Duration::from_secs(600);
+    config.keepalive_timeout = std::time::Duration::from_secs(600);
+    let mut nodes = Vec::new();
+    for (i, l) in ls.into_iter().enumerate() {
+        nodes.push(p.member_with(i, l, config.clone(), |b| b).await);
+    }
+    let refs: Vec<&Redhac> = nodes.iter().collect();
+    let leader = wait_leader(&refs).await;
+    let before: u64 = nodes[leader]
+        .status()
+        .members
+        .iter()
+        .map(|m| m.silent_resets)
+        .sum();
+    assert_eq!(before, 0);
+    // A partition came and went: every connection between members is dead
+    // (open, carrying nothing), new ones work.
+    for proxy in &p.proxies {
+        proxy.half_open();
+    }
+    // Every member serves again and takes writes at every level.
+    for (i, n) in nodes.iter().enumerate() {
+        let c = n.cache::<String>("c").unwrap();
+        let wrote = tokio::time::timeout(common::DEADLINE, async {
+            loop {
+                if c.put_with("k", format!("v{i}"), all()).await.is_ok() {
+                    break;
+                }
+            }
+        })
+        .await;
+        assert!(wrote.is_ok(), "member {i} took no write: {:?}", n.status());
+    }
+    let leader = wait_leader(&refs).await;
+    assert_eq!(get(&nodes[0], "k").as_deref(), Some("v2"));
+    let resets: u64 = nodes
+        .iter()
+        .flat_map(|n| n.status().members)
+        .map(|m| m.silent_resets)
+        .sum();
+    assert!(
+        resets > 0,
+        "links reset for silence: {:?}",
+        nodes[leader].status()
+    );
+    for n in nodes {
+        n.shutdown().await.unwrap();
+    }
+}

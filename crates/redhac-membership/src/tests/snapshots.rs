@@ -127,3 +127,33 @@ fn a_chunk_out_of_sequence_is_refused_and_nothing_is_served_until_a_whole_snapsh
         }
     )));
 }
+
+#[test]
+fn a_snapshot_older_than_one_installed_is_refused_and_ends_its_stream() {
+    let mut n = following_1_in_term_2();
+    // A stream at index 9 arrives whole, then one the leader had begun
+    // earlier, at index 5 (a transport that let it fall behind).
+    receive(&mut n, 20, 1, chunk(2, LogId::new(2, 9), 0, Some(9)));
+    assert_eq!(n.status().applied, 9);
+    let out = receive(&mut n, 21, 1, chunk(2, LogId::new(2, 5), 0, Some(9)));
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::InstallChunk { .. })),
+        "{out:?}"
+    );
+    assert!(out.contains(&Output::Rejected {
+        from: 1,
+        what: "snapshot",
+        why: Rejection::OlderSnapshot
+    }));
+    // The reply ends that stream on the leader: it claims no more than
+    // the older snapshot's point.
+    assert!(out.iter().any(|o| matches!(
+        o,
+        Output::Send {
+            to: 1,
+            msg: Message::AppendReply(r)
+        } if r.ok && r.last == 5 && r.stamp.is_zero() && !r.needs_snapshot
+    )));
+    let s = n.status();
+    assert_eq!((s.applied, s.last.index), (9, 9), "nothing forgotten");
+}

@@ -29,6 +29,9 @@ pub(crate) struct Checker {
     members: usize,
     lease: Duration,
     committed: BTreeMap<u64, (LogId, Arc<Op>)>,
+    /// The term of the leader that committed each index (an entry of an
+    /// earlier term may be committed by a later leader).
+    committed_in: BTreeMap<u64, Term>,
     leaders: BTreeMap<Term, (MemberId, u64)>,
     /// The highest index of a resolved `All` write.
     all_index: u64,
@@ -49,6 +52,7 @@ impl Checker {
             members,
             lease: timing.read_lease,
             committed: BTreeMap::new(),
+            committed_in: BTreeMap::new(),
             leaders: BTreeMap::new(),
             all_index: 0,
             quorum: VecDeque::new(),

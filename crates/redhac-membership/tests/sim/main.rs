@@ -337,3 +337,40 @@ fn catches_a_cluster_that_never_elects_again() {
         matches!(v, Violation::NotSettled { .. })
     });
 }
+
+#[test]
+fn catches_links_left_silent_after_a_partition() {
+    let faults = Faults {
+        keep_silent_links: true,
+        ..Faults::default()
+    };
+    caught(faults, 3, false, |v| {
+        matches!(v, Violation::NotSettled { .. })
+    });
+}
+
+#[test]
+fn catches_installing_an_older_snapshot_over_a_newer_one() {
+    let faults = Faults {
+        install_older_snapshots: true,
+        ..Faults::default()
+    };
+    // Snapshots often (a tiny log), several in flight at once, and one
+    // overtaking another is rare: found around seed 700.
+    caught_with(
+        faults,
+        3,
+        false,
+        |v| {
+            matches!(
+                v,
+                Violation::LeaderIncomplete { .. }
+                    | Violation::AppliedDiverged { .. }
+                    | Violation::AppliedUncommitted { .. }
+                    | Violation::SnapshotDiverged { .. }
+            )
+        },
+        1000,
+        |o| o.log_capacity = 2,
+    );
+}

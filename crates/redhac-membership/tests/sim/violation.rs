@@ -91,7 +91,8 @@ pub(crate) enum Violation {
         applied: u64,
         value: String,
     },
-    /// No single leader with every node Good soon after the network healed.
+    /// No single leader with every node Good and serving soon after the
+    /// network healed.
     NotSettled { states: Vec<String> },
 }
 
@@ -208,7 +209,8 @@ impl fmt::Display for Violation {
             } => write!(f, "n{node} caches {value} at applied {applied}"),
             Self::NotSettled { states } => write!(
                 f,
-                "no single leader with every node Good within 10 election timeouts of healing: \
+                "no single leader with every node Good and serving within 10 election timeouts \
+                 of healing: \
                  {states:#?}"
             ),
         }

@@ -14,7 +14,7 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
-use redhac_membership::{Faults, Health, MemberId, Message, Node, NodeRole, Timing};
+use redhac_membership::{Faults, Health, MemberId, Message, Node, NodeRole, Term, Timing};
 
 use crate::invariants::Checker;
 use member::SimNode;
@@ -74,10 +74,11 @@ enum Event {
         node: MemberId,
         inc: u64,
     },
-    /// A stalled link's keepalive expires: reset it if still blocked.
-    Keepalive {
+    /// A node reset its link (of that epoch) to a peer that fell silent.
+    Reset {
         a: MemberId,
         b: MemberId,
+        epoch: u64,
     },
     /// The next chunk of a snapshot stream is cut and sent.
     SnapshotChunk {
@@ -115,6 +116,10 @@ pub(crate) struct World {
     links: BTreeMap<(MemberId, MemberId), Link>,
     /// `blocked[(a, b)]`: messages from a to b are dropped.
     blocked: BTreeMap<(MemberId, MemberId), bool>,
+    /// `stalled[(a, b)] == epoch`: that link was up while a to b was
+    /// blocked; as a half-open connection, that direction delivers nothing
+    /// more, even once the network heals, until an end resets the link.
+    stalled: BTreeMap<(MemberId, MemberId), u64>,
     /// FIFO per direction: no delivery before the previous one.
     last_delivery: BTreeMap<(MemberId, MemberId), Duration>,
     streams: BTreeMap<u64, Stream>,
@@ -124,7 +129,7 @@ pub(crate) struct World {
     pub(crate) first_leader: Option<Duration>,
     crash_of_leader: Option<Duration>,
     /// The node being stepped, when it led at the start of the step.
-    pub(crate) leader_stepping: Option<MemberId>,
+    pub(crate) leader_stepping: Option<(MemberId, Term)>,
     pub(crate) failovers: Vec<Duration>,
 }
 
@@ -142,6 +147,7 @@ impl World {
             seq: 0,
             links: BTreeMap::new(),
             blocked: BTreeMap::new(),
+            stalled: BTreeMap::new(),
             last_delivery: BTreeMap::new(),
             streams: BTreeMap::new(),
             checker: Checker::new(opts.nodes, timing),
@@ -223,7 +229,11 @@ impl World {
                 msg,
             } => self.deliver(from, to, epoch, msg),
             Event::Connect { a, b } => self.connect(a, b),
-            Event::Keepalive { a, b } => self.keepalive(a, b),
+            Event::Reset { a, b, epoch } => {
+                if self.links[&Self::pair(a, b)].epoch == epoch {
+                    self.reset(a, b);
+                }
+            }
             Event::Restart { node } => self.restart(node),
             Event::Exit { node, inc } => self.exit(node, inc),
             Event::Fault => self.fault(),
@@ -257,8 +267,13 @@ impl World {
         let [leader] = leaders.as_slice() else {
             return false;
         };
+        // Every member serves, too: a link that carries nothing any more
+        // (left half-open by a partition) would keep one from it.
         statuses.iter().all(|s| {
-            s.health == Health::Good && s.term == leader.term && s.leader == Some(leader.me)
+            s.health == Health::Good
+                && s.term == leader.term
+                && s.leader == Some(leader.me)
+                && s.serving_until.is_some_and(|u| self.local(s.me) < u)
         })
     }
 }

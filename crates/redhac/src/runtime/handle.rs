@@ -11,7 +11,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use super::{Command, WriteOp, driver};
+use super::{Command, WriteOp, driver, guarded};
 use crate::config::Config;
 use crate::gate::ReadGate;
 use crate::status::{Health, Status};
@@ -99,6 +99,9 @@ impl Runtime {
         let generation = generation();
         let links_refused = Arc::new(AtomicU64::new(0));
         let messages_refused = Arc::new(AtomicU64::new(0));
+        let timing = options
+            .timing
+            .unwrap_or_else(|| redhac_membership::Timing::new(config.election_timeout));
         let setup = Arc::new(LinkSetup {
             handshake: Handshake {
                 me: me as u32,
@@ -118,6 +121,7 @@ impl Runtime {
                     config.reconnect_timeout_lower,
                     config.reconnect_timeout_upper,
                 ),
+                redial_cap: timing.silent_link,
                 tls,
             },
             state: LinkState::new(
@@ -137,34 +141,30 @@ impl Runtime {
             me: me as u32,
             members,
             store: store.clone(),
-            gate,
+            gate: Arc::clone(&gate),
             health,
             status: status_tx,
             hello: hello_tx,
-            timing: options
-                .timing
-                .unwrap_or_else(|| redhac_membership::Timing::new(config.election_timeout)),
+            timing,
             seed: generation,
             refused: Arc::clone(&messages_refused),
             versions,
         });
-        let mut tasks = vec![tokio::spawn(serve(
-            Arc::clone(&setup),
-            listener,
-            stop_rx.clone(),
-        ))];
+        let serving = serve(Arc::clone(&setup), listener, stop_rx.clone());
+        let mut tasks = vec![tokio::spawn(guarded("accept", serving, || {}))];
         for peer in me + 1..member_count {
-            tasks.push(tokio::spawn(dial(
-                Arc::clone(&setup),
-                peer as u32,
-                stop_rx.clone(),
-            )));
+            let dialling = dial(Arc::clone(&setup), peer as u32, stop_rx.clone());
+            tasks.push(tokio::spawn(guarded("dial", dialling, || {})));
         }
         // The span rides with the task (never held across an await), so
         // members sharing a process log under their own ids.
         let span = tracing::info_span!("redhac", me);
+        // A runtime that died must not go on answering reads from caches
+        // nobody updates any more.
+        let reads = gate;
+        let running = driver.run(events_rx, commands_rx, stop_rx);
         tasks.push(tokio::spawn(tracing::Instrument::instrument(
-            driver.run(events_rx, commands_rx, stop_rx),
+            guarded("runtime", running, move || reads.close()),
             span,
         )));
         Ok(Self {
@@ -176,6 +176,22 @@ impl Runtime {
             messages_refused,
             store,
         })
+    }
+
+    /// Whether the runtime task and the link tasks all still run (false
+    /// once one died, or after shutdown).
+    pub(crate) fn running(&self) -> bool {
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        !tasks.is_empty() && tasks.iter().all(|t| !t.is_finished())
+    }
+
+    /// Tests only: makes the runtime task panic.
+    #[cfg(feature = "test-support")]
+    pub(crate) async fn crash(&self) {
+        let _ = self.commands.send(Command::Crash).await;
     }
 
     /// Sends a command to the runtime and waits for its answer, within `timeout`.
@@ -250,8 +266,11 @@ impl Runtime {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
+        // One deadline for all: a connection left half-open (a partition)
+        // keeps the server's graceful stop waiting; the node stops anyway.
+        let deadline = tokio::time::Instant::now() + timeout;
         for task in tasks {
-            let _ = tokio::time::timeout(timeout, task).await;
+            let _ = tokio::time::timeout_at(deadline, task).await;
         }
     }
 }

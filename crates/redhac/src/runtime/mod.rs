@@ -85,6 +85,46 @@ pub(crate) enum Command {
     },
     /// Hand leadership over, then stop.
     Shutdown { reply: oneshot::Sender<()> },
+    /// Tests only: the runtime task panics, as a bug would make it.
+    #[cfg(feature = "test-support")]
+    Crash,
+}
+
+/// Runs a member's task; a panic ends it with an error log that says so
+/// (a member whose runtime or link task died no longer works: restart it),
+/// after `on_death` undid what must not outlive it.
+pub(crate) async fn guarded(
+    task: &'static str,
+    fut: impl std::future::Future<Output = ()>,
+    on_death: impl FnOnce(),
+) {
+    use std::panic::{AssertUnwindSafe, catch_unwind};
+    use std::task::Poll;
+    let mut fut = std::pin::pin!(fut);
+    let mut on_death = Some(on_death);
+    std::future::poll_fn(
+        |cx| match catch_unwind(AssertUnwindSafe(|| fut.as_mut().poll(cx))) {
+            Ok(poll) => poll,
+            Err(payload) => {
+                let reason = payload
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| payload.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_owned());
+                if let Some(undo) = on_death.take() {
+                    undo();
+                }
+                tracing::error!(
+                    task,
+                    reason,
+                    "a redhac task died: this member stopped serving and replicating; restart it \
+                 (Redhac::is_running is false)"
+                );
+                Poll::Ready(())
+            }
+        },
+    )
+    .await;
 }
 
 /// How long a remote lookup waits for the leader's answer.

@@ -28,6 +28,7 @@ pub(super) fn status(
                     .and_then(|p| p.applied)
                     .map(|a| s.commit.saturating_sub(a)),
                 protocol_version: version(id),
+                silent_resets: peer.map_or(0, |p| p.silent_resets),
             }
         })
         .collect();

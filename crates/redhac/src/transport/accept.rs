@@ -108,6 +108,10 @@ impl Cluster for Acceptor {
     }
 }
 
+/// How long the link server waits for its connections to close once the
+/// node stops.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Serves links on `listener` until shutdown.
 pub(crate) async fn serve(
     setup: Arc<LinkSetup>,
@@ -126,17 +130,20 @@ pub(crate) async fn serve(
         .http2_keepalive_timeout(Some(setup.settings.keepalive_timeout))
         .add_service(service);
     let until_stopped = async move { stopped(&mut stop).await };
-    let result = match &setup.settings.tls {
+    type Serving = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<(), tonic::transport::Error>> + Send>,
+    >;
+    let serving: Serving = match &setup.settings.tls {
         Some(tls) => {
             let incoming = tls.incoming(
                 listener,
                 setup.handshake.timeout,
                 Arc::clone(&setup.state.refused),
-                shutdown,
+                shutdown.clone(),
             );
-            server
-                .serve_with_incoming_shutdown(ReceiverStream::new(incoming), until_stopped)
-                .await
+            Box::pin(
+                server.serve_with_incoming_shutdown(ReceiverStream::new(incoming), until_stopped),
+            )
         }
         None => {
             let incoming = TcpListenerStream::new(listener).map(|conn| {
@@ -144,9 +151,22 @@ pub(crate) async fn serve(
                     let _ = s.set_nodelay(true);
                 })
             });
-            server
-                .serve_with_incoming_shutdown(incoming, until_stopped)
-                .await
+            Box::pin(server.serve_with_incoming_shutdown(incoming, until_stopped))
+        }
+    };
+    // Once the node stops, connections get `STOP_GRACE` to close: one a
+    // partition left half-open would hold the graceful stop until its
+    // keepalive fails.
+    let mut late = shutdown;
+    let grace = async move {
+        stopped(&mut late).await;
+        tokio::time::sleep(STOP_GRACE).await;
+    };
+    let result = tokio::select! {
+        result = serving => result,
+        () = grace => {
+            tracing::debug!("link connections still open after the stop's grace: dropped");
+            Ok(())
         }
     };
     if let Err(e) = result {

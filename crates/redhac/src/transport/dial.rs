@@ -24,12 +24,32 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// A link up at least this long resets the back-off.
 const LASTED: Duration = Duration::from_secs(1);
 
+/// While a member starts, a peer it never reached yet is dialled at least
+/// this often: members of a cluster started together (processes, pods)
+/// come up over a second or two, and each must link to the last one within
+/// milliseconds of it listening, not after a back-off grown meanwhile.
+const STARTING_CAP: Duration = Duration::from_millis(50);
+
+/// How long after a member started `STARTING_CAP` holds for a peer never
+/// reached: a member listed but never started is then dialled as rarely as
+/// any lost peer.
+const STARTING: Duration = Duration::from_secs(60);
+
 /// Keeps a link to `peer` open for as long as the node runs.
 pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::Receiver<bool>) {
     // Dials since the last link that came up: a peer restarting (a roll) or
     // not listening yet (a cluster starting) is dialled again within
     // milliseconds, then less and less often.
     let mut attempt = 0u32;
+    // A lost peer is dialled at least every `redial_cap`: a partition that
+    // heals is relinked within it.
+    let cap = setup.settings.redial_cap;
+    let jitter = (
+        setup.settings.reconnect.0.min(cap),
+        setup.settings.reconnect.1.min(cap),
+    );
+    let started = std::time::Instant::now();
+    let mut reached = false;
     while !*shutdown.borrow() {
         let dialled = std::time::Instant::now();
         // A dial in progress ends with the node: a peer that accepts but
@@ -38,16 +58,17 @@ pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::
             r = dial_once(&setup, peer, shutdown.clone()) => r,
             () = stopped(&mut shutdown) => return,
         };
+        reached |= dialled_once.is_ok();
         let wait = match dialled_once {
             // A link that lasted: its peer is likely restarting.
             Ok(()) if dialled.elapsed() >= LASTED => {
                 attempt = 0;
-                backoff(attempt, setup.settings.reconnect)
+                backoff(attempt, jitter)
             }
             // One dropped at once is no better than a failed dial.
             Ok(()) => {
                 attempt = attempt.saturating_add(1);
-                backoff(attempt, setup.settings.reconnect)
+                backoff(attempt, jitter)
             }
             // A refusal does not mend itself in milliseconds.
             Err(e @ (LinkError::Auth | LinkError::Protocol(_))) => {
@@ -58,7 +79,8 @@ pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::
             Err(e) => {
                 tracing::debug!(peer, error = %e, "link to peer failed");
                 attempt = attempt.saturating_add(1);
-                backoff(attempt, setup.settings.reconnect)
+                let starting = !reached && started.elapsed() < STARTING;
+                failed_dial_wait(attempt, jitter, starting)
             }
         };
         tokio::select! {
@@ -77,6 +99,17 @@ fn backoff(attempt: u32, (lo, hi): (Duration, Duration)) -> Duration {
     let jitter = base / 2;
     let jittered = base - jitter + random_below(jitter * 2);
     jittered.min(reconnect_delay((lo, hi)))
+}
+
+/// The wait after failed dial number `attempt` to a peer; `starting`
+/// while this member starts and never reached the peer yet.
+fn failed_dial_wait(attempt: u32, reconnect: (Duration, Duration), starting: bool) -> Duration {
+    let wait = backoff(attempt, reconnect);
+    if starting {
+        wait.min(STARTING_CAP)
+    } else {
+        wait
+    }
 }
 
 /// A random duration in `0..=max` (milliseconds), `max / 2` without an OS
@@ -169,5 +202,17 @@ mod tests {
         // A configured wait below the back-off caps it.
         let short = (Duration::from_millis(1), Duration::from_millis(3));
         assert!(backoff(10, short) <= Duration::from_millis(3));
+    }
+
+    #[test]
+    fn a_starting_member_keeps_dialling_a_peer_it_never_reached_often() {
+        for _ in 0..100 {
+            // However many dials failed: the peer may listen any moment.
+            assert!(failed_dial_wait(40, JITTER, true) <= STARTING_CAP);
+            // Not starting any more, or reached once: the usual back-off.
+            let late = failed_dial_wait(40, JITTER, false);
+            assert!(late >= JITTER.0 && late <= JITTER.1, "{late:?}");
+        }
+        assert!(failed_dial_wait(0, JITTER, true) <= Duration::from_millis(8));
     }
 }

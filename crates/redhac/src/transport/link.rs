@@ -123,6 +123,9 @@ pub(crate) struct LinkSettings {
     pub(crate) keepalive_timeout: Duration,
     /// Bounds of the random wait before a failed dial is tried again.
     pub(crate) reconnect: (Duration, Duration),
+    /// The longest wait between dials to a lost peer, refusals aside (the
+    /// core's `silent_link`, half the election timeout).
+    pub(crate) redial_cap: Duration,
     /// TLS for every link, unless `CACHE_TLS` is false.
     pub(crate) tls: Option<TlsSetup>,
 }

@@ -38,6 +38,7 @@ fn setup() -> (LinkSetup, Vec<u8>) {
             keepalive_interval: Duration::from_secs(5),
             keepalive_timeout: Duration::from_secs(5),
             reconnect: (Duration::from_millis(10), Duration::from_millis(20)),
+            redial_cap: Duration::from_secs(1),
             tls: None,
         },
         state: LinkState::new(

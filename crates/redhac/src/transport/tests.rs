@@ -46,6 +46,7 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
             keepalive_interval: Duration::from_secs(5),
             keepalive_timeout: Duration::from_secs(5),
             reconnect: (Duration::from_millis(10), Duration::from_millis(50)),
+            redial_cap: Duration::from_secs(1),
             tls,
         },
         state: LinkState::new(hosts.len(), hello, events_tx, Arc::new(AtomicU64::new(0))),

@@ -247,6 +247,44 @@ impl Cluster {
         .map(drop)
     }
 
+    fn inspect(&self, i: usize, format: &str) -> Result<String, String> {
+        run(Command::new("docker").args(["inspect", "-f", format, &self.container(i)]))
+            .map(|s| s.trim().to_owned())
+    }
+
+    /// Runs `iptables args` in member `i`'s network namespace, from the
+    /// host (the image has no tools and the members no privileges).
+    fn iptables(&self, i: usize, args: &[&str]) -> Result<String, String> {
+        let pid = self.inspect(i, "{{.State.Pid}}")?;
+        run(Command::new("nsenter")
+            .args(["-t", &pid, "-n", "iptables"])
+            .args(args))
+    }
+
+    /// Whether this host can filter a member's traffic one way (root, with
+    /// `nsenter` and `iptables`, and the Docker engine on this kernel).
+    pub(crate) fn can_filter(&self) -> bool {
+        self.iptables(0, &["-L", "INPUT", "-n"]).is_ok()
+    }
+
+    /// Member `i` hears nothing more from the members `from` (their packets
+    /// to it are dropped; its own go out).
+    pub(crate) fn deafen(&self, i: usize, from: &[usize]) -> Result<(), String> {
+        for &j in from {
+            let ip = self.inspect(
+                j,
+                "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            )?;
+            self.iptables(i, &["-A", "INPUT", "-s", &ip, "-j", "DROP"])?;
+        }
+        Ok(())
+    }
+
+    /// Member `i` hears everyone again.
+    pub(crate) fn undeafen(&self, i: usize) -> Result<(), String> {
+        self.iptables(i, &["-F", "INPUT"]).map(drop)
+    }
+
     /// Member `i`'s status as JSON, if it answers.
     pub(crate) async fn status(&self, i: usize) -> Option<serde_json::Value> {
         match http::request(

@@ -171,8 +171,44 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
     c.unpause(1).unwrap();
     let recover = all(&c, &[0, 1, 2], "Good").await;
     summary.push(format!(
-        "pause member 1: Degraded after {detect:?} (keepalive), Good {recover:?} after unpause"
+        "pause member 1: Degraded after {detect:?} (its links silent), Good {recover:?} after unpause"
     ));
+
+    // One-way partitions: TCP connections stay up but carry nothing one
+    // way, and stay half-open once the network heals.
+    if c.can_filter() {
+        let leader = current_leader(&c).await;
+        let f = (leader + 1) % 3;
+        c.deafen(f, &[leader]).unwrap();
+        let begin = rec.at();
+        let detect = serving_until(&c, f, false).await;
+        fault("a member stops hearing the leader", begin, &[f]);
+        c.undeafen(f).unwrap();
+        let recover = all_serving(&c).await;
+        summary.push(format!(
+            "one way, member {f} stops hearing the leader: it stops serving after {detect:?}, \
+             all serve {recover:?} after healing"
+        ));
+
+        let leader = current_leader(&c).await;
+        let followers: Vec<usize> = (0..3).filter(|&i| i != leader).collect();
+        c.deafen(leader, &followers).unwrap();
+        let begin = rec.at();
+        let gap = gap_until_another_leader_serves(&c, leader).await;
+        fault("the leader stops hearing its followers", begin, &[leader]);
+        c.undeafen(leader).unwrap();
+        let recover = all_serving(&c).await;
+        summary.push(format!(
+            "one way, the leader (member {leader}) stops hearing its followers: no member \
+             serving for {gap:?} at most, all serve {recover:?} after healing"
+        ));
+    } else {
+        summary.push(
+            "one-way partitions skipped: filtering a member's traffic needs root, nsenter and \
+             iptables on the Docker host"
+                .into(),
+        );
+    }
 
     let start = Instant::now();
     let begin = rec.at();
@@ -449,6 +485,72 @@ async fn current_leader(c: &Cluster) -> usize {
             c.logs()
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Whether member `i` says it serves reads (false when it does not answer).
+async fn serving(c: &Cluster, i: usize) -> bool {
+    c.status(i)
+        .await
+        .and_then(|s| s["serving"].as_bool())
+        .unwrap_or(false)
+}
+
+/// Waits until member `i`'s serving is `wanted`; how long that took.
+async fn serving_until(c: &Cluster, i: usize, wanted: bool) -> Duration {
+    let start = Instant::now();
+    while serving(c, i).await != wanted {
+        assert!(
+            start.elapsed() < WAIT,
+            "member {i} never turned serving {wanted}\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    start.elapsed()
+}
+
+/// Waits until every member serves; how long that took.
+async fn all_serving(c: &Cluster) -> Duration {
+    let start = Instant::now();
+    for i in 0..3 {
+        serving_until(c, i, true).await;
+    }
+    start.elapsed()
+}
+
+/// Watches every member's serving, every 10 ms, until a member other than
+/// `old` leads and serves: the longest time no member served.
+async fn gap_until_another_leader_serves(c: &Cluster, old: usize) -> Duration {
+    let start = Instant::now();
+    let mut none_since: Option<Instant> = None;
+    let mut longest = Duration::ZERO;
+    loop {
+        let mut any = false;
+        let mut new_leader = false;
+        for i in 0..3 {
+            let s = c.status(i).await.unwrap_or_default();
+            let serves = s["serving"].as_bool() == Some(true);
+            any |= serves;
+            new_leader |= i != old && serves && s["role"].as_str() == Some("Leader");
+        }
+        match (any, none_since) {
+            (true, Some(since)) => {
+                longest = longest.max(since.elapsed());
+                none_since = None;
+            }
+            (false, None) => none_since = Some(Instant::now()),
+            _ => {}
+        }
+        if new_leader {
+            return longest;
+        }
+        assert!(
+            start.elapsed() < WAIT,
+            "no other member took over from {old}\n{}",
+            c.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 

@@ -1,6 +1,8 @@
 //! A fault-injecting TCP proxy: every connection to a member goes through
 //! its proxy, which can cut them all (and refuse new ones), hold back their
-//! bytes without closing them (a paused or stalled member), and be
+//! bytes without closing them (a paused or stalled member), leave them
+//! half-open for good (what a partition does to TCP connections: the
+//! network heals, they never carry a byte again, new ones work), and be
 //! retargeted to a restarted member.
 
 use std::net::SocketAddr;
@@ -16,6 +18,10 @@ pub struct Proxy {
     state: watch::Sender<(SocketAddr, bool)>,
     /// While true, connections stay open but no byte moves either way.
     stalled: watch::Sender<bool>,
+    /// Connections numbered below this stay open and move no byte, ever.
+    dead_below: watch::Sender<u64>,
+    /// The number the next connection gets.
+    next: Arc<std::sync::atomic::AtomicU64>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -26,11 +32,15 @@ impl Proxy {
         let addr = listener.local_addr().unwrap();
         let (state, rx) = watch::channel((target, false));
         let (stalled, stall_rx) = watch::channel(false);
-        let task = tokio::spawn(accept(listener, rx, stall_rx));
+        let (dead_below, dead_rx) = watch::channel(0);
+        let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task = tokio::spawn(accept(listener, rx, stall_rx, dead_rx, Arc::clone(&next)));
         Self {
             addr,
             state,
             stalled,
+            dead_below,
+            next,
             task,
         }
     }
@@ -60,6 +70,13 @@ impl Proxy {
         self.stalled.send_replace(false);
     }
 
+    /// Leaves every open connection half-open for good: open, moving no
+    /// byte either way; connections made from now on work.
+    pub fn half_open(&self) {
+        let next = self.next.load(std::sync::atomic::Ordering::SeqCst);
+        self.dead_below.send_replace(next);
+    }
+
     /// Sends new connections to `target`, closing the old ones.
     pub fn retarget(&self, target: SocketAddr) {
         self.state.send_modify(|s| s.0 = target);
@@ -72,33 +89,46 @@ impl Drop for Proxy {
     }
 }
 
-/// Copies `from` to `to`, holding bytes back while stalled.
+/// Copies `from` to `to`, holding bytes back while stalled, and for good
+/// once connection `id` is left half-open.
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
     mut stalled: watch::Receiver<bool>,
+    mut dead: watch::Receiver<u64>,
+    id: u64,
 ) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut buf = vec![0u8; 64 << 10];
     loop {
-        if stalled.wait_for(|s| !*s).await.is_err() {
-            return;
+        if stalled.wait_for(|s| !*s).await.is_err() || *dead.borrow() > id {
+            break;
         }
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let n = tokio::select! {
+            read = from.read(&mut buf) => match read {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            _ = dead.wait_for(|d| *d > id) => break,
         };
         // Bytes read just as the stall began wait for its end too.
-        if stalled.wait_for(|s| !*s).await.is_err() || to.write_all(&buf[..n]).await.is_err() {
+        if stalled.wait_for(|s| !*s).await.is_err() || *dead.borrow() > id {
+            break;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
             return;
         }
     }
+    // Half-open: nothing moves any more, and nothing closes.
+    std::future::pending::<()>().await;
 }
 
 async fn accept(
     listener: TcpListener,
     state: watch::Receiver<(SocketAddr, bool)>,
     stalled: watch::Receiver<bool>,
+    dead: watch::Receiver<u64>,
+    next: Arc<std::sync::atomic::AtomicU64>,
 ) {
     let tasks = Arc::new(Mutex::new(Vec::new()));
     while let Ok((inbound, _)) = listener.accept().await {
@@ -106,9 +136,11 @@ async fn accept(
         if cut {
             continue; // dropped: the dialer sees the connection close
         }
+        let id = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let mut watch = state.clone();
         watch.mark_unchanged();
         let stalled = stalled.clone();
+        let dead = dead.clone();
         let task = tokio::spawn(async move {
             let Ok(outbound) = TcpStream::connect(target).await else {
                 return;
@@ -120,8 +152,8 @@ async fn accept(
             let (a_read, a_write) = inbound.into_split();
             let (b_read, b_write) = outbound.into_split();
             tokio::select! {
-                () = pump(a_read, b_write, stalled.clone()) => {}
-                () = pump(b_read, a_write, stalled) => {}
+                () = pump(a_read, b_write, stalled.clone(), dead.clone(), id) => {}
+                () = pump(b_read, a_write, stalled, dead, id) => {}
                 _ = watch.changed() => {}
             }
         });

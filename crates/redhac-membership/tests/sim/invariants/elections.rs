@@ -36,16 +36,19 @@ impl Checker {
     }
 
     /// Invariant (Raft's leader completeness): every leader of a later term
-    /// holds every committed entry (a stale leader of an earlier term can
-    /// neither commit nor get a lease).
+    /// holds every entry committed in an earlier term (a stale leader of an
+    /// earlier term can neither commit nor get a lease; an entry of term 3
+    /// committed by the leader of term 5 need not be held by the leader of
+    /// term 4).
     fn leader_complete(&self, id: MemberId, node: &Node) -> Result<(), Violation> {
         let s = node.status();
         let earlier = self
             .committed
-            .values()
+            .iter()
             .rev()
-            .map(|(id, _)| *id)
-            .find(|id| id.term < s.term);
+            .filter(|(index, _)| self.committed_in.get(index).is_some_and(|t| *t < s.term))
+            .map(|(_, (id, _))| *id)
+            .next();
         match earlier {
             Some(c) if !node.holds(c) => Err(Violation::LeaderIncomplete {
                 node: id,

@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use redhac_membership::{Ack, Entry, LogId, MemberId, NodeRole, Op, RequestId, WriteError};
+use redhac_membership::{Ack, Entry, LogId, MemberId, NodeRole, Op, RequestId, Term, WriteError};
 
 use super::Checker;
 use crate::violation::Violation;
@@ -15,10 +15,16 @@ impl Checker {
     pub(crate) fn applied(&mut self, w: &World, id: MemberId, e: &Entry) {
         let n = &w.nodes[id as usize];
         self.report(w.now, applies_in_order(id, e, n.applied));
-        let leads = w.leader_stepping == Some(id)
-            || n.node
+        // The term of the leader applying it: it commits it.
+        let leads = match w.leader_stepping {
+            Some((l, term)) if l == id => Some(term),
+            _ => n
+                .node
                 .as_ref()
-                .is_some_and(|n| n.status().role == NodeRole::Leader);
+                .map(|n| n.status())
+                .filter(|s| s.role == NodeRole::Leader)
+                .map(|s| s.term),
+        };
         let found = self.applies_committed(id, e, leads);
         self.report(w.now, found);
     }
@@ -26,7 +32,12 @@ impl Checker {
     /// Invariant: two nodes never apply different entries at one index, and
     /// a follower applies only what a leader applied first (which this
     /// records as committed).
-    fn applies_committed(&mut self, id: MemberId, e: &Entry, leads: bool) -> Result<(), Violation> {
+    fn applies_committed(
+        &mut self,
+        id: MemberId,
+        e: &Entry,
+        leads: Option<Term>,
+    ) -> Result<(), Violation> {
         match self.committed.get(&e.id.index) {
             Some((cid, op)) if *cid != e.id || **op != *e.op => Err(Violation::AppliedDiverged {
                 node: id,
@@ -34,8 +45,9 @@ impl Checker {
                 committed: *cid,
             }),
             Some(_) => Ok(()),
-            None if leads => {
+            None if let Some(term) = leads => {
                 self.committed.insert(e.id.index, (e.id, Arc::clone(&e.op)));
+                self.committed_in.insert(e.id.index, term);
                 Ok(())
             }
             None => Err(Violation::AppliedUncommitted {

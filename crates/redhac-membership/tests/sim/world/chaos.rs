@@ -25,24 +25,21 @@ impl World {
             0 | 1 => self.reset(a, b),
             2 => {
                 // Symmetric partition: a random side against the rest. Links
-                // stall (no reset) until their keepalive expires.
+                // stall (no reset): half-open, they stay silent even once
+                // healed until an end resets them.
                 let side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
                 for x in 0..n as MemberId {
                     for y in 0..n as MemberId {
                         if x != y && side[x as usize] != side[y as usize] {
-                            self.blocked.insert((x, y), true);
-                            if x < y {
-                                self.stall(x, y);
-                            }
+                            self.block(x, y);
                         }
                     }
                 }
             }
             3 => {
-                // One-sided: a stops hearing b; the link stalls until its
-                // keepalive expires.
-                self.blocked.insert((b, a), true);
-                self.stall(a, b);
+                // One-sided: a stops hearing b; that direction of the link
+                // stalls.
+                self.block(b, a);
             }
             4 | 5 => {
                 self.blocked.clear();
@@ -69,9 +66,16 @@ impl World {
         }
     }
 
-    fn stall(&mut self, a: MemberId, b: MemberId) {
-        let keepalive = self.timing.election_timeout + self.rng.millis(0, 3000);
-        self.schedule(keepalive, Event::Keepalive { a, b });
+    /// Drops what `a` sends `b` from now on; a link up between them keeps
+    /// dropping it (half-open: the transport's retransmissions back off
+    /// and its keepalive, seconds away, is not counted on) until an end
+    /// resets it.
+    fn block(&mut self, a: MemberId, b: MemberId) {
+        self.blocked.insert((a, b), true);
+        let link = self.links[&Self::pair(a, b)];
+        if link.up {
+            self.stalled.insert((a, b), link.epoch);
+        }
     }
 
     /// Crashes a node, if a majority of live nodes still holds every

@@ -127,11 +127,12 @@ impl World {
         let Some(node) = self.nodes[id as usize].node.as_mut() else {
             return;
         };
-        let was_leader = node.status().role == NodeRole::Leader;
+        let before = node.status();
+        let was_leader = before.role == NodeRole::Leader;
         let outputs = node.step_batch(local, inputs);
         let status = node.status();
         // A leader may commit and step down in one step (a handover).
-        self.leader_stepping = was_leader.then_some(id);
+        self.leader_stepping = was_leader.then_some((id, before.term));
         for out in outputs {
             self.trace_output(id, &out);
             self.carry_out(id, out);
@@ -215,6 +216,17 @@ impl World {
                 self.check(|c, w| c.rejected(w, id, from, what, why));
             }
             Output::ShutdownReady => self.shutdown_ready(id),
+            Output::ResetLink { peer } => {
+                let epoch = self.links[&Self::pair(id, peer)].epoch;
+                self.schedule(
+                    Duration::ZERO,
+                    Event::Reset {
+                        a: id,
+                        b: peer,
+                        epoch,
+                    },
+                );
+            }
             Output::Health(_) | Output::State { .. } => {}
         }
     }

@@ -32,7 +32,10 @@ impl World {
     /// after the previous message in its direction.
     pub(super) fn transmit(&mut self, from: MemberId, to: MemberId, msg: Message) {
         let link = self.links[&Self::pair(from, to)];
-        if !link.up || self.blocked.get(&(from, to)).copied().unwrap_or(false) {
+        if !link.up
+            || self.blocked.get(&(from, to)).copied().unwrap_or(false)
+            || self.stalled.get(&(from, to)) == Some(&link.epoch)
+        {
             return;
         }
         // Mostly sub-millisecond, sometimes a spike.
@@ -99,13 +102,6 @@ impl World {
         let (ha, hb) = (self.hello(a), self.hello(b));
         self.step(a, Input::Connected { peer: b, hello: hb });
         self.step(b, Input::Connected { peer: a, hello: ha });
-    }
-
-    /// A stalled link's keepalive expires: reset it if still blocked.
-    pub(super) fn keepalive(&mut self, a: MemberId, b: MemberId) {
-        if self.links[&Self::pair(a, b)].up && !self.can_connect(a, b) {
-            self.reset(a, b);
-        }
     }
 
     /// Closes a link: in-flight messages are lost and both ends are told.

@@ -179,6 +179,8 @@ impl Driver {
                     self.shutdown.push(reply);
                     inputs.push(Input::Shutdown);
                 }
+                #[cfg(feature = "test-support")]
+                Command::Crash => panic!("the runtime task crashed (test-support)"),
             }
             if taken < MAX_TURN {
                 next = waiting.try_recv().ok();

@@ -30,7 +30,24 @@ impl Driver {
             Output::Rejected { from, what, why } => {
                 self.refuse(from, what, why.as_str(), "", why.is_violation());
             }
+            Output::ResetLink { peer } => self.reset_link(peer),
             Output::ShutdownReady => self.shutdown_ready(),
+        }
+    }
+
+    /// The core found the link to `peer` silent (and counts it down
+    /// already): close it; the dialling side dials afresh at once.
+    fn reset_link(&mut self, peer: u32) {
+        tracing::warn!(
+            peer,
+            silent_ms = self.parts.timing.silent_link.as_millis() as u64,
+            "link reset: nothing came from the peer while an answer or a heartbeat was due \
+             (a half-open connection after a partition, or a stalled peer); dialling afresh"
+        );
+        metrics::counter!(crate::metrics::LINKS_SILENT, "peer" => peer.to_string()).increment(1);
+        self.inbound.remove(&peer);
+        if self.outbox.remove(peer) {
+            metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.outbox.len() as f64);
         }
     }
 
