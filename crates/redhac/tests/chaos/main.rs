@@ -171,7 +171,7 @@ async fn the_cluster_stays_consistent_through_faults_across_containers() {
     c.unpause(1).unwrap();
     let recover = all(&c, &[0, 1, 2], "Good").await;
     summary.push(format!(
-        "pause member 1: Degraded after {detect:?} (its links silent), Good {recover:?} after unpause"
+        "pause member 1: Degraded after {detect:?} (the leader: silent link; the other: keepalive), Good {recover:?} after unpause"
     ));
 
     // One-way partitions: TCP connections stay up but carry nothing one
