@@ -124,6 +124,7 @@ impl Builder {
     pub async fn start(self) -> Result<Redhac> {
         let config = self.config.unwrap_or_default();
         config.validate()?;
+        crate::metrics::describe();
         let mut store = Store::builder();
         let mut loads = BTreeMap::new();
         for (name, register) in self.caches {

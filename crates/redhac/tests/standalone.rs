@@ -232,6 +232,11 @@ fn hits_and_misses_are_counted_per_cache() {
         text.contains(r#"redhac_cache_hits_total{cache="names"} 2"#),
         "{text}"
     );
+    // Described at start, with their help text.
+    assert!(
+        text.contains("# HELP redhac_cache_hits_total Local reads that found a value"),
+        "{text}"
+    );
     assert!(
         text.contains(r#"redhac_cache_misses_total{cache="names"} 1"#),
         "{text}"

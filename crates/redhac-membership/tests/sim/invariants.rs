@@ -1,4 +1,4 @@
-//! The invariants of DESIGN §6.2, one per function, checked after every
+//! The invariants of docs/architecture.md §6, one per function, checked after every
 //! event, and the reference model every serving node is held against.
 //!
 //! Here: the checker and its reference (the committed log as leaders

@@ -1,4 +1,4 @@
-//! Deterministic simulation of the cluster core (DESIGN §6.2).
+//! Deterministic simulation of the cluster core (docs/architecture.md §6).
 //!
 //! Seeded clusters of 3, 5 and 7 nodes under message delay, link resets,
 //! symmetric and one-sided partitions, crashes and restarts, pauses (clock

@@ -66,7 +66,14 @@ impl PendingWrites {
         let Some(w) = self.waiting.remove(&id) else {
             return;
         };
-        metrics::histogram!(crate::metrics::WRITE_SECONDS, "ack" => w.ack.label())
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(WriteError::NoQuorum) => "no_quorum",
+            Err(WriteError::Timeout) => "timeout",
+            Err(WriteError::ShuttingDown) => "shut_down",
+        };
+        let labels = [("ack", w.ack.label()), ("outcome", outcome)];
+        metrics::histogram!(crate::metrics::WRITE_SECONDS, &labels)
             .record(w.started.elapsed().as_secs_f64());
         let result = match result {
             Ok(_) => Ok(()),

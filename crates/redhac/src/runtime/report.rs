@@ -51,8 +51,12 @@ pub(super) fn status(
 
 /// Sets the gauges read on every tick: term, replication lag (on the
 /// leader), entries in the caches.
-pub(super) fn gauges(s: &NodeStatus, store: &Store) {
+pub(super) fn gauges(s: &NodeStatus, store: &Store, serving: bool) {
+    let flag = |on: bool| if on { 1.0 } else { 0.0 };
     metrics::gauge!(crate::metrics::TERM).set(s.term as f64);
+    metrics::gauge!(crate::metrics::LEADER).set(flag(s.role == NodeRole::Leader));
+    metrics::gauge!(crate::metrics::SERVING).set(flag(serving));
+    metrics::gauge!(crate::metrics::MEMBERS).set((s.peers.len() + 1) as f64);
     if s.role == NodeRole::Leader {
         let lag = s
             .peers

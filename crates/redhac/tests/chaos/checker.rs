@@ -1,4 +1,4 @@
-//! Checks a recorded history of cache operations against DESIGN §3's
+//! Checks a recorded history of cache operations against docs/architecture.md §3's
 //! guarantees.
 //!
 //! Every write carries a unique value, so a read names the write it saw.

@@ -10,7 +10,7 @@
 //! Members find each other by hostname and health by links follows every
 //! fault; meanwhile a client per member writes and reads through the HTTP
 //! API, and the checker (`checker.rs`) verifies the whole history against
-//! DESIGN §3: no stale read after an `All` write, none older than the lease
+//! docs/architecture.md §3: no stale read after an `All` write, none older than the lease
 //! after a `Quorum` write, no acknowledged write lost, no write acknowledged
 //! by a cut-off minority, every member converged.
 

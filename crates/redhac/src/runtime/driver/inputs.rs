@@ -23,7 +23,7 @@ impl Driver {
         self.lookups.expire(Instant::now());
         let s = self.node.status();
         self.publish_status_of(&s);
-        report::gauges(&s, &self.parts.store);
+        report::gauges(&s, &self.parts.store, self.parts.gate.open());
     }
 
     pub(super) fn on_link(&mut self, up: LinkUp) {
