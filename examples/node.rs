@@ -2,8 +2,11 @@
 //! and Kubernetes.
 //!
 //! Configured only by the redhac environment variables (`HA_MODE`, `HA_HOSTS`,
-//! `CACHE_*`, see the README) plus `NODE_HTTP_ADDR` (default `0.0.0.0:8080`).
-//! One cache, `default`, holds the request bodies.
+//! `CACHE_*`, see the README) plus `NODE_HTTP_ADDR` (default `0.0.0.0:8080`)
+//! and `NODE_CACHE_MAX_BYTES` (default 64 MiB). One cache, `default`, holds the
+//! request bodies, bounded by that many bytes of keys and encoded values: size
+//! the container's memory limit from it (the k8s manifests allow about 3x plus
+//! 64 MiB).
 //!
 //! Two variables play another release of the application, for the multi-host
 //! suite's rolling upgrade (never set them in production):
@@ -58,8 +61,10 @@ enum Bodies {
 impl Bodies {
     const NAME: &str = "default";
 
-    fn register(b: redhac::Builder, version: u32) -> redhac::Builder {
-        let options = CacheOptions::default().schema_version(version);
+    fn register(b: redhac::Builder, version: u32, max_bytes: u64) -> redhac::Builder {
+        let options = CacheOptions::default()
+            .schema_version(version)
+            .max_bytes(max_bytes);
         match version {
             2 => b.cache::<Revised>(Self::NAME, options),
             _ => b.cache::<String>(Self::NAME, options),
@@ -276,7 +281,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .ok_or_else(|| format!("NODE_VALUE_VERSION is {v:?}; use 1 or 2"))?,
         Err(_) => 1,
     };
-    let mut builder = Bodies::register(Redhac::builder().config(Config::from_env()?), version);
+    let max_bytes: u64 = match std::env::var("NODE_CACHE_MAX_BYTES") {
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("NODE_CACHE_MAX_BYTES is {v:?}; use a number of bytes"))?,
+        Err(_) => 64 << 20,
+    };
+    let config = Config::from_env()?;
+    let mut builder = Bodies::register(Redhac::builder().config(config), version, max_bytes);
     if let Ok(range) = std::env::var("NODE_PROTOCOL_VERSIONS") {
         let parsed = range
             .split_once('-')

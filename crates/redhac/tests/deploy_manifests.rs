@@ -82,7 +82,7 @@ fn statefulset_service_and_code_agree() {
     let known: Vec<&str> = Config::ENV_VARS
         .iter()
         .copied()
-        .chain(["NODE_HTTP_ADDR", "POD_NAME"])
+        .chain(["NODE_HTTP_ADDR", "NODE_CACHE_MAX_BYTES", "POD_NAME"])
         .collect();
     for (name, _) in &env {
         assert!(
@@ -159,5 +159,107 @@ fn statefulset_service_and_code_agree() {
             .as_u64()
             .unwrap()
             >= 10
+    );
+}
+
+/// A quantity like `256Mi` or `1Gi` in bytes.
+fn bytes(quantity: &str) -> u64 {
+    let (n, unit) = quantity.split_at(
+        quantity
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(quantity.len()),
+    );
+    let n: u64 = n
+        .parse()
+        .unwrap_or_else(|_| panic!("{quantity} is not a quantity"));
+    n * match unit {
+        "" => 1,
+        "Ki" => 1 << 10,
+        "Mi" => 1 << 20,
+        "Gi" => 1 << 30,
+        _ => panic!("{quantity}: unit {unit} not handled"),
+    }
+}
+
+#[test]
+fn pods_are_hardened_bounded_spread_and_routed_by_readiness() {
+    let sts = manifest("statefulset.yaml");
+    let pod = get(&sts, "spec.template.spec");
+    let labels = get(&sts, "spec.template.metadata.labels");
+    let container = get(pod, "containers.0");
+
+    // Restricted Pod Security Standard.
+    assert_eq!(
+        get(pod, "securityContext.runAsNonRoot").as_bool(),
+        Some(true)
+    );
+    assert_eq!(
+        str_at(pod, "securityContext.seccompProfile.type"),
+        "RuntimeDefault"
+    );
+    let sc = get(container, "securityContext");
+    assert_eq!(get(sc, "allowPrivilegeEscalation").as_bool(), Some(false));
+    assert_eq!(get(sc, "readOnlyRootFilesystem").as_bool(), Some(true));
+    assert_eq!(str_at(sc, "capabilities.drop.0"), "ALL");
+
+    // Memory bounded, and above what the cache may hold.
+    let limit = bytes(str_at(container, "resources.limits.memory"));
+    assert_eq!(limit, bytes(str_at(container, "resources.requests.memory")));
+    let cache_bytes: u64 = env(container)
+        .iter()
+        .find(|(n, _)| n == "NODE_CACHE_MAX_BYTES")
+        .and_then(|(_, v)| v.as_deref()?.parse().ok())
+        .expect("NODE_CACHE_MAX_BYTES bounds the cache");
+    assert!(
+        limit >= 3 * cache_bytes,
+        "{limit} bytes for a {cache_bytes}-byte cache"
+    );
+
+    // One member per node where possible.
+    let spread = get(pod, "topologySpreadConstraints.0");
+    assert_eq!(str_at(spread, "topologyKey"), "kubernetes.io/hostname");
+    assert_eq!(&spread["labelSelector"]["matchLabels"], labels);
+
+    // A drain never waits on a member that is not ready.
+    let pdb = manifest("pdb.yaml");
+    assert_eq!(
+        str_at(&pdb, "spec.unhealthyPodEvictionPolicy"),
+        "AlwaysAllow"
+    );
+
+    // The application's service follows readiness; it selects the members.
+    let app = manifest("service-app.yaml");
+    assert_eq!(str_at(&app, "spec.type"), "ClusterIP");
+    assert!(app["spec"]["publishNotReadyAddresses"].as_bool() != Some(true));
+    assert_eq!(&app["spec"]["selector"], labels);
+    assert_eq!(str_at(&app, "spec.ports.0.targetPort"), "http");
+
+    // Only members reach the cluster port.
+    let np = manifest("networkpolicy.yaml");
+    assert_eq!(&np["spec"]["podSelector"]["matchLabels"], labels);
+    let rules = get(&np, "spec.ingress")
+        .as_sequence()
+        .expect("ingress rules");
+    for rule in rules {
+        let ports: Vec<&str> = rule["ports"]
+            .as_sequence()
+            .expect("ports")
+            .iter()
+            .filter_map(|p| p["port"].as_str())
+            .collect();
+        if ports.contains(&"cluster") {
+            let from = rule["from"].as_sequence().expect("from");
+            assert!(
+                from.iter()
+                    .all(|f| &f["podSelector"]["matchLabels"] == labels),
+                "the cluster port is open beyond the members: {rule:?}"
+            );
+        }
+    }
+    assert!(
+        rules
+            .iter()
+            .any(|r| r["ports"][0]["port"].as_str() == Some("cluster")),
+        "no rule for the cluster port"
     );
 }
