@@ -148,13 +148,15 @@ config! {
         /// The name that finds this member in `ha_hosts`, instead of the OS hostname.
         hostname_overwrite: Option<String> = None,
             "HOSTNAME_OVERWRITE", some_text, "text", "the OS hostname";
-        /// The secret shared by all members; never sent over the wire.
+        /// The secret shared by all members; never sent over the wire. Or
+        /// `CACHE_AUTH_TOKEN_FILE`: a file holding it (as Kubernetes mounts a
+        /// secret; a trailing newline is ignored).
         auth_token: Option<Secret> = None,
             "CACHE_AUTH_TOKEN", secret, "text", "none (required in HA mode)";
         /// While the token is rotated, the token being replaced: this member
         /// also proves itself with it, and accepts a peer that proves either
         /// token. Set it for the first rolling restart of a rotation, unset it
-        /// for the second (see the README).
+        /// for the second (see the README). Or `CACHE_AUTH_TOKEN_PREVIOUS_FILE`.
         auth_token_previous: Option<Secret> = None,
             "CACHE_AUTH_TOKEN_PREVIOUS", secret, "text", "none";
         /// Use TLS between members.
@@ -192,13 +194,13 @@ config! {
             "CACHE_BUF_CLIENT", count, "messages", "`64`";
         /// Interval of transport keepalive pings.
         keepalive_interval: Duration = Duration::from_secs(5),
-            "CACHE_KEEPALIVE_INTERVAL", seconds, "seconds", "5 s";
+            "CACHE_KEEPALIVE_INTERVAL", seconds, "seconds, or `500ms`, `2s`, `1m`", "5 s";
         /// How long a keepalive ping may stay unanswered.
         keepalive_timeout: Duration = Duration::from_secs(5),
-            "CACHE_KEEPALIVE_TIMEOUT", seconds, "seconds", "5 s";
+            "CACHE_KEEPALIVE_TIMEOUT", seconds, "seconds, or `500ms`, `2s`, `1m`", "5 s";
         /// Base election timeout `T`; elections time out at random in `[T, 2T)`.
         election_timeout: Duration = Duration::from_secs(2),
-            "CACHE_ELECTION_TIMEOUT", seconds, "seconds", "2 s";
+            "CACHE_ELECTION_TIMEOUT", seconds, "seconds, or `500ms`, `2s`, `1m`", "2 s";
         /// Lower bound of the random delay before a reconnect. A member dials
         /// a peer again 5 ms after losing it, doubling the wait with each
         /// failed dial; this random delay caps the wait, as does half the
@@ -206,10 +208,10 @@ config! {
         /// is the wait after a refusal (a wrong token or member list does not
         /// mend itself).
         reconnect_timeout_lower: Duration = Duration::from_millis(500),
-            "CACHE_RECONNECT_TIMEOUT_LOWER", millis, "milliseconds", "500 ms";
+            "CACHE_RECONNECT_TIMEOUT_LOWER", millis, "milliseconds, or `500ms`, `2s`", "500 ms";
         /// Upper bound of the random delay before a reconnect.
         reconnect_timeout_upper: Duration = Duration::from_millis(2000),
-            "CACHE_RECONNECT_TIMEOUT_UPPER", millis, "milliseconds", "2000 ms";
+            "CACHE_RECONNECT_TIMEOUT_UPPER", millis, "milliseconds, or `500ms`, `2s`", "2000 ms";
         /// Largest encoded value a write may carry in HA mode, in bytes; a larger
         /// one is refused with [`Error::ValueTooLarge`]. At most
         /// [`Config::MAX_VALUE_SIZE_LIMIT`], so that any entry fits in a frame.
@@ -220,6 +222,33 @@ config! {
 
 /// Parsers of variables' values: each returns the field's value, or what
 /// it expected.
+/// The secrets that may instead be given as a file (`NAME_FILE`, as
+/// Kubernetes mounts secrets).
+const SECRET_FILES: [&str; 2] = ["CACHE_AUTH_TOKEN", "CACHE_AUTH_TOKEN_PREVIOUS"];
+
+/// Reads each secret given as `NAME_FILE` into `NAME` (without a trailing
+/// newline).
+fn read_secret_files(vars: &mut BTreeMap<String, String>) -> Result<()> {
+    for name in SECRET_FILES {
+        let file_var = format!("{name}_FILE");
+        let Some(path) = vars.get(&file_var).cloned() else {
+            continue;
+        };
+        if vars.contains_key(name) {
+            return Err(Error::Config(format!(
+                "both {name} and {file_var} are set; keep one"
+            )));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| Error::Config(format!("{file_var}: cannot read {path}: {e}")))?;
+        let secret = text.trim_end_matches(['\n', '\r']);
+        if !secret.is_empty() {
+            vars.insert(name.to_owned(), secret.to_owned());
+        }
+    }
+    Ok(())
+}
+
 mod parse {
     use std::path::PathBuf;
     use std::time::Duration;
@@ -236,16 +265,32 @@ mod parse {
         raw.parse().map_err(|_| "a whole number")
     }
 
+    /// A whole number in `unit`, or a number with its own unit: `500ms`,
+    /// `2s`, `1m` (whole numbers; `ms`, `s`, `m`, `h`).
+    fn duration(raw: &str, unit: Duration) -> Option<Duration> {
+        let raw = raw.trim();
+        let digits = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+        let (n, suffix) = raw.split_at(digits);
+        let n: u32 = n.parse().ok()?;
+        let unit = match suffix.trim() {
+            "" => unit,
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return None,
+        };
+        unit.checked_mul(n)
+    }
+
     pub(super) fn seconds(raw: &str) -> Parsed<Duration> {
-        raw.parse()
-            .map(Duration::from_secs)
-            .map_err(|_| "a whole number of seconds")
+        duration(raw, Duration::from_secs(1))
+            .ok_or("a whole number of seconds, or a duration like `500ms` or `2s`")
     }
 
     pub(super) fn millis(raw: &str) -> Parsed<Duration> {
-        raw.parse()
-            .map(Duration::from_millis)
-            .map_err(|_| "a whole number of milliseconds")
+        duration(raw, Duration::from_millis(1))
+            .ok_or("a whole number of milliseconds, or a duration like `500ms` or `2s`")
     }
 
     pub(super) fn text(raw: &str) -> Parsed<String> {
@@ -308,11 +353,12 @@ impl Config {
         K: Into<String>,
         V: Into<String>,
     {
-        let vars: BTreeMap<String, String> = vars
+        let mut vars: BTreeMap<String, String> = vars
             .into_iter()
             .map(|(k, v)| (k.into(), v.into()))
             .filter(|(_, v): &(String, String)| !v.is_empty())
             .collect();
+        read_secret_files(&mut vars)?;
         let config = Self::parse_vars(&vars)?;
         config.validate()?;
         Ok(config)
@@ -491,6 +537,62 @@ mod tests {
     }
 
     #[test]
+    fn durations_take_their_unit_or_their_own() {
+        let c = ha(&[
+            ("CACHE_ELECTION_TIMEOUT", "1500ms"),
+            ("CACHE_RECONNECT_TIMEOUT_LOWER", "1s"),
+            ("CACHE_RECONNECT_TIMEOUT_UPPER", "3000"),
+            ("CACHE_KEEPALIVE_INTERVAL", "7"),
+            ("CACHE_KEEPALIVE_TIMEOUT", "1m"),
+        ])
+        .unwrap();
+        assert_eq!(c.election_timeout, Duration::from_millis(1500));
+        assert_eq!(c.reconnect_timeout_lower, Duration::from_secs(1));
+        assert_eq!(c.reconnect_timeout_upper, Duration::from_secs(3));
+        assert_eq!(c.keepalive_interval, Duration::from_secs(7));
+        assert_eq!(c.keepalive_timeout, Duration::from_secs(60));
+        for bad in ["2.5s", "-1", "5 parsecs", "ms"] {
+            let e = config_err(ha(&[("CACHE_ELECTION_TIMEOUT", bad)]));
+            assert!(
+                e.contains("CACHE_ELECTION_TIMEOUT") && e.contains("`500ms`"),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_token_may_come_from_a_file_as_kubernetes_mounts_it() {
+        let dir = std::env::temp_dir().join(format!("redhac-token-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("token");
+        std::fs::write(&file, "from-a-file-0123456789\n").unwrap();
+        let path = file.to_str().unwrap();
+        let c = Config::from_vars([
+            ("HA_MODE", "true"),
+            ("HA_HOSTS", HOSTS),
+            ("CACHE_AUTH_TOKEN_FILE", path),
+        ])
+        .unwrap();
+        let token = c.auth_token.as_ref().map(Secret::expose);
+        assert_eq!(token, Some("from-a-file-0123456789"));
+        let both = config_err(ha(&[("CACHE_AUTH_TOKEN_FILE", path)]));
+        assert!(
+            both.contains("both CACHE_AUTH_TOKEN and CACHE_AUTH_TOKEN_FILE"),
+            "{both}"
+        );
+        let missing = dir.join("missing");
+        let gone = config_err(ha(&[(
+            "CACHE_AUTH_TOKEN_PREVIOUS_FILE",
+            missing.to_str().unwrap(),
+        )]));
+        assert!(
+            gone.starts_with("CACHE_AUTH_TOKEN_PREVIOUS_FILE: cannot read"),
+            "{gone}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
     fn every_variable_is_read() {
         let c = ha(&[
             ("HOSTNAME_OVERWRITE", "b"),
@@ -601,7 +703,7 @@ mod tests {
         for (var, val) in [
             ("HA_MODE", "yes"),
             ("CACHE_BUF_CLIENT", "-1"),
-            ("CACHE_ELECTION_TIMEOUT", "2s"),
+            ("CACHE_ELECTION_TIMEOUT", "2.5s"),
         ] {
             let msg = config_err(Config::from_vars([(var, val)]));
             assert!(msg.contains(var), "{var}: {msg}");
