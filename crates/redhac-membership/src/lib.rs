@@ -150,8 +150,8 @@
 //! **Health** by links: Good (every member), Degraded (a majority, itself
 //! included), Bad (fewer: caches cleared, writes refused, nothing served).
 //!
-//! The simulation in `tests/sim` checks these rules after every event; see the
-//! README's "Testing".
+//! The simulation in `tests/sim` checks these rules after every event; see
+//! `docs/architecture.md` §6 and `CONTRIBUTING.md` in the repository.
 
 mod config;
 mod election;
