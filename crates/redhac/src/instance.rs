@@ -134,6 +134,17 @@ impl Redhac {
         &self.shared
     }
 
+    /// Stops this node as a crash would (no handover): what
+    /// [`crate::testing::TestCluster::kill`] does.
+    #[cfg(feature = "testing")]
+    pub(crate) fn kill(&self) {
+        self.shared.open.store(false, Ordering::Release);
+        self.shared.reads.close();
+        if let Some(cluster) = &self.shared.cluster {
+            cluster.abort();
+        }
+    }
+
     /// Whether this node works: false after [`Redhac::shutdown`], and false
     /// once its runtime task or a link task died (a bug: the reason is
     /// logged at error level; the node then answers no reads and takes no

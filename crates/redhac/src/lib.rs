@@ -12,6 +12,8 @@ mod runtime;
 mod status;
 #[cfg(feature = "test-support")]
 pub mod test_support;
+#[cfg(feature = "testing")]
+pub mod testing;
 mod transport;
 mod write;
 

@@ -275,6 +275,22 @@ impl Runtime {
     }
 }
 
+impl Runtime {
+    /// Stops at once, as a crash would: no handover, no goodbye; the links
+    /// close with their tasks.
+    #[cfg(feature = "testing")]
+    pub(crate) fn abort(&self) {
+        let _ = self.stop.send(true);
+        let tasks = self
+            .tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        for task in tasks.iter() {
+            task.abort();
+        }
+    }
+}
+
 impl Drop for Runtime {
     fn drop(&mut self) {
         // A dropped node stops its tasks; no graceful handover.

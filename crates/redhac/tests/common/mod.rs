@@ -115,7 +115,9 @@ pub async fn wait_leader(nodes: &[&Redhac]) -> usize {
     found
 }
 
-pub mod proxy;
+pub mod proxy {
+    pub use redhac::testing::Proxy;
+}
 
 /// Members behind proxies: `HA_HOSTS` names the proxies, each member listens
 /// on its own port behind its proxy and finds itself by the proxy's address.
@@ -132,7 +134,7 @@ impl Proxied {
             .collect();
         let mut proxies = Vec::new();
         for l in &ls {
-            proxies.push(proxy::Proxy::start(l.local_addr().unwrap()).await);
+            proxies.push(proxy::Proxy::start(l.local_addr().unwrap()).await.unwrap());
         }
         let hosts = proxies
             .iter()

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 
+/// A TCP proxy in front of one member (see the module docs).
 #[derive(Debug)]
 pub struct Proxy {
     addr: SocketAddr,
@@ -27,24 +28,28 @@ pub struct Proxy {
 
 impl Proxy {
     /// A proxy on 127.0.0.1 (ephemeral port) to `target`.
-    pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
+    ///
+    /// # Errors
+    /// When no port can be bound on 127.0.0.1.
+    pub async fn start(target: SocketAddr) -> std::io::Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let (state, rx) = watch::channel((target, false));
         let (stalled, stall_rx) = watch::channel(false);
         let (dead_below, dead_rx) = watch::channel(0);
         let next = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task = tokio::spawn(accept(listener, rx, stall_rx, dead_rx, Arc::clone(&next)));
-        Self {
+        Ok(Self {
             addr,
             state,
             stalled,
             dead_below,
             next,
             task,
-        }
+        })
     }
 
+    /// Where to connect to reach the target through the proxy.
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
@@ -157,7 +162,9 @@ async fn accept(
                 _ = watch.changed() => {}
             }
         });
-        let mut t = tasks.lock().unwrap();
+        let mut t = tasks
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         t.retain(|h: &tokio::task::JoinHandle<()>| !h.is_finished());
         t.push(task);
     }
