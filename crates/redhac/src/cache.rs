@@ -75,19 +75,50 @@ impl<V: Value> Cache<V> {
     }
 
     /// Looks a key up in the local copy: no network, no channel, no decoding.
-    /// Returns `None` on a miss, and for every key once the node was shut down.
+    /// Returns `None` on a miss, and for every key while this member does
+    /// not serve reads or once it was shut down ([`Cache::read`] says which).
     #[inline]
     pub fn get(&self, key: &str) -> Option<Arc<V>> {
-        let hit = if self.shared.serving() {
-            self.typed.get(key)
-        } else {
-            None
-        };
-        match &hit {
-            Some(_) => self.hits.increment(1),
-            None => self.misses.increment(1),
+        match self.read(key) {
+            Read::Hit(v) => Some(v),
+            Read::Absent | Read::NotServing => None,
         }
-        hit
+    }
+
+    /// As [`Cache::get`], saying why a read found nothing: the key is not
+    /// in this member's copy, or this member does not serve reads now (no
+    /// leader, a lapsed lease, catching up, cut off, shut down), so any key
+    /// would miss: the application may then read its database, or ask the
+    /// leader ([`Cache::get_or_fetch`]).
+    ///
+    /// ```
+    /// # use redhac::{CacheOptions, Read, Redhac};
+    /// # #[tokio::main] async fn main() -> Result<(), redhac::Error> {
+    /// # let redhac = Redhac::builder().cache::<u64>("hits", CacheOptions::default()).start().await?;
+    /// let hits = redhac.cache::<u64>("hits")?;
+    /// assert!(matches!(hits.read("a"), Read::Absent));
+    /// hits.put("a", 1).await?;
+    /// assert!(matches!(hits.read("a"), Read::Hit(v) if *v == 1));
+    /// redhac.shutdown().await?;
+    /// assert!(matches!(hits.read("a"), Read::NotServing));
+    /// # Ok(()) }
+    /// ```
+    #[inline]
+    pub fn read(&self, key: &str) -> Read<V> {
+        if !self.shared.serving() {
+            self.misses.increment(1);
+            return Read::NotServing;
+        }
+        match self.typed.get(key) {
+            Some(v) => {
+                self.hits.increment(1);
+                Read::Hit(v)
+            }
+            None => {
+                self.misses.increment(1);
+                Read::Absent
+            }
+        }
     }
 
     /// Looks a key up locally and, on a miss, asks the leader: for a member
@@ -374,4 +405,15 @@ fn check_key(key: &str) -> Result<()> {
         });
     }
     Ok(())
+}
+
+/// What a local read found: see [`Cache::read`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Read<V> {
+    /// The value.
+    Hit(Arc<V>),
+    /// This member serves reads and has no value for the key.
+    Absent,
+    /// This member does not serve reads now: every key misses.
+    NotServing,
 }

@@ -18,7 +18,7 @@ mod transport;
 mod write;
 
 pub use builder::Builder;
-pub use cache::{Cache, MAX_KEY_LEN};
+pub use cache::{Cache, MAX_KEY_LEN, Read};
 pub use config::{Config, Secret};
 pub use error::{Error, Result, StoreError};
 pub use instance::{Redhac, StatusWatch};

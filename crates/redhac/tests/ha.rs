@@ -363,9 +363,11 @@ async fn wait_serving_waits_for_a_majority_and_ends_at_shutdown() {
     let (ls, hosts) = common::listeners(3);
     let mut ls = ls.into_iter();
     let first = common::member(ls.next().unwrap(), &hosts, common::TOKEN).await;
-    // Alone, no majority: it cannot serve.
+    // Alone, no majority: it cannot serve, and a read says so.
     let alone = first.wait_serving(Duration::from_millis(300)).await;
     assert!(matches!(alone, Err(redhac::Error::Timeout(_))), "{alone:?}");
+    let read = first.cache::<String>("c").unwrap().read("k");
+    assert!(matches!(read, redhac::Read::NotServing), "{read:?}");
     let second = common::member(ls.next().unwrap(), &hosts, common::TOKEN).await;
     for n in [&first, &second] {
         n.wait_serving(common::DEADLINE).await.unwrap();
