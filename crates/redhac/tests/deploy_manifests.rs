@@ -263,3 +263,41 @@ fn pods_are_hardened_bounded_spread_and_routed_by_readiness() {
         "no rule for the cluster port"
     );
 }
+
+#[test]
+fn the_alert_rules_use_metrics_redhac_records() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/monitoring/prometheus-rule.yaml");
+    let text = std::fs::read_to_string(&path).expect("the PrometheusRule");
+    let rule: Value = serde_yaml_ng::from_str(&text).expect("YAML");
+    assert_eq!(str_at(&rule, "kind"), "PrometheusRule");
+    let recorded = [
+        redhac::metrics::LEADER,
+        redhac::metrics::SERVING,
+        redhac::metrics::HEALTH,
+        redhac::metrics::REPLICATION_LAG,
+        redhac::metrics::LINKS_REFUSED,
+        redhac::metrics::LINKS_SILENT,
+    ];
+    let rules = get(&rule, "spec.groups.0.rules")
+        .as_sequence()
+        .expect("rules");
+    assert!(
+        rules.len() >= 4,
+        "no leader, not serving, lag, refused links"
+    );
+    for r in rules {
+        let expr = str_at(r, "expr");
+        let names: Vec<&str> = expr
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("redhac_"))
+            .collect();
+        assert!(!names.is_empty(), "{expr} uses no redhac metric");
+        for name in names {
+            assert!(
+                recorded.contains(&name),
+                "{name} in {expr} is not a metric redhac records"
+            );
+        }
+    }
+}
