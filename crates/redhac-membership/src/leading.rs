@@ -151,9 +151,8 @@ impl Node {
         if let Some((_, deadline)) = self.leading.as_ref().and_then(|l| l.transfer)
             && self.now >= deadline
         {
+            // Gave up: the end of the turn says it leaves.
             self.step_down();
-            self.announce_leaving(None);
-            self.ready_to_stop();
         }
     }
 

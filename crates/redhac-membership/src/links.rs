@@ -5,7 +5,7 @@ use std::time::Duration;
 use crate::events::Output;
 use crate::faults::broken;
 use crate::message::PeerHello;
-use crate::node::Node;
+use crate::node::{Node, Traffic};
 use crate::progress::Progress;
 use crate::quorum;
 use crate::types::{Health, MemberId, NodeRole};
@@ -17,8 +17,7 @@ impl Node {
         }
         let before = self.links.len();
         self.links.insert(peer, hello);
-        self.heard.insert(peer, self.now);
-        self.asked.remove(&peer);
+        self.traffic.insert(peer, Traffic::new(self.now));
         // Unknown or changed: it may have voted in a term it forgot.
         let known = self.incarnations.get(&peer).map(|(i, _)| *i);
         let restarted = known != Some(hello.incarnation);
@@ -60,8 +59,7 @@ impl Node {
         if self.links.remove(&peer).is_none() {
             return;
         }
-        self.heard.remove(&peer);
-        self.asked.remove(&peer);
+        self.traffic.remove(&peer);
         if let Some(p) = self.progress_mut(peer) {
             p.link_lost();
         }
@@ -88,21 +86,17 @@ impl Node {
         if broken!(self, keep_silent_links) {
             return;
         }
-        let bound = self.timing.silent_link;
-        let now = self.now;
-        let mut silent: Vec<MemberId> = self
-            .asked
+        let (now, bound) = (self.now, self.timing.silent_link);
+        let my_leader = self.leader.filter(|_| self.role == NodeRole::Follower);
+        let silent: Vec<MemberId> = self
+            .traffic
             .iter()
-            .filter(|(_, at)| now >= **at + bound)
+            .filter(|(peer, t)| {
+                t.silent_since(my_leader == Some(**peer))
+                    .is_some_and(|since| now >= since + bound)
+            })
             .map(|(peer, _)| *peer)
             .collect();
-        if self.role == NodeRole::Follower
-            && let Some(leader) = self.leader
-            && self.heard.get(&leader).is_some_and(|at| now >= *at + bound)
-            && !silent.contains(&leader)
-        {
-            silent.push(leader);
-        }
         for peer in silent {
             *self.silent_resets.entry(peer).or_default() += 1;
             self.out.push(Output::ResetLink { peer });

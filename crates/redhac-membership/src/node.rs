@@ -37,6 +37,51 @@ pub struct PeerStatus {
     pub silent_resets: u64,
 }
 
+/// What a linked peer sent and owes, for silent links.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Traffic {
+    /// When it was last heard from (linked, or a message).
+    pub(crate) heard: Duration,
+    /// When it was first sent a message it answers since then.
+    pub(crate) asked: Option<Duration>,
+}
+
+impl Traffic {
+    pub(crate) fn new(now: Duration) -> Self {
+        Self {
+            heard: now,
+            asked: None,
+        }
+    }
+
+    fn heard(&mut self, now: Duration) {
+        *self = Self::new(now);
+    }
+
+    fn asked(&mut self, now: Duration) {
+        self.asked.get_or_insert(now);
+    }
+
+    /// Silence counts from `now` (this node was not stepped meanwhile).
+    fn restart(&mut self, now: Duration) {
+        self.heard = now;
+        if let Some(at) = self.asked.as_mut() {
+            *at = now;
+        }
+    }
+
+    /// Since when it has been silent while it should not have been, if so:
+    /// a follower's leader since it was last heard (it heartbeats), any
+    /// other peer since it was first asked something.
+    pub(crate) fn silent_since(&self, is_my_leader: bool) -> Option<Duration> {
+        if is_my_leader {
+            Some(self.heard)
+        } else {
+            self.asked
+        }
+    }
+}
+
 /// A node's state, for status pages and the runtime's Hello.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeStatus {
@@ -94,11 +139,8 @@ pub struct Node {
 
     /// The peers linked now, with what each said of itself.
     pub(crate) links: BTreeMap<MemberId, PeerHello>,
-    /// When each linked peer was last heard from (linked, or a message).
-    pub(crate) heard: BTreeMap<MemberId, Duration>,
-    /// When each linked peer was first sent a message that it answers
-    /// since it was last heard from.
-    pub(crate) asked: BTreeMap<MemberId, Duration>,
+    /// Each linked peer's traffic, for silent links.
+    pub(crate) traffic: BTreeMap<MemberId, Traffic>,
     /// Links reset for silence, by peer.
     pub(crate) silent_resets: BTreeMap<MemberId, u64>,
     /// Each peer's incarnation when last linked, and when this node first
@@ -155,8 +197,7 @@ impl Node {
             applied: 0,
             install: Install::default(),
             links: BTreeMap::new(),
-            heard: BTreeMap::new(),
-            asked: BTreeMap::new(),
+            traffic: BTreeMap::new(),
             silent_resets: BTreeMap::new(),
             incarnations: BTreeMap::new(),
             health: quorum::health(1, members),
@@ -190,8 +231,8 @@ impl Node {
             // This node was not stepped for a while (a pause, a stalled
             // runtime): what it did not hear meanwhile says nothing of its
             // links; silence counts from now.
-            for at in self.heard.values_mut().chain(self.asked.values_mut()) {
-                *at = now;
+            for t in self.traffic.values_mut() {
+                t.restart(now);
             }
         }
         self.now = self.now.max(now);
@@ -199,8 +240,9 @@ impl Node {
             self.take(input);
         }
         if self.shutting_down && self.leading.is_none() && !self.stop_reported {
-            // A leader lost its leadership while handing it over (its
-            // majority gone, a newer term): nothing is left to hand over.
+            // Shutting down and not leading (a follower, a leader with no
+            // one to hand over to or whose handover timed out, or one that
+            // lost its leadership meanwhile): nothing to hand over.
             self.announce_leaving(None);
             self.ready_to_stop();
         }
@@ -319,8 +361,10 @@ impl Node {
 
     pub(crate) fn send(&mut self, to: MemberId, msg: Message) {
         if self.links.contains_key(&to) {
-            if msg.expects_answer() {
-                self.asked.entry(to).or_insert(self.now);
+            if msg.expects_answer()
+                && let Some(t) = self.traffic.get_mut(&to)
+            {
+                t.asked(self.now);
             }
             self.out.push(Output::Send { to, msg });
         }
@@ -345,8 +389,9 @@ impl Node {
             self.reject(from, msg.name(), Rejection::NotLinked);
             return;
         }
-        self.heard.insert(from, self.now);
-        self.asked.remove(&from);
+        if let Some(t) = self.traffic.get_mut(&from) {
+            t.heard(self.now);
+        }
         match msg {
             Message::PreVote { term, last } => self.on_pre_vote(from, term, last),
             Message::PreVoteReply { term, granted } => self.on_pre_vote_reply(from, term, granted),
@@ -376,8 +421,8 @@ impl Node {
     fn shutdown(&mut self) {
         self.shutting_down = true;
         let Some(lead) = self.leading.as_mut() else {
-            // A follower stops serving for good and tells its leader, whose
-            // `All` writes then stop waiting for its lease to run out.
+            // A follower stops serving for good; the end of the turn tells
+            // its leader, whose `All` writes then stop waiting for its lease.
             if !broken!(self, serve_after_leaving) {
                 self.drop_lease();
             }
@@ -385,8 +430,6 @@ impl Node {
                 // A pre-vote or vote under way ends: it stands for nothing.
                 self.become_follower(self.term, None);
             }
-            self.announce_leaving(None);
-            self.ready_to_stop();
             return;
         };
         let target = lead
@@ -399,11 +442,8 @@ impl Node {
             Some(t) => {
                 lead.transfer = Some((t, self.now + self.timing.election_timeout));
             }
-            None => {
-                self.step_down();
-                self.announce_leaving(None);
-                self.ready_to_stop();
-            }
+            // No one to hand over to: the end of the turn says it leaves.
+            None => self.step_down(),
         }
     }
 

@@ -190,27 +190,14 @@ impl Redhac {
     /// [`Error::Timeout`] when it does not serve within `timeout`;
     /// [`Error::ShutDown`] once the node was shut down.
     pub async fn wait_serving(&self, timeout: std::time::Duration) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + timeout;
-        let mut status = self.shared.cluster().map(Runtime::watch_status);
-        loop {
-            self.shared.check_open()?;
-            if self.shared.serving() {
-                return Ok(());
-            }
-            // The status is published whenever the member's state changes
-            // (and on every tick): a change to look again.
-            let changed = async {
-                match status.as_mut() {
-                    Some(s) => s.changed().await.is_ok(),
-                    None => false,
-                }
-            };
-            match tokio::time::timeout_at(deadline, changed).await {
-                Ok(true) => {}
-                Ok(false) => return Err(Error::ShutDown),
-                Err(_) => return Err(Error::Timeout(timeout)),
-            }
-        }
+        let mut changes = self.watch();
+        let serving = async {
+            while !changes.changed().await?.serving {}
+            Ok(())
+        };
+        tokio::time::timeout(timeout, serving)
+            .await
+            .map_err(|_| Error::Timeout(timeout))?
     }
 
     /// Stops the node: later writes fail with [`Error::ShutDown`] and reads

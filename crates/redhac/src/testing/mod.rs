@@ -123,6 +123,8 @@ impl TestCluster {
     /// # Panics
     /// When member `i` is stopped (killed, or stopped and not restarted).
     pub fn member(&self, i: usize) -> &Redhac {
+        // Only a test's own code reaches this (no peer, network or
+        // configuration does): asking a member it stopped is its mistake.
         self.members[i]
             .as_ref()
             .unwrap_or_else(|| panic!("member {i} is stopped"))

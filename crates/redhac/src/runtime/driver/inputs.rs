@@ -179,6 +179,8 @@ impl Driver {
                     self.shutdown.push(reply);
                     inputs.push(Input::Shutdown);
                 }
+                // On purpose, and only with `test-support`: the test of a
+                // runtime that dies (`test_support::crash_runtime`).
                 #[cfg(feature = "test-support")]
                 Command::Crash => panic!("the runtime task crashed (test-support)"),
             }
