@@ -5,7 +5,10 @@
 //! - `write_ack/{3,5}n/{none,leader,quorum,all}/{on_leader,on_follower}`: one
 //!   write at a time, W1's value, waiting for its ack level;
 //! - `quorum_throughput/3n/{1,16,64}_writers`: that many tasks writing at
-//!   Quorum on the leader at once (criterion reports writes per second).
+//!   Quorum on the leader at once (criterion reports writes per second);
+//! - `learners/3v+{0,4,12}l/{quorum,all}`: one write at a time on the leader
+//!   of 3 voters with that many learners (`HA_LEARNERS`): what each
+//!   learner's replication stream costs.
 //!
 //! Writers are tasks spawned on a 2-worker multi-thread runtime, as an
 //! application's would be, never code on the `block_on` thread: on a 2-core
@@ -25,7 +28,7 @@ use std::time::{Duration, Instant};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use redhac::{AckLevel, Cache, WriteOptions};
 
-use cluster::{leader, shutdown, start_cluster};
+use cluster::{leader, shutdown, start_cluster, start_cluster_with_learners};
 use w1::{KEYS, Val, key, val};
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -117,5 +120,27 @@ fn quorum_throughput(c: &mut Criterion) {
     rt.block_on(shutdown(nodes));
 }
 
-criterion_group!(benches, write_ack, quorum_throughput);
+fn learners(c: &mut Criterion) {
+    let rt = runtime();
+    let mut group = c.benchmark_group("learners");
+    group
+        .sample_size(20)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(3));
+    for learners in [0, 4, 12] {
+        let nodes = rt.block_on(start_cluster_with_learners::<Val>(3, learners));
+        let l = rt.block_on(leader(&nodes.iter().collect::<Vec<_>>()));
+        let cache = nodes[l].cache::<Val>("w1").expect("the cache");
+        for (ack_name, ack) in [("quorum", AckLevel::Quorum), ("all", AckLevel::All)] {
+            let id = BenchmarkId::new(format!("3v+{learners}l"), ack_name);
+            group.bench_function(id, |b| {
+                b.iter_custom(|iters| timed_writes(&rt, &cache, ack, 1, iters));
+            });
+        }
+        rt.block_on(shutdown(nodes));
+    }
+    group.finish();
+}
+
+criterion_group!(benches, write_ack, quorum_throughput, learners);
 criterion_main!(benches);

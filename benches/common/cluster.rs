@@ -8,18 +8,37 @@ use std::time::{Duration, Instant};
 use redhac::{CacheOptions, Config, Redhac, Role, Value};
 
 /// Starts `n` members at the same instant, as spawned tasks.
+#[allow(dead_code)] // Not every bench that includes this module uses it.
 pub(crate) async fn start_cluster<V: Value>(n: usize) -> Vec<Redhac> {
-    let listeners: Vec<TcpListener> = (0..n)
+    start_cluster_with_learners::<V>(n, 0).await
+}
+
+/// Starts `voters` members and `learners` more (`HA_LEARNERS`, after the
+/// voters) at the same instant, as spawned tasks.
+pub(crate) async fn start_cluster_with_learners<V: Value>(
+    voters: usize,
+    learners: usize,
+) -> Vec<Redhac> {
+    let listeners: Vec<TcpListener> = (0..voters + learners)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
         .collect();
-    let hosts = listeners
-        .iter()
-        .map(|l| format!("http://{}", l.local_addr().expect("addr")))
-        .collect::<Vec<_>>()
-        .join(",");
+    let list = |ls: &[TcpListener]| {
+        ls.iter()
+            .map(|l| format!("http://{}", l.local_addr().expect("addr")))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    let hosts = list(&listeners[..voters]);
+    let learner_hosts = list(&listeners[voters..]);
     let starts: Vec<_> = listeners
         .into_iter()
-        .map(|l| tokio::spawn(start_member::<V>(l, hosts.clone())))
+        .map(|l| {
+            tokio::spawn(start_member_with::<V>(
+                l,
+                hosts.clone(),
+                learner_hosts.clone(),
+            ))
+        })
         .collect();
     let mut nodes = Vec::new();
     for s in starts {
@@ -30,11 +49,18 @@ pub(crate) async fn start_cluster<V: Value>(n: usize) -> Vec<Redhac> {
 
 /// Starts the member listening on `l` of the cluster `hosts` (comma
 /// separated `http://` addresses, as `HA_HOSTS`).
+#[allow(dead_code)] // Not every bench that includes this module uses it.
 pub(crate) async fn start_member<V: Value>(l: TcpListener, hosts: String) -> Redhac {
+    start_member_with::<V>(l, hosts, String::new()).await
+}
+
+/// As [`start_member`], with `learners` as `HA_LEARNERS`.
+async fn start_member_with<V: Value>(l: TcpListener, hosts: String, learners: String) -> Redhac {
     let me = l.local_addr().expect("addr").to_string();
     let config = Config::from_vars([
         ("HA_MODE", "true"),
         ("HA_HOSTS", hosts.as_str()),
+        ("HA_LEARNERS", learners.as_str()),
         ("CACHE_AUTH_TOKEN", "bench-token-0123456789"),
         ("CACHE_TLS", "false"),
     ])

@@ -2,6 +2,7 @@
 
 #[cfg(feature = "faults")]
 use crate::faults::Faults;
+use crate::membership::Membership;
 use crate::timing::Timing;
 use crate::types::{MemberId, Term};
 
@@ -10,8 +11,11 @@ use crate::types::{MemberId, Term};
 pub struct NodeConfig {
     /// This member's index in the member list.
     pub me: MemberId,
-    /// How many members the list has.
-    pub members: usize,
+    /// Who is in the cluster and who votes: [`NodeConfig::new`] makes
+    /// members `0..members` all voters; a learner (`me` not a voter)
+    /// follows, serves and forwards writes, but never votes or stands.
+    /// Every member must be built with the same membership.
+    pub membership: Membership,
     /// Timeouts and limits.
     pub timing: Timing,
     /// Seed of the node's random timeouts. Mixed with `me`, so members given
@@ -40,11 +44,12 @@ pub struct NodeConfig {
 }
 
 impl NodeConfig {
-    /// A member `me` of `members`, with `timing` and a timer seed.
+    /// A member `me` of `members`, every one a voter, with `timing` and a
+    /// timer seed.
     pub fn new(me: MemberId, members: usize, timing: Timing, seed: u64) -> Self {
         Self {
             me,
-            members,
+            membership: Membership::voters_only(members),
             timing,
             seed,
             term_floor: 0,

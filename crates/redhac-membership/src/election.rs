@@ -102,13 +102,25 @@ impl Node {
             || broken!(self, no_vote_delay)
     }
 
-    /// Every member is linked and reported an empty log, as has this one: no
-    /// leader exists (a leader's log holds at least its first entry), so
-    /// none can be serving reads.
+    /// Every voter is linked and reported an empty log, as has this one
+    /// and every linked learner: no leader exists (a leader is a voter, and
+    /// its log holds at least its first entry), so none can be serving reads.
     pub(crate) fn cluster_is_cold(&self) -> bool {
         self.log.last() == LogId::default()
-            && self.links.len() + 1 == self.members
+            && self
+                .membership
+                .voters()
+                .all(|v| v == self.me || self.links.contains_key(&v))
             && self.links.values().all(|h| h.last == LogId::default())
+    }
+
+    /// The linked members whose votes count, to ask for them.
+    fn linked_voters(&self) -> Vec<MemberId> {
+        self.links
+            .keys()
+            .copied()
+            .filter(|p| self.counts_in_majority(*p))
+            .collect()
     }
 
     /// The term this node would stand in: above its own and its floor.
@@ -143,7 +155,8 @@ impl Node {
 
     /// The timer fired: pre-vote, unless a guard says not yet.
     pub(crate) fn try_election(&mut self) {
-        if self.shutting_down {
+        if self.shutting_down || !self.is_voter() {
+            // A learner never stands: it waits for a leader to hear from.
             self.election.timer = self.now + self.timing.election_timeout;
             return;
         }
@@ -160,7 +173,7 @@ impl Node {
             return;
         }
         self.election.timer = self.now + self.random_timeout();
-        if self.links.len() + 1 < quorum::majority(self.members) {
+        if self.voters_reached() < quorum::majority(self.electorate()) {
             return; // cannot win; health is Bad and stays quiet
         }
         if self.role != NodeRole::PreCandidate {
@@ -169,8 +182,7 @@ impl Node {
         }
         self.election.count_from(self.me);
         let (term, last) = (self.next_term(), self.log.last());
-        let peers: Vec<MemberId> = self.links.keys().copied().collect();
-        for p in peers {
+        for p in self.linked_voters() {
             self.send(p, Message::PreVote { term, last });
         }
         self.count_pre_votes();
@@ -191,6 +203,8 @@ impl Node {
             return;
         }
         let granted = term > self.term
+            && self.counts_in_majority(self.me)
+            && self.counts_in_majority(from)
             && self.up_to_date(last)
             && !self.live_leader()
             && !self.leader_guard()
@@ -212,26 +226,34 @@ impl Node {
                 return;
             }
         }
-        // A node that began shutting down mid pre-vote stands for nothing.
-        if self.role != NodeRole::PreCandidate || term != self.next_term() || self.shutting_down {
+        // A node that began shutting down mid pre-vote stands for nothing;
+        // a learner's answer counts for nothing.
+        if self.role != NodeRole::PreCandidate
+            || term != self.next_term()
+            || self.shutting_down
+            || !self.counts_in_majority(from)
+        {
             return;
         }
         self.election.votes.insert(from, granted);
         self.count_pre_votes();
     }
 
-    /// Counts the replies; a member without a link was never asked and
-    /// cannot answer, so it counts as a refusal (a split vote with a crashed
-    /// member is then known lost at once, not after a whole timeout).
+    /// Counts the voters' replies; a voter without a link was never asked
+    /// and cannot answer, so it counts as a refusal (a split vote with a
+    /// crashed member is then known lost at once, not after a whole timeout).
     fn tally(&self) -> VoteResult {
         let granted = self.election.votes.values().filter(|g| **g).count();
-        let unreachable = (0..self.members as MemberId)
+        let unreachable = self
+            .membership
+            .all()
+            .filter(|m| self.counts_in_majority(*m))
             .filter(|m| !self.election.votes.contains_key(m) && !self.links.contains_key(m))
             .count();
         quorum::vote_result(
             granted,
             self.election.votes.len() - granted + unreachable,
-            self.members,
+            self.electorate(),
         )
     }
 
@@ -268,8 +290,7 @@ impl Node {
         self.election.count_from(self.me);
         self.report_state();
         let (term, last) = (self.term, self.log.last());
-        let peers: Vec<MemberId> = self.links.keys().copied().collect();
-        for p in peers {
+        for p in self.linked_voters() {
             self.send(
                 p,
                 Message::Vote {
@@ -285,7 +306,10 @@ impl Node {
     }
 
     pub(crate) fn on_vote(&mut self, from: MemberId, term: Term, last: LogId, transfer: bool) {
+        // A learner votes for no one, and no one stands who is not a voter.
         let refuse = term < self.term
+            || !self.counts_in_majority(self.me)
+            || !self.counts_in_majority(from)
             || term < self.election.floor
             || (!transfer && self.leader_guard())
             || !self.may_vote()
@@ -323,7 +347,11 @@ impl Node {
             // term, and otherwise its replies depose it.
             self.election.floor = self.election.floor.max(term);
         }
-        if self.role != NodeRole::Candidate || term < self.term || (granted && term != self.term) {
+        if self.role != NodeRole::Candidate
+            || term < self.term
+            || (granted && term != self.term)
+            || !self.counts_in_majority(from)
+        {
             return;
         }
         self.election.votes.insert(from, granted);
@@ -457,7 +485,11 @@ impl Node {
     }
 
     pub(crate) fn on_timeout_now(&mut self, from: MemberId, term: Term) {
-        if term == self.term && self.leader == Some(from) && self.may_vote() && !self.shutting_down
+        if term == self.term
+            && self.leader == Some(from)
+            && self.is_voter()
+            && self.may_vote()
+            && !self.shutting_down
         {
             let incarnation = self.incarnations.get(&from).map_or(0, |(i, _)| *i);
             // Stand above every linked voter's floor: one restarted since

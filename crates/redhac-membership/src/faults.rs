@@ -23,6 +23,8 @@ pub struct Faults {
     pub forget_lease_on_relink: bool,
     pub keep_silent_links: bool,
     pub install_older_snapshots: bool,
+    pub count_learners: bool,
+    pub learners_vote: bool,
 }
 
 /// Whether `$holder.faults` breaks `$rule` on purpose.

@@ -5,11 +5,52 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use crate::faults::broken;
+use crate::membership::Membership;
 use crate::message::Message;
 use crate::node::Node;
 use crate::progress::Progress;
 use crate::quorum;
 use crate::types::{Index, MemberId, RequestId};
+
+/// The members whose answers make up a leader's majorities, and how many
+/// they are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Voters<'a> {
+    membership: &'a Membership,
+    /// Learners count too (a rule broken on purpose).
+    learners_count: bool,
+    pub(crate) count: usize,
+}
+
+impl<'a> Voters<'a> {
+    /// The voters of `membership` (and its learners, when `learners_count`
+    /// breaks the rule on purpose).
+    pub(crate) fn new(membership: &'a Membership, learners_count: bool) -> Self {
+        let count = if learners_count {
+            membership.len()
+        } else {
+            membership.voter_count()
+        };
+        Self {
+            membership,
+            learners_count,
+            count,
+        }
+    }
+
+    pub(crate) fn counts(&self, id: MemberId) -> bool {
+        self.learners_count || self.membership.is_voter(id)
+    }
+}
+
+impl Node {
+    /// Who makes up a leader's majorities: commit, its lease and
+    /// check-quorum. Voters do; learners never.
+    pub(crate) fn voters(&self) -> Voters<'_> {
+        Voters::new(&self.membership, broken!(self, count_learners))
+    }
+}
 
 /// What only a leader keeps.
 #[derive(Debug, Clone)]
@@ -61,35 +102,40 @@ impl Leading {
         self.transfer.is_none()
     }
 
-    /// The largest index a majority of `members` holds, the leader's log
+    /// The largest index a majority of the voters holds, the leader's log
     /// ending at `last`.
-    pub(crate) fn quorum_matched(&self, last: Index, members: usize) -> Option<Index> {
+    pub(crate) fn quorum_matched(&self, last: Index, voters: Voters<'_>) -> Option<Index> {
         let mut matched: Vec<Index> = self
-            .counted()
+            .counted(voters)
             .filter(|p| p.linked)
             .map(|p| p.matched)
             .collect();
         matched.push(last);
-        quorum::quorum_value(&mut matched, members)
+        quorum::quorum_value(&mut matched, voters.count)
     }
 
-    /// The latest time by which a majority was heard, the leader now.
-    pub(crate) fn quorum_heard(&self, now: Duration, members: usize) -> Option<Duration> {
-        let mut acks: Vec<Duration> = self.counted().filter_map(|p| p.last_ack).collect();
+    /// The latest time by which a majority of the voters was heard, the
+    /// leader now.
+    pub(crate) fn quorum_heard(&self, now: Duration, voters: Voters<'_>) -> Option<Duration> {
+        let mut acks: Vec<Duration> = self.counted(voters).filter_map(|p| p.last_ack).collect();
         acks.push(now);
-        quorum::quorum_value(&mut acks, members)
+        quorum::quorum_value(&mut acks, voters.count)
     }
 
-    /// The newest leader stamp a majority echoed, the leader's own now.
-    pub(crate) fn quorum_stamp(&self, now: Duration, members: usize) -> Option<Duration> {
-        let mut stamps: Vec<Duration> = self.counted().filter_map(|p| p.stamp).collect();
+    /// The newest leader stamp a majority of the voters echoed, the
+    /// leader's own now.
+    pub(crate) fn quorum_stamp(&self, now: Duration, voters: Voters<'_>) -> Option<Duration> {
+        let mut stamps: Vec<Duration> = self.counted(voters).filter_map(|p| p.stamp).collect();
         stamps.push(now);
-        quorum::quorum_value(&mut stamps, members)
+        quorum::quorum_value(&mut stamps, voters.count)
     }
 
-    /// The followers that count in majorities.
-    fn counted(&self) -> impl Iterator<Item = &Progress> {
-        self.progress.values().filter(|p| p.counts())
+    /// The followers that count in majorities: voters, confirmed.
+    fn counted(&self, voters: Voters<'_>) -> impl Iterator<Item = &Progress> {
+        self.progress
+            .iter()
+            .filter(move |(id, p)| voters.counts(**id) && p.counts())
+            .map(|(_, p)| p)
     }
 
     /// Confirms the relinked followers that a majority without them has
@@ -97,7 +143,7 @@ impl Leading {
     /// its term then, so no newer term had a majority, and no vote a
     /// follower forgot in a restart can have elected anyone. From then on
     /// what it forgot no longer matters: it counts again.
-    pub(crate) fn confirm_relinked(&mut self, now: Duration, members: usize) {
+    pub(crate) fn confirm_relinked(&mut self, now: Duration, voters: Voters<'_>) {
         let relinked: Vec<(MemberId, Duration)> = self
             .progress
             .iter()
@@ -107,11 +153,11 @@ impl Leading {
             let mut stamps: Vec<Duration> = self
                 .progress
                 .iter()
-                .filter(|(id, p)| **id != peer && p.counts())
+                .filter(|(id, p)| **id != peer && voters.counts(**id) && p.counts())
                 .filter_map(|(_, p)| p.stamp)
                 .collect();
             stamps.push(now);
-            if quorum::quorum_value(&mut stamps, members).is_some_and(|s| s >= since)
+            if quorum::quorum_value(&mut stamps, voters.count).is_some_and(|s| s >= since)
                 && let Some(p) = self.progress.get_mut(&peer)
             {
                 p.relinked_at = None;
@@ -142,7 +188,7 @@ impl Node {
         let Some(lead) = self.leading.as_ref() else {
             return;
         };
-        let heard = lead.quorum_heard(self.now, self.members);
+        let heard = lead.quorum_heard(self.now, self.voters());
         if heard.is_none_or(|t| self.now >= t + self.timing.election_timeout) {
             self.step_down();
             return;

@@ -108,7 +108,7 @@ impl Node {
         if self.commit < l.term_start || l.transfer.is_some() || self.shutting_down {
             return None;
         }
-        let at = l.quorum_stamp(self.now, self.members)?;
+        let at = l.quorum_stamp(self.now, self.voters())?;
         let g = self.timing.vote_guard;
         Some(at + g - Timing::drift_margin(g))
     }

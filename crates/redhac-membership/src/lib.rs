@@ -59,9 +59,15 @@
 //! host:port. Member ids are indexes in that list; every member must have the
 //! same list (the runtime compares a fingerprint at connect).
 //!
+//! **Voters and learners** ([`Membership`], in [`NodeConfig::membership`]).
+//! Voters elect and make up every majority below; learners follow, serve
+//! reads under the same lease and forward writes, but never vote, never
+//! stand and count in no majority. `All` writes and health Good include
+//! them; a majority (health Degraded) is of the voters.
+//!
 //! **Election** (Raft's rules, votes in memory). Terms only grow; one vote per
-//! term; a candidate needs a majority of the configured members and a log at
-//! least as up to date as each voter's (last term, then last index).
+//! term; a candidate needs a majority of the voters and a log at least as up
+//! to date as each voter's (last term, then last index).
 //! - *Pre-vote*: before a real election a node asks whether it would win; a
 //!   member with an open link to a leader heard within `T` says no, so one lost
 //!   link never unseats a healthy leader.
@@ -162,6 +168,7 @@ mod lease;
 mod links;
 mod log;
 pub mod members;
+mod membership;
 mod message;
 mod node;
 mod progress;
@@ -181,6 +188,7 @@ pub use events::{Input, Output, Rejection};
 #[cfg(feature = "faults")]
 pub use faults::Faults;
 pub use members::{HostEntry, find_me};
+pub use membership::{Membership, MembershipError};
 pub use message::{Append, AppendReply, Message, PeerHello, SnapshotChunk};
 pub use node::{Node, NodeStatus, PeerStatus};
 pub use timing::Timing;

@@ -12,10 +12,10 @@ use crate::types::{Health, MemberId, NodeRole};
 
 impl Node {
     pub(crate) fn connected(&mut self, peer: MemberId, hello: PeerHello) {
-        if peer == self.me || peer as usize >= self.members {
+        if peer == self.me || !self.membership.contains(peer) {
             return;
         }
-        let before = self.links.len();
+        let before = self.voters_reached();
         self.links.insert(peer, hello);
         self.traffic.insert(peer, Traffic::new(self.now));
         // Unknown or changed: it may have voted in a term it forgot.
@@ -38,11 +38,11 @@ impl Node {
             lead.progress.insert(peer, p);
         }
         self.update_health();
-        // Fast start: no leader known and a majority just linked, or every
-        // member (a cold cluster may then vote at once).
-        let majority = quorum::majority(self.members);
-        let just_majority = before + 1 < majority && self.links.len() + 1 >= majority;
-        let just_all = self.links.len() + 1 == self.members && before < self.links.len();
+        // Fast start: no leader known and a majority of the voters just
+        // reached, or every voter (a cold cluster may then vote at once).
+        let (majority, reached) = (quorum::majority(self.electorate()), self.voters_reached());
+        let just_majority = before < majority && reached >= majority;
+        let just_all = reached == self.electorate() && before < reached;
         let fast = self.timing.fast_election;
         if self.leader.is_none()
             && self.role == NodeRole::Follower
@@ -106,7 +106,7 @@ impl Node {
 
     /// Health by links; Bad clears the caches and stops serving.
     pub(crate) fn update_health(&mut self) {
-        let health = quorum::health(self.links.len() + 1, self.members);
+        let health = self.health_by_links();
         if health == self.health {
             return;
         }

@@ -9,9 +9,10 @@ use crate::events::{Input, Output, Rejection};
 #[cfg(feature = "faults")]
 use crate::faults::Faults;
 use crate::faults::broken;
-use crate::leading::Leading;
+use crate::leading::{Leading, Voters};
 use crate::lease::Lease;
 use crate::log::Log;
+use crate::membership::Membership;
 use crate::message::{Message, PeerHello};
 use crate::progress::Progress;
 use crate::quorum;
@@ -26,6 +27,8 @@ use crate::writes::Pending;
 pub struct PeerStatus {
     /// The member.
     pub id: MemberId,
+    /// Whether it votes (else it is a learner).
+    pub voter: bool,
     /// Whether a link is up.
     pub connected: bool,
     /// On the leader: up to where it holds the leader's log.
@@ -87,6 +90,8 @@ impl Traffic {
 pub struct NodeStatus {
     /// This member.
     pub me: MemberId,
+    /// Whether it votes (else it is a learner).
+    pub voter: bool,
     /// The term.
     pub term: Term,
     /// The role.
@@ -116,7 +121,8 @@ pub struct Node {
     pub(crate) incarnation: u64,
     #[cfg(feature = "faults")]
     pub(crate) faults: Faults,
-    pub(crate) members: usize,
+    /// Who is in the cluster and who votes.
+    pub(crate) membership: Membership,
     pub(crate) timing: Timing,
     /// Draws every random timeout, so a seed replays a run.
     pub(crate) rng: Rng,
@@ -169,19 +175,17 @@ impl Node {
     pub fn new(config: NodeConfig, now: Duration) -> Self {
         let timing = config.timing;
         let mut rng = Rng::new(config.seed, config.me);
-        let members = config.members.max(1);
         let floor = if broken!(config, no_term_floor) {
             0
         } else {
             config.term_floor
         };
         let election_at = now + rng.between(timing.election_timeout, timing.election_timeout * 2);
-        Self {
+        let mut node = Self {
             me: config.me,
             incarnation: config.incarnation,
             #[cfg(feature = "faults")]
             faults: config.faults,
-            members,
             timing,
             rng,
             now,
@@ -200,14 +204,61 @@ impl Node {
             traffic: BTreeMap::new(),
             silent_resets: BTreeMap::new(),
             incarnations: BTreeMap::new(),
-            health: quorum::health(1, members),
+            health: Health::Bad,
             leading: None,
             lease: Lease::default(),
             pending: BTreeMap::new(),
             shutting_down: false,
             stop_reported: false,
             out: Vec::new(),
-        }
+            membership: config.membership,
+        };
+        node.health = node.health_by_links();
+        node
+    }
+
+    /// Whether this node votes (and may stand); a learner does neither.
+    pub(crate) fn is_voter(&self) -> bool {
+        self.membership.is_voter(self.me)
+    }
+
+    /// Whether `id` counts in elections: voters do, learners never.
+    pub(crate) fn counts_in_majority(&self, id: MemberId) -> bool {
+        self.electors().counts(id)
+    }
+
+    /// How many members make up an election's majority: the voters.
+    pub(crate) fn electorate(&self) -> usize {
+        self.electors().count
+    }
+
+    /// Who elects.
+    fn electors(&self) -> Voters<'_> {
+        Voters::new(&self.membership, broken!(self, learners_vote))
+    }
+
+    /// The voters this node reaches: the linked ones, and itself when it
+    /// votes.
+    pub(crate) fn voters_reached(&self) -> usize {
+        self.links
+            .keys()
+            .filter(|id| self.counts_in_majority(**id))
+            .count()
+            + usize::from(self.counts_in_majority(self.me))
+    }
+
+    /// Health by links: Good linked with every member, Degraded reaching a
+    /// majority of the voters, Bad otherwise.
+    pub(crate) fn health_by_links(&self) -> Health {
+        let voters = self.voters();
+        let reached = self.links.keys().filter(|id| voters.counts(**id)).count()
+            + usize::from(voters.counts(self.me));
+        quorum::health(
+            self.links.len() + 1,
+            self.membership.len(),
+            reached,
+            voters.count,
+        )
     }
 
     /// Feeds one input at time `now` (this node's monotonic clock; a value
@@ -272,12 +323,15 @@ impl Node {
 
     /// The node's state now.
     pub fn status(&self) -> NodeStatus {
-        let peers = (0..self.members as MemberId)
+        let peers = self
+            .membership
+            .all()
             .filter(|&id| id != self.me)
             .map(|id| {
                 let p = self.progress(id);
                 PeerStatus {
                     id,
+                    voter: self.membership.is_voter(id),
                     connected: self.links.contains_key(&id),
                     matched: p.map(|p| p.matched),
                     applied: p.map(|p| p.applied),
@@ -287,6 +341,7 @@ impl Node {
             .collect();
         NodeStatus {
             me: self.me,
+            voter: self.is_voter(),
             term: self.term,
             role: self.role,
             leader: self.leader,
@@ -385,7 +440,7 @@ impl Node {
     }
 
     fn receive(&mut self, from: MemberId, msg: Message) {
-        if from == self.me || from as usize >= self.members || !self.links.contains_key(&from) {
+        if from == self.me || !self.membership.contains(from) || !self.links.contains_key(&from) {
             self.reject(from, msg.name(), Rejection::NotLinked);
             return;
         }
@@ -435,7 +490,7 @@ impl Node {
         let target = lead
             .progress
             .iter()
-            .filter(|(id, _)| self.links.contains_key(id))
+            .filter(|(id, _)| self.links.contains_key(id) && self.membership.is_voter(**id))
             .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
             .map(|(id, _)| *id);
         match target {

@@ -7,11 +7,18 @@ pub const fn majority(members: usize) -> usize {
     members / 2 + 1
 }
 
-/// Health by links, counting this member as linked to itself.
-pub const fn health(linked_with_me: usize, members: usize) -> Health {
+/// Health by links: linked with `linked_with_me` of `members` (itself
+/// included), and so reaching `voters_reached` of `voters` (itself included
+/// when it votes).
+pub const fn health(
+    linked_with_me: usize,
+    members: usize,
+    voters_reached: usize,
+    voters: usize,
+) -> Health {
     if linked_with_me >= members {
         Health::Good
-    } else if linked_with_me >= majority(members) {
+    } else if voters_reached >= majority(voters) {
         Health::Degraded
     } else {
         Health::Bad
@@ -79,7 +86,26 @@ mod tests {
             (2, 4, Health::Bad),
             (3, 4, Health::Degraded),
         ] {
-            assert_eq!(health(linked, members), h, "{linked} of {members}");
+            assert_eq!(
+                health(linked, members, linked, members),
+                h,
+                "{linked} of {members}"
+            );
+        }
+        // Learners: Good needs every member, a majority is of voters only.
+        // (linked, members, voters reached, voters)
+        for (linked, members, reached, voters, h) in [
+            (5, 5, 3, 3, Health::Good),
+            (4, 5, 3, 3, Health::Degraded),
+            (4, 5, 2, 3, Health::Degraded),
+            (4, 5, 1, 3, Health::Bad),
+            (2, 7, 2, 3, Health::Degraded),
+        ] {
+            assert_eq!(
+                health(linked, members, reached, voters),
+                h,
+                "{linked}/{reached}"
+            );
         }
     }
 

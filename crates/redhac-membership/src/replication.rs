@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use crate::events::{Output, Rejection};
 use crate::faults::broken;
+use crate::leading::Voters;
 use crate::message::{Append, AppendReply, Message};
 use crate::node::Node;
 use crate::types::{Entry, Index, LogId, MemberId, NodeRole, Op, Term};
@@ -259,9 +260,9 @@ impl Node {
             return;
         };
         p.on_reply(&r, now, retry);
-        let members = self.members;
+        let voters = Voters::new(&self.membership, broken!(self, count_learners));
         if let Some(lead) = self.leading.as_mut() {
-            lead.confirm_relinked(now, members);
+            lead.confirm_relinked(now, voters);
         }
         self.advance_commit();
     }
@@ -269,16 +270,15 @@ impl Node {
     /// The leader's commit index: the largest index a majority holds, once
     /// that entry is of the current term.
     pub(crate) fn advance_commit(&mut self) {
-        let members = if broken!(self, commit_without_majority) {
-            1
-        } else {
-            self.members
-        };
+        let mut voters = Voters::new(&self.membership, broken!(self, count_learners));
+        if broken!(self, commit_without_majority) {
+            voters.count = 1;
+        }
         let last = self.log.last().index;
         let Some(lead) = self.leading.as_mut() else {
             return;
         };
-        let Some(q) = lead.quorum_matched(last, members) else {
+        let Some(q) = lead.quorum_matched(last, voters) else {
             return;
         };
         if q > self.commit && self.log.term_at(q) == Some(self.term) {

@@ -309,13 +309,11 @@ impl Node {
             return false;
         };
         self.commit >= index
-            && (0..self.members as MemberId)
-                .filter(|&m| m != self.me)
-                .all(|m| {
-                    lead.progress.get(&m).is_some_and(|p| p.applied >= index)
-                        || self.now >= lead.lease_bound(m, self.timing.read_lease)
-                        || broken!(self, all_ignores_leases)
-                })
+            && self.membership.all().filter(|&m| m != self.me).all(|m| {
+                lead.progress.get(&m).is_some_and(|p| p.applied >= index)
+                    || self.now >= lead.lease_bound(m, self.timing.read_lease)
+                    || broken!(self, all_ignores_leases)
+            })
     }
 
     /// Answers the `All` writes whose entry every member applied or whose

@@ -145,7 +145,16 @@ config! {
         /// Every member as `scheme://host:port`, the same list on every member.
         ha_hosts: Vec<String> = Vec::new(),
             "HA_HOSTS", hosts, "comma separated", "empty";
-        /// The name that finds this member in `ha_hosts`, instead of the OS hostname.
+        /// Learners, as `scheme://host:port`, the same list on every member:
+        /// members that receive every change and serve reads like a
+        /// follower, and forward writes, but never vote or lead and count in
+        /// no majority (`All` writes wait for them too). Lets a cluster grow
+        /// read capacity without slowing its elections and commits. Their
+        /// ids follow `ha_hosts`'s.
+        ha_learners: Vec<String> = Vec::new(),
+            "HA_LEARNERS", hosts, "comma separated", "empty";
+        /// The name that finds this member in `ha_hosts` or `ha_learners`,
+        /// instead of the OS hostname.
         hostname_overwrite: Option<String> = None,
             "HOSTNAME_OVERWRITE", some_text, "text", "the OS hostname";
         /// The secret shared by all members; never sent over the wire. Or
@@ -364,24 +373,49 @@ impl Config {
         Ok(config)
     }
 
-    /// The parsed member list.
+    /// The parsed member list: `ha_hosts` (the voters), then `ha_learners`.
     ///
     /// # Errors
     /// [`Error::Config`] for an entry that is not `scheme://host:port`.
     pub fn members(&self) -> Result<Vec<HostEntry>> {
-        self.ha_hosts
-            .iter()
-            .enumerate()
-            .map(|(i, raw)| {
-                HostEntry::parse(raw).map_err(|why| {
-                    Error::Config(format!(
-                        "HA_HOSTS entry {} {raw:?} is malformed: {why}; write each member as \
-                         scheme://host:port, e.g. http://redhac-0.redhac:8001",
-                        i + 1
-                    ))
+        let parse = |var: &str, list: &[String]| -> Result<Vec<HostEntry>> {
+            list.iter()
+                .enumerate()
+                .map(|(i, raw)| {
+                    HostEntry::parse(raw).map_err(|why| {
+                        Error::Config(format!(
+                            "{var} entry {} {raw:?} is malformed: {why}; write each member as \
+                             scheme://host:port, e.g. http://redhac-0.redhac:8001",
+                            i + 1
+                        ))
+                    })
                 })
-            })
-            .collect()
+                .collect()
+        };
+        let mut members = parse("HA_HOSTS", &self.ha_hosts)?;
+        members.extend(parse("HA_LEARNERS", &self.ha_learners)?);
+        Ok(members)
+    }
+
+    /// Who votes: the members of `ha_hosts`; the learners of `ha_learners`
+    /// follow them in [`Config::members`].
+    pub fn membership(&self) -> redhac_membership::Membership {
+        let voters = self.ha_hosts.len() as u32;
+        let all = voters + self.ha_learners.len() as u32;
+        redhac_membership::Membership::new(0..voters.max(1), voters.max(1)..all.max(1))
+            .unwrap_or_else(|_| redhac_membership::Membership::voters_only(1))
+    }
+
+    /// What members compare at connect: the same lists, in order. Without
+    /// learners it is `HA_HOSTS` alone, as in earlier releases.
+    pub(crate) fn member_lists(&self) -> Vec<String> {
+        let mut lists = self.ha_hosts.clone();
+        if !self.ha_learners.is_empty() {
+            // No host entry can read like this (it has no scheme).
+            lists.push("learners:".to_owned());
+            lists.extend(self.ha_learners.iter().cloned());
+        }
+        lists
     }
 
     /// Checks that the configuration is complete and consistent. TLS files
@@ -401,13 +435,23 @@ impl Config {
                 );
             }
             let members = self.members()?;
+            let raw: Vec<&String> = self.ha_hosts.iter().chain(&self.ha_learners).collect();
+            let voters = self.ha_hosts.len();
+            let name = |i: usize| {
+                if i < voters {
+                    format!("HA_HOSTS entry {}", i + 1)
+                } else {
+                    format!("HA_LEARNERS entry {}", i - voters + 1)
+                }
+            };
             for (i, a) in members.iter().enumerate() {
                 if let Some(j) = members[..i].iter().position(|b| b.same_member(a)) {
                     return bad(format!(
-                        "HA_HOSTS lists {:?} twice (entries {} and {}); list each member once",
-                        self.ha_hosts[i],
-                        j + 1,
-                        i + 1
+                        "{:?} is listed twice ({} and {}); list each member once, as a voter \
+                         in HA_HOSTS or as a learner in HA_LEARNERS",
+                        raw[i],
+                        name(j),
+                        name(i)
                     ));
                 }
             }
@@ -533,7 +577,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(Config::ENV_VARS.len(), 22);
+        assert_eq!(Config::ENV_VARS.len(), 23);
     }
 
     #[test]
@@ -696,6 +740,35 @@ mod tests {
     fn duplicate_members_are_refused() {
         let msg = config_err(ha(&[("HA_HOSTS", "http://a:1, https://a:1")]));
         assert!(msg.contains("twice"), "{msg}");
+    }
+
+    #[test]
+    fn learners_follow_the_voters_and_change_the_fingerprint_only_when_set() {
+        let c = ha(&[("HA_LEARNERS", "http://l:1, http://m:1")]).unwrap();
+        let members = c.members().unwrap();
+        assert_eq!(members.len(), c.ha_hosts.len() + 2);
+        assert_eq!(members[c.ha_hosts.len()].host, "l");
+        let m = c.membership();
+        assert_eq!(m.voter_count(), c.ha_hosts.len());
+        assert_eq!(
+            m.learners().collect::<Vec<_>>(),
+            [c.ha_hosts.len() as u32, c.ha_hosts.len() as u32 + 1]
+        );
+        assert_ne!(c.member_lists(), c.ha_hosts);
+        // Without learners, members compare `HA_HOSTS` alone, as before.
+        let plain = ha(&[]).unwrap();
+        assert_eq!(plain.member_lists(), plain.ha_hosts);
+
+        let msg = config_err(ha(&[("HA_LEARNERS", "http://l:1, l:2")]));
+        assert!(msg.contains("HA_LEARNERS entry 2"), "{msg}");
+        let voter = c.ha_hosts[1].clone();
+        let msg = config_err(ha(&[("HA_LEARNERS", voter.as_str())]));
+        assert!(
+            msg.contains("twice")
+                && msg.contains("HA_HOSTS entry 2")
+                && msg.contains("HA_LEARNERS entry 1"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -20,10 +20,12 @@ pub enum Role {
 /// One member as this node sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MemberStatus {
-    /// Index in `HA_HOSTS`.
+    /// Index in `HA_HOSTS`, then `HA_LEARNERS`.
     pub id: u32,
-    /// The `HA_HOSTS` entry.
+    /// The `HA_HOSTS` (or `HA_LEARNERS`) entry.
     pub address: String,
+    /// Whether it votes; `false` for a learner (`HA_LEARNERS`).
+    pub voter: bool,
     /// Whether a link to it is up (always true for this node itself).
     pub connected: bool,
     /// On the leader: entries the member has yet to apply.

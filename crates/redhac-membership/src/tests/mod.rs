@@ -3,6 +3,7 @@
 //! sends, and a leader or a follower to start from.
 
 mod election;
+mod learners;
 mod lease;
 mod links;
 mod replication;
@@ -16,7 +17,7 @@ use std::time::Duration;
 use crate::events::{Input, Output};
 use crate::message::{Append, AppendReply, Message, PeerHello, SnapshotChunk};
 use crate::types::{Ack, Entry, LogId, NodeRole, Op};
-use crate::{Node, NodeConfig, Timing};
+use crate::{Membership, Node, NodeConfig, Timing};
 
 /// The election timeout of every test node.
 const T: Duration = Duration::from_secs(2);
@@ -31,6 +32,13 @@ fn node(me: u32, members: usize) -> Node {
         NodeConfig::new(me, members, Timing::new(T), 7),
         Duration::ZERO,
     )
+}
+
+/// Member `me` of voters 0, 1, 2 and learners 3, 4, started at 0.
+fn with_learners(me: u32) -> Node {
+    let mut c = NodeConfig::new(me, 5, Timing::new(T), 7);
+    c.membership = Membership::new(0..3, 3..5).expect("valid");
+    Node::new(c, Duration::ZERO)
 }
 
 /// Node 0 of 3, linked to both peers, which report `term`.

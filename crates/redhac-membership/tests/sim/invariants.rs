@@ -26,7 +26,8 @@ type Store = BTreeMap<(String, String), Vec<u8>>;
 /// that resolved, with when.
 #[derive(Debug)]
 pub(crate) struct Checker {
-    members: usize,
+    /// How many members vote (the first ones; the rest are learners).
+    voters: usize,
     lease: Duration,
     committed: BTreeMap<u64, (LogId, Arc<Op>)>,
     /// The term of the leader that committed each index (an entry of an
@@ -47,9 +48,9 @@ pub(crate) struct Checker {
 }
 
 impl Checker {
-    pub(crate) fn new(members: usize, timing: Timing) -> Self {
+    pub(crate) fn new(members: usize, voters: usize, timing: Timing) -> Self {
         Self {
-            members,
+            voters,
             lease: timing.read_lease,
             committed: BTreeMap::new(),
             committed_in: BTreeMap::new(),
@@ -102,8 +103,9 @@ impl Checker {
         s
     }
 
-    /// Crash only while a majority of the other live nodes still hold every
-    /// committed entry: the guarantees are for a surviving majority.
+    /// Crash only while a majority of the voters, other than the victim
+    /// and alive, still hold every committed entry: the guarantees are for
+    /// a surviving majority. (Learners count in no majority.)
     pub(crate) fn may_crash(&self, w: &World, victim: MemberId) -> bool {
         let Some(c) = self.max_committed() else {
             return true;
@@ -112,11 +114,12 @@ impl Checker {
             .nodes
             .iter()
             .enumerate()
+            .take(self.voters)
             .filter(|(i, n)| {
                 *i as MemberId != victim && n.node.as_ref().is_some_and(|n| n.holds(c))
             })
             .count();
-        holders >= quorum::majority(self.members)
+        holders >= quorum::majority(self.voters)
     }
 
     /// A node refused a peer's message.
@@ -129,6 +132,53 @@ impl Checker {
         why: Rejection,
     ) {
         self.report(w.now, no_protocol_rejection(id, from, what, why));
+    }
+}
+
+/// Invariant: a learner never grants a vote or a pre-vote.
+pub(crate) fn learner_grants_nothing(
+    w: &World,
+    id: MemberId,
+    msg: &redhac_membership::Message,
+) -> Result<(), Violation> {
+    use redhac_membership::Message;
+    let granted = matches!(
+        msg,
+        Message::VoteReply { granted: true, .. } | Message::PreVoteReply { granted: true, .. }
+    );
+    if granted && !w.is_voter(id) {
+        return Err(Violation::LearnerVoted {
+            node: id,
+            what: format!("granted {}", msg.name()),
+        });
+    }
+    Ok(())
+}
+
+/// Invariant: a learner never stands (pre-candidate, candidate or leader).
+pub(crate) fn learner_never_stands(
+    w: &World,
+    id: MemberId,
+    role: redhac_membership::NodeRole,
+) -> Result<(), Violation> {
+    if role != redhac_membership::NodeRole::Follower && !w.is_voter(id) {
+        return Err(Violation::LearnerVoted {
+            node: id,
+            what: format!("became {role:?}"),
+        });
+    }
+    Ok(())
+}
+
+impl Checker {
+    /// A node sent `msg`.
+    pub(crate) fn sent(&mut self, w: &World, id: MemberId, msg: &redhac_membership::Message) {
+        self.report(w.now, learner_grants_nothing(w, id, msg));
+    }
+
+    /// A node was stepped and now has `role`.
+    pub(crate) fn stepped(&mut self, w: &World, id: MemberId, role: redhac_membership::NodeRole) {
+        self.report(w.now, learner_never_stands(w, id, role));
     }
 }
 

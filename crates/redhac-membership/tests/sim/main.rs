@@ -76,6 +76,7 @@ fn options(nodes: usize, seed: u64) -> Options {
         chaos: Duration::from_secs(60),
         // Half the seeds with a tiny log: followers often need snapshots.
         log_capacity: if seed.is_multiple_of(2) { 8 } else { 16_384 },
+        learners: 0,
         trace: false,
     }
 }
@@ -95,6 +96,16 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 /// Runs many seeds of one cluster size; prints the summary line.
 fn campaign(nodes: usize, default_seeds: u64) {
+    campaign_of(nodes, 0, default_seeds, &format!("sim_{nodes}_nodes"));
+}
+
+/// Runs many seeds of `nodes` members, the last `learners` of them
+/// learners, as the test `name`; prints the summary line.
+fn campaign_of(nodes: usize, learners: usize, default_seeds: u64, name: &str) {
+    let options = |nodes, seed| Options {
+        learners,
+        ..options(nodes, seed)
+    };
     if let Some(seed) = env_u64("REDHAC_SIM_SEED") {
         let mut opts = options(nodes, seed);
         opts.trace = true;
@@ -113,7 +124,7 @@ fn campaign(nodes: usize, default_seeds: u64) {
     let mut times = Vec::new();
     let mut resolved = std::collections::BTreeMap::new();
     for seed in 0..seeds {
-        let seed = seed + 1000 * nodes as u64;
+        let seed = seed + 1000 * nodes as u64 + 100_000 * learners as u64;
         let r = run(options(nodes, seed));
         if !r.violations.is_empty() {
             violations += r.violations.len();
@@ -127,7 +138,7 @@ fn campaign(nodes: usize, default_seeds: u64) {
     times.sort();
     println!(
         "simulation: {seeds} seeds, {violations} violations, leader p50 {:.0} ms p99 {:.0} ms \
-         ({nodes} nodes, {} elections, writes {resolved:?}, {:.1} s)",
+         ({nodes} nodes, {learners} learners, {} elections, writes {resolved:?}, {:.1} s)",
         percentile(&times, 0.5),
         percentile(&times, 0.99),
         times.len(),
@@ -136,7 +147,7 @@ fn campaign(nodes: usize, default_seeds: u64) {
     if let Some((seed, v)) = first_failure {
         panic!(
             "{nodes} nodes, seed {seed} broke an invariant; replay with \
-             REDHAC_SIM_SEED={seed} cargo test -p redhac-membership --test sim sim_{nodes}_nodes -- --nocapture\n{v:#?}"
+             REDHAC_SIM_SEED={seed} cargo test -p redhac-membership --test sim {name} -- --nocapture\n{v:#?}"
         );
     }
 }
@@ -154,6 +165,16 @@ fn sim_5_nodes() {
 #[test]
 fn sim_7_nodes() {
     campaign(7, 10);
+}
+
+#[test]
+fn sim_3_voters_2_learners() {
+    campaign_of(5, 2, 25, "sim_3_voters_2_learners");
+}
+
+#[test]
+fn sim_3_voters_4_learners() {
+    campaign_of(7, 4, 10, "sim_3_voters_4_learners");
 }
 
 /// Runs seeds with a deliberately broken rule until the simulation reports
@@ -194,6 +215,19 @@ fn caught_with(
         }
     }
     panic!("{faults:?}: no expected violation in {seeds} seeds");
+}
+
+/// Any invariant about what was committed: a leader lacks it, a member
+/// applied or was snapshotted something else, or a write resolved without it.
+fn committed_lost(v: &Violation) -> bool {
+    matches!(
+        v,
+        Violation::LeaderIncomplete { .. }
+            | Violation::AppliedDiverged { .. }
+            | Violation::AppliedUncommitted { .. }
+            | Violation::SnapshotDiverged { .. }
+            | Violation::ResolvedNotCommitted { .. }
+    )
 }
 
 #[test]
@@ -263,17 +297,7 @@ fn catches_a_commit_without_a_majority() {
         commit_without_majority: true,
         ..Faults::default()
     };
-    // Any invariant about what was committed.
-    caught(faults, 3, false, |v| {
-        matches!(
-            v,
-            Violation::LeaderIncomplete { .. }
-                | Violation::AppliedDiverged { .. }
-                | Violation::AppliedUncommitted { .. }
-                | Violation::SnapshotDiverged { .. }
-                | Violation::ResolvedNotCommitted { .. }
-        )
-    });
+    caught(faults, 3, false, committed_lost);
 }
 
 #[test]
@@ -357,20 +381,34 @@ fn catches_installing_an_older_snapshot_over_a_newer_one() {
     };
     // Snapshots often (a tiny log), several in flight at once, and one
     // overtaking another is rare: found around seed 700.
+    caught_with(faults, 3, false, committed_lost, 1000, |o| {
+        o.log_capacity = 2
+    });
+}
+
+#[test]
+fn catches_a_leader_that_counts_learners_in_its_majorities() {
+    let faults = Faults {
+        count_learners: true,
+        ..Faults::default()
+    };
+    // The leader and two learners commit with no other voter; the voters
+    // that lack the entry elect one of them.
+    caught_with(faults, 5, false, committed_lost, 40, |o| o.learners = 2);
+}
+
+#[test]
+fn catches_a_learner_that_votes() {
+    let faults = Faults {
+        learners_vote: true,
+        ..Faults::default()
+    };
     caught_with(
         faults,
-        3,
+        5,
         false,
-        |v| {
-            matches!(
-                v,
-                Violation::LeaderIncomplete { .. }
-                    | Violation::AppliedDiverged { .. }
-                    | Violation::AppliedUncommitted { .. }
-                    | Violation::SnapshotDiverged { .. }
-            )
-        },
-        1000,
-        |o| o.log_capacity = 2,
+        |v| matches!(v, Violation::LearnerVoted { .. }),
+        40,
+        |o| o.learners = 2,
     );
 }

@@ -91,6 +91,8 @@ pub(crate) enum Violation {
         applied: u64,
         value: String,
     },
+    /// A learner granted a vote or stood for election.
+    LearnerVoted { node: MemberId, what: String },
     /// No single leader with every node Good and serving soon after the
     /// network healed.
     NotSettled { states: Vec<String> },
@@ -207,6 +209,7 @@ impl fmt::Display for Violation {
                 applied,
                 value,
             } => write!(f, "n{node} caches {value} at applied {applied}"),
+            Self::LearnerVoted { node, what } => write!(f, "learner n{node}: {what}"),
             Self::NotSettled { states } => write!(
                 f,
                 "no single leader with every node Good and serving within 10 election timeouts \

@@ -14,7 +14,9 @@ use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Duration;
 
-use redhac_membership::{Faults, Health, MemberId, Message, Node, NodeRole, Term, Timing};
+use redhac_membership::{
+    Faults, Health, MemberId, Membership, Message, Node, NodeRole, Term, Timing,
+};
 
 use crate::invariants::Checker;
 use member::SimNode;
@@ -101,6 +103,8 @@ pub(crate) struct Options {
     pub(crate) chaos: Duration,
     /// The log's capacity: small ones make followers need snapshots often.
     pub(crate) log_capacity: usize,
+    /// The last this many of `nodes` are learners; the others vote.
+    pub(crate) learners: usize,
     pub(crate) trace: bool,
 }
 
@@ -150,7 +154,7 @@ impl World {
             stalled: BTreeMap::new(),
             last_delivery: BTreeMap::new(),
             streams: BTreeMap::new(),
-            checker: Checker::new(opts.nodes, timing),
+            checker: Checker::new(opts.nodes, opts.nodes - opts.learners, timing),
             healed: false,
             first_leader: None,
             crash_of_leader: None,
@@ -178,7 +182,7 @@ impl World {
 
     /// Runs `f` with the checker and a view of the world.
     pub(crate) fn check<R>(&mut self, f: impl FnOnce(&mut Checker, &World) -> R) -> R {
-        let mut c = std::mem::replace(&mut self.checker, Checker::new(0, self.timing));
+        let mut c = std::mem::replace(&mut self.checker, Checker::new(0, 0, self.timing));
         let r = f(&mut c, self);
         self.checker = c;
         r
@@ -240,6 +244,17 @@ impl World {
             Event::SnapshotChunk { stream } => self.cut_chunk(stream),
             Event::Write => self.write(),
         }
+    }
+
+    /// Whether node `id` votes (else it is a learner).
+    pub(crate) fn is_voter(&self, id: MemberId) -> bool {
+        (id as usize) < self.opts.nodes - self.opts.learners
+    }
+
+    /// Who is in the cluster and who votes.
+    pub(crate) fn membership(&self) -> Membership {
+        let voters = (self.opts.nodes - self.opts.learners) as MemberId;
+        Membership::new(0..voters, voters..self.opts.nodes as MemberId).expect("valid")
     }
 
     /// Whether node `id` serves reads now.

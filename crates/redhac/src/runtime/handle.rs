@@ -106,7 +106,7 @@ impl Runtime {
             handshake: Handshake {
                 me: me as u32,
                 generation,
-                fingerprint: fingerprint(&config.ha_hosts),
+                fingerprint: fingerprint(&config.member_lists()),
                 tokens: Tokens::new(token, previous),
                 versions: versions.clone(),
                 timeout: HANDSHAKE_TIMEOUT,
@@ -140,6 +140,7 @@ impl Runtime {
         let driver = driver::Driver::new(driver::Parts {
             me: me as u32,
             members,
+            membership: config.membership(),
             store: store.clone(),
             gate: Arc::clone(&gate),
             health,

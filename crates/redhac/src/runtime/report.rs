@@ -23,6 +23,11 @@ pub(super) fn status(
             MemberStatus {
                 id,
                 address: m.to_string(),
+                voter: if id == s.me {
+                    s.voter
+                } else {
+                    peer.is_some_and(|p| p.voter)
+                },
                 connected: id == s.me || peer.is_some_and(|p| p.connected),
                 lag: peer
                     .and_then(|p| p.applied)

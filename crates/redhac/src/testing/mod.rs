@@ -47,7 +47,9 @@ type Register = Arc<dyn Fn(Builder) -> Builder + Send + Sync>;
 pub struct TestCluster {
     members: Vec<Option<Redhac>>,
     proxies: Vec<Proxy>,
+    /// `HA_HOSTS` (the voters) and `HA_LEARNERS`.
     hosts: String,
+    learners: String,
     register: Register,
 }
 
@@ -74,23 +76,39 @@ impl TestCluster {
         n: usize,
         register: impl Fn(Builder) -> Builder + Send + Sync + 'static,
     ) -> Result<Self> {
+        Self::start_with_learners(n, 0, register).await
+    }
+
+    /// Starts `voters` members and `learners` more that never vote (listed
+    /// in `HA_LEARNERS`): members `voters..voters + learners`.
+    ///
+    /// # Errors
+    /// When a port cannot be bound or a member does not start.
+    pub async fn start_with_learners(
+        voters: usize,
+        learners: usize,
+        register: impl Fn(Builder) -> Builder + Send + Sync + 'static,
+    ) -> Result<Self> {
         let mut proxies = Vec::new();
         let mut listeners = Vec::new();
-        for _ in 0..n {
+        for _ in 0..voters + learners {
             let l = TcpListener::bind("127.0.0.1:0").map_err(|e| io("bind", &e))?;
             let addr = l.local_addr().map_err(|e| io("bind", &e))?;
             proxies.push(Proxy::start(addr).await.map_err(|e| io("proxy", &e))?);
             listeners.push(l);
         }
-        let hosts = proxies
-            .iter()
-            .map(|p| format!("http://{}", p.addr()))
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = |ps: &[Proxy]| {
+            ps.iter()
+                .map(|p| format!("http://{}", p.addr()))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (hosts, learners) = (list(&proxies[..voters]), list(&proxies[voters..]));
         let mut cluster = Self {
             members: Vec::new(),
             proxies,
             hosts,
+            learners,
             register: Arc::new(register),
         };
         for (i, l) in listeners.into_iter().enumerate() {
@@ -106,6 +124,7 @@ impl TestCluster {
         let config = Config::from_vars([
             ("HA_MODE", "true"),
             ("HA_HOSTS", self.hosts.as_str()),
+            ("HA_LEARNERS", self.learners.as_str()),
             ("CACHE_AUTH_TOKEN", TOKEN),
             ("CACHE_TLS", "false"),
             ("CACHE_RECONNECT_TIMEOUT_LOWER", "10"),

@@ -67,6 +67,7 @@ impl World {
             self.opts.seed ^ (u64::from(id) << 32)
         };
         let mut config = NodeConfig::new(id, self.opts.nodes, self.timing, seed);
+        config.membership = self.membership();
         config.faults = self.opts.faults;
         // Wall clocks agree within a few milliseconds (less than a restart).
         let skew = self.rng.below(5);
@@ -138,6 +139,7 @@ impl World {
             self.carry_out(id, out);
         }
         self.leader_stepping = None;
+        self.check(|c, w| c.stepped(w, id, status.role));
         if status.role == NodeRole::Leader && !was_leader {
             self.check(|c, w| c.became_leader(w, id));
             if self.first_leader.is_none() {
@@ -151,7 +153,10 @@ impl World {
 
     fn carry_out(&mut self, id: MemberId, out: Output) {
         match out {
-            Output::Send { to, msg } => self.transmit(id, to, msg),
+            Output::Send { to, msg } => {
+                self.check(|c, w| c.sent(w, id, &msg));
+                self.transmit(id, to, msg);
+            }
             Output::Apply(entry) => {
                 self.check(|c, w| c.applied(w, id, &entry));
                 let n = &mut self.nodes[id as usize];

@@ -36,6 +36,8 @@ use redhac_membership::HostEntry;
 pub(crate) struct Parts {
     pub(crate) me: u32,
     pub(crate) members: Vec<HostEntry>,
+    /// Who of `members` votes.
+    pub(crate) membership: cluster_core::Membership,
     pub(crate) store: Store,
     pub(crate) gate: Arc<ReadGate>,
     pub(crate) health: watch::Sender<Health>,
@@ -91,6 +93,7 @@ impl Driver {
             .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         config.term_floor = cluster_core::NodeConfig::wall_clock_floor(wall_ms);
         config.incarnation = parts.seed;
+        config.membership = parts.membership.clone();
         let node = Node::new(config, Duration::ZERO);
         let health = node.status().health;
         parts.health.send_replace(health);
