@@ -130,13 +130,19 @@ impl Member {
             Output::InstallChunk { first, data, .. } => install(&self.store, first, &data),
             // A network transport streams chunks as its link takes them (see
             // `SendSnapshot`); in memory, one chunk of everything will do.
-            Output::SendSnapshot { to, term, last } => {
+            Output::SendSnapshot {
+                to,
+                term,
+                last,
+                membership,
+            } => {
                 let chunk = SnapshotChunk {
                     term,
                     last,
                     seq: 0,
                     end: Some(self.node.applied()),
                     data: Arc::new(encode_store(&self.store)),
+                    membership: Some(membership),
                 };
                 let _ = self.net.send((self.me, to, Message::Snapshot(chunk)));
             }
@@ -210,7 +216,7 @@ fn apply(store: &Store, op: &Op) {
         }
         Op::Delete { key, .. } => _ = cache.apply_delete(key, Origin::Peer),
         Op::Clear { .. } => cache.apply_clear(Origin::Peer),
-        Op::Noop => {}
+        Op::Noop | Op::Membership(_) => {}
     }
 }
 

@@ -45,9 +45,9 @@ impl Bytes<'_> {
     fn message(&mut self) -> Option<Message> {
         let term = self.small()?;
         Some(match self.u8()? % 14 {
-            0 => Message::PreVote { term, last: self.id()? },
+            0 => Message::PreVote { term, last: self.id()?, config: self.small()? },
             1 => Message::PreVoteReply { term, granted: self.u8()? % 2 == 0 },
-            2 => Message::Vote { term, last: self.id()?, transfer: self.u8()? % 2 == 0 },
+            2 => Message::Vote { term, last: self.id()?, transfer: self.u8()? % 2 == 0, config: self.small()? },
             3 => Message::VoteReply { term, granted: self.u8()? % 2 == 0 },
             4 => {
                 let prev = self.id()?;

@@ -4,7 +4,7 @@
 use crate::faults::Faults;
 use crate::membership::Membership;
 use crate::timing::Timing;
-use crate::types::{MemberId, Term};
+use crate::types::{Index, MemberId, Term};
 
 /// What a node is built from.
 #[derive(Debug, Clone)]
@@ -16,6 +16,10 @@ pub struct NodeConfig {
     /// follows, serves and forwards writes, but never votes or stands.
     /// Every member must be built with the same membership.
     pub membership: Membership,
+    /// The index of the log entry `membership` comes from: 0 for a static
+    /// list, else the committed membership a starting member was given.
+    /// It votes for no candidate whose membership is older.
+    pub membership_index: Index,
     /// Timeouts and limits.
     pub timing: Timing,
     /// Seed of the node's random timeouts. Mixed with `me`, so members given
@@ -50,6 +54,7 @@ impl NodeConfig {
         Self {
             me,
             membership: Membership::voters_only(members),
+            membership_index: 0,
             timing,
             seed,
             term_floor: 0,

@@ -11,7 +11,7 @@ use crate::message::Message;
 use crate::node::Node;
 use crate::progress::Progress;
 use crate::quorum::{self, VoteResult};
-use crate::types::{LogId, MemberId, NodeRole, Op, Term};
+use crate::types::{Index, LogId, MemberId, NodeRole, Op, Term};
 
 /// What elections keep between inputs: this incarnation's start and floor,
 /// the timer, the vote cast and the votes counted, and the leader heard.
@@ -108,7 +108,8 @@ impl Node {
     pub(crate) fn cluster_is_cold(&self) -> bool {
         self.log.last() == LogId::default()
             && self
-                .membership
+                .configs
+                .current()
                 .voters()
                 .all(|v| v == self.me || self.links.contains_key(&v))
             && self.links.values().all(|h| h.last == LogId::default())
@@ -149,8 +150,22 @@ impl Node {
                     .is_some_and(|t| self.now < t + self.timing.election_timeout))
     }
 
-    fn up_to_date(&self, last: LogId) -> bool {
-        last >= self.log.last() || broken!(self, skip_up_to_date)
+    /// Whether a candidate whose log ends at `last`, with the membership of
+    /// version `config`, may have this node's vote: its log is at least as
+    /// up to date as this node's, and its membership is no older than the
+    /// newest this node knows was committed. (A member restarted with its
+    /// log lost, and given the committed membership, must not elect one
+    /// whose older membership made it a voter: that candidate may lack what
+    /// the newer voters committed.)
+    fn up_to_date(&self, last: LogId, config: Index) -> bool {
+        (last >= self.log.last()
+            && (config >= self.committed_config() || broken!(self, ignore_known_config)))
+            || broken!(self, skip_up_to_date)
+    }
+
+    /// The version of the newest membership this node knows was committed.
+    pub(crate) fn committed_config(&self) -> Index {
+        self.known_config.max(self.configs.at(self.commit).0)
     }
 
     /// The timer fired: pre-vote, unless a guard says not yet.
@@ -181,14 +196,14 @@ impl Node {
             self.report_state();
         }
         self.election.count_from(self.me);
-        let (term, last) = (self.next_term(), self.log.last());
+        let (term, last, config) = (self.next_term(), self.log.last(), self.configs.version());
         for p in self.linked_voters() {
-            self.send(p, Message::PreVote { term, last });
+            self.send(p, Message::PreVote { term, last, config });
         }
         self.count_pre_votes();
     }
 
-    pub(crate) fn on_pre_vote(&mut self, from: MemberId, term: Term, last: LogId) {
+    pub(crate) fn on_pre_vote(&mut self, from: MemberId, term: Term, last: LogId, config: Index) {
         if term < self.election.floor {
             // Below this incarnation's floor: say so, so the candidate stands
             // higher next time.
@@ -202,10 +217,11 @@ impl Node {
             );
             return;
         }
+        // Granted whatever this node's own membership says (Raft's rule): it
+        // may lag (a new or restarted member); the candidate counts only the
+        // voters of its own.
         let granted = term > self.term
-            && self.counts_in_majority(self.me)
-            && self.counts_in_majority(from)
-            && self.up_to_date(last)
+            && self.up_to_date(last, config)
             && !self.live_leader()
             && !self.leader_guard()
             && self.may_vote()
@@ -245,7 +261,8 @@ impl Node {
     fn tally(&self) -> VoteResult {
         let granted = self.election.votes.values().filter(|g| **g).count();
         let unreachable = self
-            .membership
+            .configs
+            .current()
             .all()
             .filter(|m| self.counts_in_majority(*m))
             .filter(|m| !self.election.votes.contains_key(m) && !self.links.contains_key(m))
@@ -289,7 +306,7 @@ impl Node {
         self.election.timer = self.now + self.random_timeout();
         self.election.count_from(self.me);
         self.report_state();
-        let (term, last) = (self.term, self.log.last());
+        let (term, last, config) = (self.term, self.log.last(), self.configs.version());
         for p in self.linked_voters() {
             self.send(
                 p,
@@ -297,6 +314,7 @@ impl Node {
                     term,
                     last,
                     transfer,
+                    config,
                 },
             );
         }
@@ -305,11 +323,16 @@ impl Node {
         }
     }
 
-    pub(crate) fn on_vote(&mut self, from: MemberId, term: Term, last: LogId, transfer: bool) {
-        // A learner votes for no one, and no one stands who is not a voter.
+    pub(crate) fn on_vote(
+        &mut self,
+        from: MemberId,
+        term: Term,
+        last: LogId,
+        transfer: bool,
+        config: Index,
+    ) {
+        // Whatever this node's own membership says, as for pre-votes.
         let refuse = term < self.term
-            || !self.counts_in_majority(self.me)
-            || !self.counts_in_majority(from)
             || term < self.election.floor
             || (!transfer && self.leader_guard())
             || !self.may_vote()
@@ -327,7 +350,7 @@ impl Node {
         }
         let granted = (self.election.voted_for.is_none_or(|v| v == from)
             || broken!(self, vote_twice))
-            && self.up_to_date(last)
+            && self.up_to_date(last, config)
             && self.role != NodeRole::Leader;
         if granted {
             self.election.voted_for = Some(from);
@@ -384,7 +407,9 @@ impl Node {
         // Raft: committing an entry of the new term commits every earlier
         // one; the leader serves reads only after that.
         let next = self.log.last().index + 1;
-        let mut leading = Leading::new(self.links.keys().copied(), next, self.now);
+        let members = self.configs.current();
+        let linked = self.links.keys().copied().filter(|p| members.contains(*p));
+        let mut leading = Leading::new(linked, next, self.now);
         // A member that restarted after this node stood may have voted,
         // before its restart, in a newer term it forgot: it counts in no
         // majority until confirmed (see `Leading::confirm_relinked`).

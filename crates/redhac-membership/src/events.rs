@@ -83,6 +83,7 @@ pub enum Output {
     /// entries up to `last` now; entries applied while streaming may show in
     /// later chunks. The core sends `to` nothing else of the log until it
     /// acknowledges the snapshot, and keeps the entries after `last` for it.
+    /// The last chunk carries `membership`.
     SendSnapshot {
         /// The peer.
         to: MemberId,
@@ -90,6 +91,8 @@ pub enum Output {
         term: Term,
         /// The last entry applied.
         last: LogId,
+        /// The membership as of `last`, with the index of its entry.
+        membership: (crate::Index, std::sync::Arc<crate::Membership>),
     },
     /// A write finished. `Ok` carries where it was ordered, when known.
     Resolve {

@@ -25,6 +25,10 @@ pub struct Faults {
     pub install_older_snapshots: bool,
     pub count_learners: bool,
     pub learners_vote: bool,
+    pub change_before_term_commit: bool,
+    pub overlapping_changes: bool,
+    pub forget_departed_leases: bool,
+    pub ignore_known_config: bool,
 }
 
 /// Whether `$holder.faults` breaks `$rule` on purpose.

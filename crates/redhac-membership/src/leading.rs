@@ -48,7 +48,7 @@ impl Node {
     /// Who makes up a leader's majorities: commit, its lease and
     /// check-quorum. Voters do; learners never.
     pub(crate) fn voters(&self) -> Voters<'_> {
-        Voters::new(&self.membership, broken!(self, count_learners))
+        Voters::new(self.configs.current(), broken!(self, count_learners))
     }
 }
 
@@ -69,6 +69,9 @@ pub(crate) struct Leading {
     pub(crate) awaiting_all: Vec<(Option<MemberId>, RequestId, Index)>,
     /// Handing over to (member, deadline).
     pub(crate) transfer: Option<(MemberId, Duration)>,
+    /// Members removed while this node led, with the bound on their leases
+    /// then (they were sent nothing since): `All` writes wait it out.
+    pub(crate) departed: BTreeMap<MemberId, Duration>,
 }
 
 impl Leading {
@@ -94,6 +97,7 @@ impl Leading {
             commit_dirty: false,
             awaiting_all: Vec::new(),
             transfer: None,
+            departed: BTreeMap::new(),
         }
     }
 

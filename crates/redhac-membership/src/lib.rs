@@ -63,7 +63,22 @@
 //! Voters elect and make up every majority below; learners follow, serve
 //! reads under the same lease and forward writes, but never vote, never
 //! stand and count in no majority. `All` writes and health Good include
-//! them; a majority (health Degraded) is of the voters.
+//! them; a majority (health Degraded) is of the voters. A voter answers
+//! votes whatever its own membership says (it may lag); the candidate counts
+//! only its own voters.
+//!
+//! **Membership changes** go through the log: an [`Op::Membership`] entry,
+//! in force on a member as soon as its log holds it (committed or not) and
+//! dropped if truncated away. Raft's single-server changes: each entry
+//! changes one member once ([`Membership::one_change_to`]); the leader
+//! appends one only after committing an entry of its term, and one at a
+//! time (else [`WriteError::Membership`]). A removed member is sent nothing
+//! more; `All` writes wait out its lease, and a later leader's wait a read
+//! lease after its election when any member was ever removed. Votes carry
+//! the version (log index) of the candidate's membership, and a member
+//! refuses one older than the newest it knows was committed
+//! ([`NodeConfig::membership_index`]): a member restarted with its log lost
+//! must not elect a candidate whose old membership counts it as a voter.
 //!
 //! **Election** (Raft's rules, votes in memory). Terms only grow; one vote per
 //! term; a candidate needs a majority of the voters and a log at least as up
@@ -188,7 +203,7 @@ pub use events::{Input, Output, Rejection};
 #[cfg(feature = "faults")]
 pub use faults::Faults;
 pub use members::{HostEntry, find_me};
-pub use membership::{Membership, MembershipError};
+pub use membership::{ChangeError, Membership, MembershipError};
 pub use message::{Append, AppendReply, Message, PeerHello, SnapshotChunk};
 pub use node::{Node, NodeStatus, PeerStatus};
 pub use timing::Timing;

@@ -12,7 +12,10 @@ use crate::types::{Health, MemberId, NodeRole};
 
 impl Node {
     pub(crate) fn connected(&mut self, peer: MemberId, hello: PeerHello) {
-        if peer == self.me || !self.membership.contains(peer) {
+        // Any authenticated peer is linked, listed or not: one not listed
+        // yet may be added (a new member), one no longer listed may be
+        // added again. Only members count, and only members are sent the log.
+        if peer == self.me {
             return;
         }
         let before = self.voters_reached();
@@ -25,7 +28,9 @@ impl Node {
             self.incarnations
                 .insert(peer, (hello.incarnation, self.now));
         }
-        if let Some(lead) = self.leading.as_mut() {
+        if let Some(lead) = self.leading.as_mut()
+            && self.configs.current().contains(peer)
+        {
             let next = self.log.last().index + 1;
             let old = lead.progress.get(&peer);
             let mut p = Progress::relinked(next, self.now, old, restarted);

@@ -34,6 +34,9 @@ pub enum Message {
         term: Term,
         /// The sender's last entry.
         last: LogId,
+        /// The version (log index) of the candidate's membership: a
+        /// member that knows a newer one was committed refuses it.
+        config: Index,
     },
     /// Answer to `PreVote`.
     PreVoteReply {
@@ -51,6 +54,9 @@ pub enum Message {
         /// Sent after the leader's `TimeoutNow`: voters skip the live-leader
         /// guard, since that leader has stopped.
         transfer: bool,
+        /// The version (log index) of the candidate's membership: a
+        /// member that knows a newer one was committed refuses it.
+        config: Index,
     },
     /// Answer to `Vote`.
     VoteReply {
@@ -189,6 +195,10 @@ pub struct SnapshotChunk {
     pub end: Option<Index>,
     /// Entries of the caches, encoded by the runtime; opaque to the core.
     pub data: Arc<Vec<u8>>,
+    /// On the last chunk: the membership as of `last`, with the index of
+    /// its entry (from [`Output::SendSnapshot`](crate::Output::SendSnapshot));
+    /// `None` from a sender that does not say, and the receiver keeps its own.
+    pub membership: Option<(Index, Arc<crate::Membership>)>,
 }
 
 /// A follower's answer to `Append` or to a snapshot.

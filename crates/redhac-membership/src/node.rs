@@ -12,7 +12,7 @@ use crate::faults::broken;
 use crate::leading::{Leading, Voters};
 use crate::lease::Lease;
 use crate::log::Log;
-use crate::membership::Membership;
+use crate::membership::Configs;
 use crate::message::{Message, PeerHello};
 use crate::progress::Progress;
 use crate::quorum;
@@ -110,6 +110,8 @@ pub struct NodeStatus {
     pub serving_until: Option<Duration>,
     /// Every other member.
     pub peers: Vec<PeerStatus>,
+    /// The membership in force here (the latest in this node's log).
+    pub membership: crate::Membership,
 }
 
 /// One member's cluster core. See the crate docs for the protocol.
@@ -121,8 +123,13 @@ pub struct Node {
     pub(crate) incarnation: u64,
     #[cfg(feature = "faults")]
     pub(crate) faults: Faults,
-    /// Who is in the cluster and who votes.
-    pub(crate) membership: Membership,
+    /// Who is in the cluster and who votes: the latest membership in the
+    /// log (see [`crate::membership`]).
+    pub(crate) configs: Configs,
+    /// The newest membership this node knows was committed (the one it
+    /// was started with, or one its log committed): no candidate whose
+    /// membership is older holds everything committed.
+    pub(crate) known_config: Index,
     pub(crate) timing: Timing,
     /// Draws every random timeout, so a seed replays a run.
     pub(crate) rng: Rng,
@@ -211,7 +218,8 @@ impl Node {
             shutting_down: false,
             stop_reported: false,
             out: Vec::new(),
-            membership: config.membership,
+            configs: Configs::new(config.membership, config.membership_index),
+            known_config: config.membership_index,
         };
         node.health = node.health_by_links();
         node
@@ -219,7 +227,7 @@ impl Node {
 
     /// Whether this node votes (and may stand); a learner does neither.
     pub(crate) fn is_voter(&self) -> bool {
-        self.membership.is_voter(self.me)
+        self.configs.current().is_voter(self.me)
     }
 
     /// Whether `id` counts in elections: voters do, learners never.
@@ -234,7 +242,7 @@ impl Node {
 
     /// Who elects.
     fn electors(&self) -> Voters<'_> {
-        Voters::new(&self.membership, broken!(self, learners_vote))
+        Voters::new(self.configs.current(), broken!(self, learners_vote))
     }
 
     /// The voters this node reaches: the linked ones, and itself when it
@@ -253,9 +261,11 @@ impl Node {
         let voters = self.voters();
         let reached = self.links.keys().filter(|id| voters.counts(**id)).count()
             + usize::from(voters.counts(self.me));
+        let members = self.configs.current();
+        let linked = self.links.keys().filter(|p| members.contains(**p)).count();
         quorum::health(
-            self.links.len() + 1,
-            self.membership.len(),
+            linked + usize::from(members.contains(self.me)),
+            self.configs.current().len(),
             reached,
             voters.count,
         )
@@ -324,14 +334,15 @@ impl Node {
     /// The node's state now.
     pub fn status(&self) -> NodeStatus {
         let peers = self
-            .membership
+            .configs
+            .current()
             .all()
             .filter(|&id| id != self.me)
             .map(|id| {
                 let p = self.progress(id);
                 PeerStatus {
                     id,
-                    voter: self.membership.is_voter(id),
+                    voter: self.configs.current().is_voter(id),
                     connected: self.links.contains_key(&id),
                     matched: p.map(|p| p.matched),
                     applied: p.map(|p| p.applied),
@@ -351,6 +362,7 @@ impl Node {
             applied: self.applied,
             serving_until: self.serving_until(),
             peers,
+            membership: self.configs.current().clone(),
         }
     }
 
@@ -390,6 +402,12 @@ impl Node {
     /// snapshot's end. A snapshot streamed from here ends there.
     pub fn caches_through(&self) -> Index {
         self.install.caches_through(self.applied)
+    }
+
+    /// The membership in force here: the latest in this node's log,
+    /// committed or not.
+    pub fn membership(&self) -> &crate::Membership {
+        self.configs.current()
     }
 
     /// The leader this node follows or is, when known (cheaper than
@@ -440,7 +458,7 @@ impl Node {
     }
 
     fn receive(&mut self, from: MemberId, msg: Message) {
-        if from == self.me || !self.membership.contains(from) || !self.links.contains_key(&from) {
+        if from == self.me || !self.links.contains_key(&from) {
             self.reject(from, msg.name(), Rejection::NotLinked);
             return;
         }
@@ -448,13 +466,14 @@ impl Node {
             t.heard(self.now);
         }
         match msg {
-            Message::PreVote { term, last } => self.on_pre_vote(from, term, last),
+            Message::PreVote { term, last, config } => self.on_pre_vote(from, term, last, config),
             Message::PreVoteReply { term, granted } => self.on_pre_vote_reply(from, term, granted),
             Message::Vote {
                 term,
                 last,
                 transfer,
-            } => self.on_vote(from, term, last, transfer),
+                config,
+            } => self.on_vote(from, term, last, transfer, config),
             Message::VoteReply { term, granted } => self.on_vote_reply(from, term, granted),
             Message::Append(a) => self.on_append(from, a),
             Message::AppendReply(r) => self.on_append_reply(from, r),
@@ -490,7 +509,7 @@ impl Node {
         let target = lead
             .progress
             .iter()
-            .filter(|(id, _)| self.links.contains_key(id) && self.membership.is_voter(**id))
+            .filter(|(id, _)| self.links.contains_key(id) && self.configs.current().is_voter(**id))
             .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
             .map(|(id, _)| *id);
         match target {

@@ -27,7 +27,7 @@ impl Node {
     /// Appends a new entry of this leader's term, written on `origin`.
     pub(crate) fn append_local(&mut self, op: Arc<Op>, origin: MemberId) -> LogId {
         let id = LogId::new(self.term, self.log.last().index + 1);
-        self.log.push(Entry {
+        self.push_entry(Entry {
             id,
             op,
             origin: Some(origin),
@@ -160,9 +160,9 @@ impl Node {
                 Some(t) if t == e.id.term => {}
                 Some(_) => {
                     self.truncate_from(e.id.index);
-                    self.log.push(e);
+                    self.push_entry(e);
                 }
-                None => self.log.push(e),
+                None => self.push_entry(e),
             }
         }
         let commit = a.commit.min(matched);
@@ -220,9 +220,28 @@ impl Node {
         self.send(to, msg);
     }
 
+    /// Appends `e` to the log; a membership entry takes effect at once.
+    fn push_entry(&mut self, e: Entry) {
+        let index = e.id.index;
+        let membership = match &*e.op {
+            Op::Membership(m) => Some(m.clone()),
+            _ => None,
+        };
+        self.log.push(e);
+        if let Some(m) = membership {
+            self.configs.logged(index, m);
+            self.membership_changed();
+        }
+    }
+
     /// Drops entries from `index` on. Entries already applied cannot be
-    /// undone (there is no old value), so their keys are invalidated.
+    /// undone (there is no old value), so their keys are invalidated; a
+    /// membership entry dropped no longer counts.
     fn truncate_from(&mut self, index: Index) {
+        if self.configs.last_index().is_some_and(|i| i >= index) {
+            self.configs.truncated_from(index);
+            self.membership_changed();
+        }
         if index <= self.log.base().index {
             // Even a compacted (applied) entry conflicts: this member lost
             // state the cluster did not (a restart of a majority). Start over
@@ -260,7 +279,7 @@ impl Node {
             return;
         };
         p.on_reply(&r, now, retry);
-        let voters = Voters::new(&self.membership, broken!(self, count_learners));
+        let voters = Voters::new(self.configs.current(), broken!(self, count_learners));
         if let Some(lead) = self.leading.as_mut() {
             lead.confirm_relinked(now, voters);
         }
@@ -270,7 +289,7 @@ impl Node {
     /// The leader's commit index: the largest index a majority holds, once
     /// that entry is of the current term.
     pub(crate) fn advance_commit(&mut self) {
-        let mut voters = Voters::new(&self.membership, broken!(self, count_learners));
+        let mut voters = Voters::new(self.configs.current(), broken!(self, count_learners));
         if broken!(self, commit_without_majority) {
             voters.count = 1;
         }

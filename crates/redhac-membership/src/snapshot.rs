@@ -94,10 +94,12 @@ impl Node {
             return;
         };
         p.snapshot_started(last, now);
+        let membership = self.configs.at(last.index);
         self.out.push(Output::SendSnapshot {
             to: peer,
             term: self.term,
             last,
+            membership,
         });
     }
 
@@ -151,7 +153,10 @@ impl Node {
             return;
         }
         self.install.finish(c.end.unwrap_or(c.last.index));
+        let kept = self.log.has(c.last) && c.last.index >= self.log.base().index;
         self.log.reset_to(c.last);
+        self.configs.reset_to(c.last.index, c.membership, kept);
+        self.membership_changed();
         self.applied = c.last.index;
         self.commit = c.last.index;
         self.reply(from, Duration::ZERO, true, c.last.index, true);
@@ -174,6 +179,7 @@ impl Node {
         let upto = hold.map_or(self.applied, |h| h.min(self.applied));
         self.log.compact(upto, capacity, bytes);
         let base = self.log.base().index;
+        self.configs.compacted_to(base);
         let Some(lead) = self.leading.as_mut() else {
             return;
         };

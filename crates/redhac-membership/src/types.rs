@@ -4,6 +4,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use crate::membership::{ChangeError, Membership};
+
 /// A member's index in the member list (`HA_HOSTS`).
 pub type MemberId = u32;
 /// An election term. Terms only grow.
@@ -69,6 +71,10 @@ pub enum Op {
     /// The entry a new leader appends first: committing it commits every
     /// earlier entry (Raft's rule), and the leader serves only after it.
     Noop,
+    /// A new membership, one change from the one before (see
+    /// [`Membership::one_change_to`]). Each member uses it as soon as its
+    /// log holds it, committed or not (Raft's rule); it changes no cache.
+    Membership(Membership),
 }
 
 impl Op {
@@ -77,7 +83,7 @@ impl Op {
         match self {
             Op::Put { cache, key, .. } | Op::Delete { cache, key } => Some((cache, Some(key))),
             Op::Clear { cache } => Some((cache, None)),
-            Op::Noop => None,
+            Op::Noop | Op::Membership(_) => None,
         }
     }
 
@@ -92,6 +98,7 @@ impl Op {
             Op::Delete { cache, key } => cache.len() + key.len(),
             Op::Clear { cache } => cache.len(),
             Op::Noop => 0,
+            Op::Membership(m) => 8 * m.len(),
         };
         payload + Self::FRAMING
     }
@@ -144,6 +151,8 @@ pub enum WriteError {
     /// This member is shutting down; the write may still apply if it was
     /// already forwarded.
     ShuttingDown,
+    /// A membership change the leader refused.
+    Membership(ChangeError),
 }
 
 impl std::error::Error for WriteError {}
@@ -156,6 +165,7 @@ impl fmt::Display for WriteError {
                 "the write did not reach its ack level in time; it may still apply"
             }
             WriteError::ShuttingDown => "this member is shutting down",
+            WriteError::Membership(e) => return write!(f, "membership change refused: {e}"),
         })
     }
 }

@@ -55,6 +55,8 @@ impl Node {
             Some(WriteError::ShuttingDown)
         } else if self.health == Health::Bad {
             Some(WriteError::NoQuorum)
+        } else if let Op::Membership(next) = &*op {
+            self.admit_change(next).err().map(WriteError::Membership)
         } else {
             None
         };
@@ -80,12 +82,27 @@ impl Node {
         self.route(id);
     }
 
-    /// Appends (as leader) or forwards a queued write.
+    /// Appends (as leader) or forwards a queued write. A membership change
+    /// is appended only by the leader, and only when it may be (see
+    /// `Node::admit_change`).
     fn route(&mut self, id: RequestId) {
         let Some(p) = self.pending.get(&id) else {
             return;
         };
         let (op, ack) = (Arc::clone(&p.op), p.ack);
+        if let Op::Membership(next) = &*op
+            && let Err(e) = self.admit_change(next)
+        {
+            // Refused when routed again (its entry was truncated away).
+            self.pending.remove(&id);
+            if ack != Ack::None {
+                self.out.push(Output::Resolve {
+                    id,
+                    result: Err(WriteError::Membership(e)),
+                });
+            }
+            return;
+        }
         if self.leading.as_ref().is_some_and(Leading::takes_writes) {
             let at = self.append_local(op, self.me);
             if ack == Ack::All
@@ -139,7 +156,9 @@ impl Node {
     }
 
     pub(crate) fn on_forward(&mut self, from: MemberId, id: RequestId, op: Arc<Op>, ack: Ack) {
-        if !self.leading.as_ref().is_some_and(Leading::takes_writes) {
+        let refused_change =
+            matches!(&*op, Op::Membership(next) if self.admit_change(next).is_err());
+        if !self.leading.as_ref().is_some_and(Leading::takes_writes) || refused_change {
             self.send(from, Message::Refused { id });
             return;
         }
@@ -308,12 +327,30 @@ impl Node {
         let Some(lead) = self.leading.as_ref() else {
             return false;
         };
+        let members = self.configs.current();
         self.commit >= index
-            && self.membership.all().filter(|&m| m != self.me).all(|m| {
+            && members.all().filter(|&m| m != self.me).all(|m| {
                 lead.progress.get(&m).is_some_and(|p| p.applied >= index)
                     || self.now >= lead.lease_bound(m, self.timing.read_lease)
                     || broken!(self, all_ignores_leases)
             })
+            && self.departed_leases_over(members.removed_any())
+    }
+
+    /// Members no longer listed serve no more: each removed while this node
+    /// led holds no lease past the bound it had then (it was sent nothing
+    /// since), and any removed before holds none granted by an earlier
+    /// leader past a read lease after this one's election.
+    fn departed_leases_over(&self, removed_any: bool) -> bool {
+        let Some(lead) = self.leading.as_ref() else {
+            return false;
+        };
+        if broken!(self, forget_departed_leases) {
+            return true;
+        }
+        let l = self.timing.read_lease;
+        lead.departed.values().all(|bound| self.now >= *bound)
+            && (!removed_any || self.now >= lead.since + l + crate::timing::Timing::drift_margin(l))
     }
 
     /// Answers the `All` writes whose entry every member applied or whose

@@ -49,13 +49,20 @@ fn ms() -> impl Strategy<Value = Duration> {
 fn message() -> impl Strategy<Value = Message> {
     let entries = prop::collection::vec((0u64..6, op()), 0..4);
     prop_oneof![
-        (0u64..8, log_id()).prop_map(|(term, last)| Message::PreVote { term, last }),
-        (0u64..8, any::<bool>())
-            .prop_map(|(term, granted)| Message::PreVoteReply { term, granted }),
-        (0u64..8, log_id(), any::<bool>()).prop_map(|(term, last, transfer)| Message::Vote {
+        (0u64..8, log_id(), 0u64..20).prop_map(|(term, last, config)| Message::PreVote {
             term,
             last,
-            transfer
+            config
+        }),
+        (0u64..8, any::<bool>())
+            .prop_map(|(term, granted)| Message::PreVoteReply { term, granted }),
+        (0u64..8, log_id(), any::<bool>(), 0u64..20).prop_map(|(term, last, transfer, config)| {
+            Message::Vote {
+                term,
+                last,
+                transfer,
+                config,
+            }
         }),
         (0u64..8, any::<bool>()).prop_map(|(term, granted)| Message::VoteReply { term, granted }),
         (
@@ -135,7 +142,8 @@ fn message() -> impl Strategy<Value = Message> {
                     last,
                     seq,
                     end,
-                    data: Arc::new(d)
+                    data: Arc::new(d),
+                    membership: None,
                 })
             ),
         (0u64..9, op(), ack()).prop_map(|(id, op, ack)| Message::Forward { id, op, ack }),
@@ -191,8 +199,20 @@ proptest! {
         let mut now = Duration::ZERO;
         let mut applied = 0u64;
         let mut health = Health::Bad;
+        // Linked peers: a node sends only over a link (any authenticated
+        // peer links, member or not: one not listed may be added).
+        let mut linked = std::collections::BTreeSet::new();
         for (advance, input) in steps {
             now += Duration::from_millis(advance);
+            match &input {
+                Input::Connected { peer, .. } if *peer != 1 => {
+                    linked.insert(*peer);
+                }
+                Input::Disconnected { peer } => {
+                    linked.remove(peer);
+                }
+                _ => {}
+            }
             let out = node.step(now, input);
             let mut rewound = false;
             for o in &out {
@@ -212,8 +232,14 @@ proptest! {
                         last, done: true, ..
                     } => applied = last.index,
                     Output::Health(h) => health = *h,
-                    Output::Send { to, .. } | Output::SendSnapshot { to, .. } => {
-                        prop_assert!(*to != 1 && *to < 3, "sends only to other members: {}", to);
+                    Output::Send { to, .. } => {
+                        prop_assert!(linked.contains(to), "sends only over a link: {}", to);
+                    }
+                    Output::SendSnapshot { to, .. } => {
+                        prop_assert!(*to != 1 && *to < 3, "streams only to members: {}", to);
+                    }
+                    Output::ResetLink { peer } => {
+                        linked.remove(peer);
                     }
                     _ => {}
                 }

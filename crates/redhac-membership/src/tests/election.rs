@@ -9,6 +9,7 @@ fn a_follower_refuses_a_pre_vote_while_its_leader_is_live() {
     let pre_vote = Message::PreVote {
         term: 2,
         last: LogId::new(1, 5),
+        config: 0,
     };
     let out = receive(&mut n, 20, 2, pre_vote);
     assert_eq!(
@@ -78,6 +79,7 @@ fn a_restarted_member_waits_out_the_vote_guard() {
         term,
         last: LogId::new(4, 9),
         transfer: false,
+        config: 0,
     };
     let refused = Output::Send {
         to: 1,
@@ -108,6 +110,7 @@ fn a_member_never_votes_below_its_term_floor_and_says_so() {
         term: 5,
         last: LogId::new(4, 9),
         transfer: false,
+        config: 0,
     };
     let out = receive(&mut n, T.as_millis() as u64, 1, vote);
     assert_eq!(
@@ -142,6 +145,7 @@ fn a_leader_meeting_a_restarted_members_floor_stands_again_above_it() {
         term: 5001,
         last: LogId::new(1, 1),
         transfer: true,
+        config: 0,
     };
     assert!(
         out.contains(&Output::Send {

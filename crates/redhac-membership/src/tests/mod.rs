@@ -2,6 +2,7 @@
 //! The shared fixtures come first: a node, its links, the messages a peer
 //! sends, and a leader or a follower to start from.
 
+mod changes;
 mod election;
 mod learners;
 mod lease;
@@ -145,6 +146,7 @@ fn chunk(term: u64, last: LogId, seq: u64, end: Option<u64>) -> Message {
         seq,
         end,
         data: Arc::new(vec![seq as u8]),
+        membership: None,
     })
 }
 

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use redhac_membership::{LogId, MemberId, Op, Rejection, Term, Timing, quorum};
+use redhac_membership::{LogId, MemberId, Node, Op, Rejection, Term, Timing};
 
 use crate::violation::{Found, Violation};
 use crate::world::World;
@@ -26,8 +26,6 @@ type Store = BTreeMap<(String, String), Vec<u8>>;
 /// that resolved, with when.
 #[derive(Debug)]
 pub(crate) struct Checker {
-    /// How many members vote (the first ones; the rest are learners).
-    voters: usize,
     lease: Duration,
     committed: BTreeMap<u64, (LogId, Arc<Op>)>,
     /// The term of the leader that committed each index (an entry of an
@@ -43,14 +41,15 @@ pub(crate) struct Checker {
     /// Snapshot chunks cut: (entries, the sender's applied index then).
     chunks: Vec<(Store, u64)>,
     incs: Vec<u64>,
+    /// Each leader's term and the index of its first entry (its noop).
+    pub(crate) term_starts: BTreeMap<MemberId, (Term, u64)>,
     pub(crate) violations: Vec<Found>,
     pub(crate) resolved: BTreeMap<&'static str, u64>,
 }
 
 impl Checker {
-    pub(crate) fn new(members: usize, voters: usize, timing: Timing) -> Self {
+    pub(crate) fn new(members: usize, timing: Timing) -> Self {
         Self {
-            voters,
             lease: timing.read_lease,
             committed: BTreeMap::new(),
             committed_in: BTreeMap::new(),
@@ -60,6 +59,7 @@ impl Checker {
             quorum_index: 0,
             chunks: Vec::new(),
             incs: vec![0; members],
+            term_starts: BTreeMap::new(),
             violations: Vec::new(),
             resolved: BTreeMap::new(),
         }
@@ -76,6 +76,17 @@ impl Checker {
 
     pub(crate) fn restarted(&mut self, id: MemberId) {
         self.incs[id as usize] += 1;
+    }
+
+    /// The latest membership committed, if any was, with its index.
+    pub(crate) fn committed_membership(&self) -> Option<(u64, redhac_membership::Membership)> {
+        self.committed
+            .values()
+            .rev()
+            .find_map(|(id, op)| match &**op {
+                Op::Membership(m) => Some((id.index, m.clone())),
+                _ => None,
+            })
     }
 
     fn max_committed(&self) -> Option<LogId> {
@@ -97,29 +108,39 @@ impl Checker {
                     s.remove(&(cache.clone(), key.clone()));
                 }
                 Op::Clear { cache } => s.retain(|(c, _), _| c != cache),
-                Op::Noop => {}
+                Op::Noop | Op::Membership(_) => {}
             }
         }
         s
     }
 
-    /// Crash only while a majority of the voters, other than the victim
-    /// and alive, still hold every committed entry: the guarantees are for
-    /// a surviving majority. (Learners count in no majority.)
+    /// Crash only while, in the membership last committed and in every
+    /// leader's (which may be newer), a majority of the voters other than
+    /// the victim run and hold every committed entry: the guarantees are
+    /// for a surviving majority. (Learners count in no majority.)
     pub(crate) fn may_crash(&self, w: &World, victim: MemberId) -> bool {
         let Some(c) = self.max_committed() else {
             return true;
         };
-        let holders = w
+        let holds = |i: MemberId| {
+            i != victim
+                && w.nodes[i as usize]
+                    .node
+                    .as_ref()
+                    .is_some_and(|n| n.holds(c))
+        };
+        let committed = self
+            .committed_membership()
+            .map_or_else(|| w.membership(), |(_, m)| m);
+        let leaders = w
             .nodes
             .iter()
-            .enumerate()
-            .take(self.voters)
-            .filter(|(i, n)| {
-                *i as MemberId != victim && n.node.as_ref().is_some_and(|n| n.holds(c))
-            })
-            .count();
-        holders >= quorum::majority(self.voters)
+            .filter_map(|n| n.node.as_ref())
+            .filter(|n| n.status().role == redhac_membership::NodeRole::Leader)
+            .map(|n| n.membership().clone());
+        std::iter::once(committed)
+            .chain(leaders)
+            .all(|m| m.voters().filter(|v| holds(*v)).count() >= m.majority())
     }
 
     /// A node refused a peer's message.
@@ -133,26 +154,6 @@ impl Checker {
     ) {
         self.report(w.now, no_protocol_rejection(id, from, what, why));
     }
-}
-
-/// Invariant: a learner never grants a vote or a pre-vote.
-pub(crate) fn learner_grants_nothing(
-    w: &World,
-    id: MemberId,
-    msg: &redhac_membership::Message,
-) -> Result<(), Violation> {
-    use redhac_membership::Message;
-    let granted = matches!(
-        msg,
-        Message::VoteReply { granted: true, .. } | Message::PreVoteReply { granted: true, .. }
-    );
-    if granted && !w.is_voter(id) {
-        return Err(Violation::LearnerVoted {
-            node: id,
-            what: format!("granted {}", msg.name()),
-        });
-    }
-    Ok(())
 }
 
 /// Invariant: a learner never stands (pre-candidate, candidate or leader).
@@ -171,14 +172,53 @@ pub(crate) fn learner_never_stands(
 }
 
 impl Checker {
-    /// A node sent `msg`.
-    pub(crate) fn sent(&mut self, w: &World, id: MemberId, msg: &redhac_membership::Message) {
-        self.report(w.now, learner_grants_nothing(w, id, msg));
-    }
-
     /// A node was stepped and now has `role`.
     pub(crate) fn stepped(&mut self, w: &World, id: MemberId, role: redhac_membership::NodeRole) {
         self.report(w.now, learner_never_stands(w, id, role));
+        if role == redhac_membership::NodeRole::Leader
+            && let Some(node) = w.nodes[id as usize].node.as_ref()
+        {
+            let start = self
+                .term_starts
+                .get(&id)
+                .filter(|(t, _)| *t == node.status().term)
+                .map(|(_, i)| *i);
+            self.report(w.now, one_change_in_flight(id, node, start));
+        }
+    }
+}
+
+/// Invariants of membership changes on a leader's log: at most one
+/// membership entry is not committed, and one of the leader's own term
+/// follows an entry of its term it had committed (Raft's rule for
+/// single-server changes: a new leader commits first, so its change
+/// cannot overlap one an earlier leader began).
+fn one_change_in_flight(
+    id: MemberId,
+    node: &Node,
+    term_start: Option<u64>,
+) -> Result<(), Violation> {
+    let s = node.status();
+    let changes: Vec<LogId> = (s.commit + 1..=s.last.index)
+        .filter_map(|i| node.entry(i))
+        .filter(|e| matches!(&*e.op, Op::Membership(_)))
+        .map(|e| e.id)
+        .collect();
+    if changes.len() > 1 {
+        return Err(Violation::ChangesOverlap {
+            node: id,
+            entries: changes,
+        });
+    }
+    match (changes.first(), term_start) {
+        (Some(c), Some(start)) if c.term == s.term && s.commit < start => {
+            Err(Violation::ChangeBeforeTermCommitted {
+                node: id,
+                change: *c,
+                commit: s.commit,
+            })
+        }
+        _ => Ok(()),
     }
 }
 

@@ -91,7 +91,16 @@ pub(crate) enum Violation {
         applied: u64,
         value: String,
     },
-    /// A learner granted a vote or stood for election.
+    /// A leader holds two membership changes not committed.
+    ChangesOverlap { node: MemberId, entries: Vec<LogId> },
+    /// A leader appended a membership change before committing an entry
+    /// of its term.
+    ChangeBeforeTermCommitted {
+        node: MemberId,
+        change: LogId,
+        commit: u64,
+    },
+    /// A learner stood for election.
     LearnerVoted { node: MemberId, what: String },
     /// No single leader with every node Good and serving soon after the
     /// network healed.
@@ -210,6 +219,17 @@ impl fmt::Display for Violation {
                 value,
             } => write!(f, "n{node} caches {value} at applied {applied}"),
             Self::LearnerVoted { node, what } => write!(f, "learner n{node}: {what}"),
+            Self::ChangesOverlap { node, entries } => {
+                write!(f, "leader n{node} holds uncommitted changes {entries:?}")
+            }
+            Self::ChangeBeforeTermCommitted {
+                node,
+                change,
+                commit,
+            } => write!(
+                f,
+                "leader n{node} appended change {change} with commit {commit}, before its term's first entry"
+            ),
             Self::NotSettled { states } => write!(
                 f,
                 "no single leader with every node Good and serving within 10 election timeouts \

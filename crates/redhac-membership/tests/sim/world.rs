@@ -86,6 +86,10 @@ enum Event {
     SnapshotChunk {
         stream: u64,
     },
+    /// An operator changes the membership (and will again, when `again`).
+    Reconfigure {
+        again: bool,
+    },
 }
 
 /// Options of one run.
@@ -103,8 +107,12 @@ pub(crate) struct Options {
     pub(crate) chaos: Duration,
     /// The log's capacity: small ones make followers need snapshots often.
     pub(crate) log_capacity: usize,
-    /// The last this many of `nodes` are learners; the others vote.
+    /// Of `nodes`, the last `spares` are not members at first, the
+    /// `learners` before them learners; the others vote.
     pub(crate) learners: usize,
+    pub(crate) spares: usize,
+    /// An operator changes the membership while faults go on.
+    pub(crate) changes: bool,
     pub(crate) trace: bool,
 }
 
@@ -154,7 +162,7 @@ impl World {
             stalled: BTreeMap::new(),
             last_delivery: BTreeMap::new(),
             streams: BTreeMap::new(),
-            checker: Checker::new(opts.nodes, opts.nodes - opts.learners, timing),
+            checker: Checker::new(opts.nodes, timing),
             healed: false,
             first_leader: None,
             crash_of_leader: None,
@@ -176,13 +184,19 @@ impl World {
             }
         }
         w.schedule(w.timing.election_timeout, Event::Fault);
+        if w.opts.changes {
+            w.schedule(
+                w.timing.election_timeout * 2,
+                Event::Reconfigure { again: true },
+            );
+        }
         w.schedule(w.timing.election_timeout / 4, Event::Write);
         w
     }
 
     /// Runs `f` with the checker and a view of the world.
     pub(crate) fn check<R>(&mut self, f: impl FnOnce(&mut Checker, &World) -> R) -> R {
-        let mut c = std::mem::replace(&mut self.checker, Checker::new(0, 0, self.timing));
+        let mut c = std::mem::replace(&mut self.checker, Checker::new(0, self.timing));
         let r = f(&mut c, self);
         self.checker = c;
         r
@@ -243,18 +257,24 @@ impl World {
             Event::Fault => self.fault(),
             Event::SnapshotChunk { stream } => self.cut_chunk(stream),
             Event::Write => self.write(),
+            Event::Reconfigure { again } => self.reconfigure(again),
         }
     }
 
-    /// Whether node `id` votes (else it is a learner).
+    /// Whether node `id` votes by its own membership (the latest in its
+    /// log); a node not running does not.
     pub(crate) fn is_voter(&self, id: MemberId) -> bool {
-        (id as usize) < self.opts.nodes - self.opts.learners
+        self.nodes[id as usize]
+            .node
+            .as_ref()
+            .is_some_and(|n| n.membership().is_voter(id))
     }
 
-    /// Who is in the cluster and who votes.
+    /// Who is in the cluster and who votes at first.
     pub(crate) fn membership(&self) -> Membership {
-        let voters = (self.opts.nodes - self.opts.learners) as MemberId;
-        Membership::new(0..voters, voters..self.opts.nodes as MemberId).expect("valid")
+        let listed = (self.opts.nodes - self.opts.spares) as MemberId;
+        let voters = listed - self.opts.learners as MemberId;
+        Membership::new(0..voters, voters..listed).expect("valid")
     }
 
     /// Whether node `id` serves reads now.
@@ -265,16 +285,14 @@ impl World {
             && n.serving_until.is_some_and(|u| self.local(id) < u)
     }
 
-    /// The settled state: one leader, everyone Good and following it.
+    /// The settled state: one leader, every member of its membership
+    /// running, Good, following it with the same membership, and serving.
     pub(crate) fn settled(&self) -> bool {
         let statuses: Vec<_> = self
             .nodes
             .iter()
             .filter_map(|n| n.node.as_ref().map(Node::status))
             .collect();
-        if statuses.len() != self.nodes.len() {
-            return false;
-        }
         let leaders: Vec<_> = statuses
             .iter()
             .filter(|s| s.role == NodeRole::Leader)
@@ -282,10 +300,18 @@ impl World {
         let [leader] = leaders.as_slice() else {
             return false;
         };
+        let members: Vec<_> = statuses
+            .iter()
+            .filter(|s| leader.membership.contains(s.me))
+            .collect();
+        if members.len() != leader.membership.len() {
+            return false;
+        }
         // Every member serves, too: a link that carries nothing any more
         // (left half-open by a partition) would keep one from it.
-        statuses.iter().all(|s| {
-            s.health == Health::Good
+        members.iter().all(|s| {
+            s.membership == leader.membership
+                && s.health == Health::Good
                 && s.term == leader.term
                 && s.leader == Some(leader.me)
                 && s.serving_until.is_some_and(|u| self.local(s.me) < u)

@@ -39,7 +39,7 @@ pub(super) fn apply(store: &Store, me: u32, entry: &Entry) {
             c.apply_delete(key, origin);
         }),
         Op::Clear { cache } => store.erased(cache).map(|c| c.apply_clear(origin)),
-        Op::Noop => Ok(()),
+        Op::Noop | Op::Membership(_) => Ok(()),
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "an entry for a cache this member does not have");

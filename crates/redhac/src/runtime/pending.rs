@@ -71,6 +71,7 @@ impl PendingWrites {
             Err(WriteError::NoQuorum) => "no_quorum",
             Err(WriteError::Timeout) => "timeout",
             Err(WriteError::ShuttingDown) => "shut_down",
+            Err(WriteError::Membership(_)) => "membership_refused",
         };
         let labels = [("ack", w.ack.label()), ("outcome", outcome)];
         metrics::histogram!(crate::metrics::WRITE_SECONDS, &labels)
@@ -80,6 +81,8 @@ impl PendingWrites {
             Err(WriteError::NoQuorum) => Err(Error::NoQuorum),
             Err(WriteError::Timeout) => Err(Error::Timeout(w.timeout)),
             Err(WriteError::ShuttingDown) => Err(Error::ShutDown),
+            // The runtime proposes no membership change yet.
+            Err(e @ WriteError::Membership(_)) => Err(Error::Config(e.to_string())),
         };
         let _ = w.reply.send(result);
     }

@@ -59,6 +59,8 @@ pub(crate) struct SnapshotStream {
     pub(crate) id: u64,
     pub(crate) term: Term,
     last: LogId,
+    /// The membership as of `last`, sent with the last chunk.
+    membership: Option<pb::MembershipAt>,
     seq: u64,
     /// Keys listed and not sent yet, by cache, in order; each batch's keys
     /// reversed (the next one is popped).
@@ -87,6 +89,7 @@ impl SnapshotStream {
             id,
             term,
             last,
+            membership: None,
             seq: 0,
             pending: VecDeque::new(),
             listed: false,
@@ -189,6 +192,11 @@ impl SnapshotStream {
             seq: self.seq,
             end: self.done.then_some(end),
             data: data.into(),
+            membership: if self.done {
+                self.membership.take()
+            } else {
+                None
+            },
         };
         self.seq += 1;
         Some(chunk)
@@ -253,10 +261,17 @@ impl Snapshots {
     /// stream: pacing it (4 batches ahead) measured worse, writes' p99
     /// during a catch-up of 1,000,000 keys 20-22 ms against 9-14 ms when
     /// the scan runs at once (about 2 s; the keys cost 8 bytes each).
-    pub(super) fn start(&mut self, store: &Store, term: Term, last: LogId) -> SnapshotStream {
+    pub(super) fn start(
+        &mut self,
+        store: &Store,
+        term: Term,
+        last: LogId,
+        membership: pb::MembershipAt,
+    ) -> SnapshotStream {
         let id = self.next;
         self.next += 1;
-        let stream = SnapshotStream::new(id, term, last);
+        let mut stream = SnapshotStream::new(id, term, last);
+        stream.membership = Some(membership);
         let wanted = stream.wanted();
         let caches: Vec<_> = store.caches().cloned().collect();
         let tx = self.listed_tx.clone();

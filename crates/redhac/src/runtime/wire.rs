@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use redhac_membership::{Ack, Append, AppendReply, Entry, LogId, Message, Op, SnapshotChunk};
+use redhac_membership::{
+    Ack, Append, AppendReply, Entry, LogId, Membership, Message, Op, SnapshotChunk,
+};
 use redhac_proto as pb;
 use redhac_proto::core::Msg;
 
@@ -44,8 +46,31 @@ fn op_to_wire(op: &Op) -> pb::Op {
             cache: cache.clone(),
         }),
         Op::Noop => Kind::Noop(pb::Noop {}),
+        Op::Membership(m) => Kind::Membership(membership_to_wire(m)),
     };
     pb::Op { kind: Some(kind) }
+}
+
+fn membership_to_wire(m: &Membership) -> pb::Membership {
+    pb::Membership {
+        voters: m.voters().collect(),
+        learners: m.learners().collect(),
+        removed_any: m.removed_any(),
+    }
+}
+
+/// A snapshot's membership, with the index of its entry.
+pub(crate) fn membership_at(index: u64, m: &Membership) -> pb::MembershipAt {
+    pb::MembershipAt {
+        index,
+        membership: Some(membership_to_wire(m)),
+    }
+}
+
+fn membership_from_wire(m: pb::Membership) -> Result<Membership, WireError> {
+    Membership::new(m.voters, m.learners)
+        .map(|ms| ms.with_removed_any(m.removed_any))
+        .map_err(|_| "a membership with no voter, or a member both voter and learner")
 }
 
 fn ack_to_wire(ack: Ack) -> pb::Ack {
@@ -61,9 +86,10 @@ fn ack_to_wire(ack: Ack) -> pb::Ack {
 pub(crate) fn to_wire(msg: &Message) -> pb::Core {
     let one = |m: Msg| pb::Core { msg: Some(m) };
     match msg {
-        Message::PreVote { term, last } => one(Msg::PreVote(pb::PreVote {
+        Message::PreVote { term, last, config } => one(Msg::PreVote(pb::PreVote {
             term: *term,
             last: log_id(*last),
+            config: *config,
         })),
         Message::PreVoteReply { term, granted } => one(Msg::PreVoteReply(pb::VoteReply {
             term: *term,
@@ -73,10 +99,12 @@ pub(crate) fn to_wire(msg: &Message) -> pb::Core {
             term,
             last,
             transfer,
+            config,
         } => one(Msg::Vote(pb::Vote {
             term: *term,
             last: log_id(*last),
             transfer: *transfer,
+            config: *config,
         })),
         Message::VoteReply { term, granted } => one(Msg::VoteReply(pb::VoteReply {
             term: *term,
@@ -115,6 +143,7 @@ pub(crate) fn to_wire(msg: &Message) -> pb::Core {
             seq: c.seq,
             end: c.end,
             data: c.data.to_vec().into(),
+            membership: c.membership.as_ref().map(|(i, m)| membership_at(*i, m)),
         })),
         Message::Forward { id, op, ack } => one(Msg::Forward(pb::Forward {
             id: *id,
@@ -164,6 +193,7 @@ fn op_from_wire(op: Option<pb::Op>) -> Result<Op, WireError> {
             },
             Kind::Clear(c) => Op::Clear { cache: c.cache },
             Kind::Noop(_) => Op::Noop,
+            Kind::Membership(m) => Op::Membership(membership_from_wire(m)?),
         },
     )
 }
@@ -175,6 +205,7 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
         Msg::PreVote(m) => Message::PreVote {
             term: m.term,
             last: need_id(m.last)?,
+            config: m.config,
         },
         Msg::PreVoteReply(m) => Message::PreVoteReply {
             term: m.term,
@@ -184,6 +215,7 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
             term: m.term,
             last: need_id(m.last)?,
             transfer: m.transfer,
+            config: m.config,
         },
         Msg::VoteReply(m) => Message::VoteReply {
             term: m.term,
@@ -229,6 +261,15 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
             seq: c.seq,
             end: c.end,
             data: Arc::new(c.data.to_vec()),
+            membership: match c.membership {
+                Some(at) => Some((
+                    at.index,
+                    Arc::new(membership_from_wire(
+                        at.membership.ok_or("a snapshot's membership is empty")?,
+                    )?),
+                )),
+                None => None,
+            },
         }),
         Msg::Forward(m) => Message::Forward {
             id: m.id,
@@ -281,7 +322,11 @@ mod tests {
             schema: Some(7 << 32 | 0xabc),
         });
         vec![
-            Message::PreVote { term: 4, last: id },
+            Message::PreVote {
+                term: 4,
+                last: id,
+                config: 3,
+            },
             Message::PreVoteReply {
                 term: 4,
                 granted: true,
@@ -290,6 +335,7 @@ mod tests {
                 term: 4,
                 last: id,
                 transfer: true,
+                config: 0,
             },
             Message::VoteReply {
                 term: 4,
@@ -331,6 +377,14 @@ mod tests {
                 seq: 4,
                 end: Some(12),
                 data: Arc::new(vec![7; 300]),
+                membership: Some((
+                    5,
+                    Arc::new(
+                        Membership::new([0, 2], [1, 4])
+                            .expect("valid")
+                            .with_removed_any(true),
+                    ),
+                )),
             }),
             Message::Snapshot(SnapshotChunk {
                 term: 3,
@@ -338,7 +392,13 @@ mod tests {
                 seq: 0,
                 end: None,
                 data: Arc::new(Vec::new()),
+                membership: None,
             }),
+            Message::Forward {
+                id: 6,
+                op: Arc::new(Op::Membership(Membership::voters_only(3).with_learner(7))),
+                ack: Ack::Quorum,
+            },
             Message::Forward {
                 id: 5,
                 op: put,
@@ -368,6 +428,7 @@ mod tests {
                 term: 1,
                 last: None,
                 transfer: false,
+                config: 0,
             })),
         };
         assert!(from_wire(no_last).is_err());
@@ -392,6 +453,22 @@ mod tests {
             })),
         };
         assert!(from_wire(no_start).is_err());
+        for (voters, learners) in [(vec![], vec![1]), (vec![0, 1], vec![1])] {
+            let bad_membership = pb::Core {
+                msg: Some(Msg::Forward(pb::Forward {
+                    id: 1,
+                    op: Some(pb::Op {
+                        kind: Some(pb::op::Kind::Membership(pb::Membership {
+                            voters,
+                            learners,
+                            removed_any: false,
+                        })),
+                    }),
+                    ack: pb::Ack::Quorum.into(),
+                })),
+            };
+            assert!(from_wire(bad_membership).is_err());
+        }
         assert!(super::super::snapshot::decode_chunk(&[0xff; 12]).is_err());
     }
 

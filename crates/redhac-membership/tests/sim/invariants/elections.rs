@@ -12,6 +12,7 @@ impl Checker {
     pub(crate) fn became_leader(&mut self, w: &World, id: MemberId) {
         let node = w.nodes[id as usize].node.as_ref().expect("alive");
         let s = node.status();
+        self.term_starts.insert(id, (s.term, s.last.index));
         let found = self.one_leader_per_term(id, s.term);
         self.report(w.now, found);
         let found = self.leader_complete(id, node);

@@ -73,6 +73,8 @@ impl Checker {
             (Err(WriteError::NoQuorum), _) => "no_quorum",
             (Err(WriteError::Timeout), _) => "timeout",
             (Err(WriteError::ShuttingDown), _) => "shutting_down",
+            (Err(WriteError::Membership(_)), _) => "change_refused",
+            (Ok(_), Ack::Quorum) if matches!(&*op, Op::Membership(_)) => "change",
             (Ok(_), Ack::None) => "none",
             (Ok(_), Ack::Leader) => "leader",
             (Ok(_), Ack::Quorum) => "quorum",

@@ -67,7 +67,15 @@ impl World {
             self.opts.seed ^ (u64::from(id) << 32)
         };
         let mut config = NodeConfig::new(id, self.opts.nodes, self.timing, seed);
-        config.membership = self.membership();
+        // A member that starts is given the cluster's membership as last
+        // committed (the dynamic mode's discovery provides it; the static
+        // list never changes): it never acts on one the cluster left.
+        let (index, membership) = self
+            .checker
+            .committed_membership()
+            .unwrap_or_else(|| (0, self.membership()));
+        config.membership = membership;
+        config.membership_index = index;
         config.faults = self.opts.faults;
         // Wall clocks agree within a few milliseconds (less than a restart).
         let skew = self.rng.below(5);
@@ -148,15 +156,17 @@ impl World {
             if let Some(crash) = self.crash_of_leader.take() {
                 self.failovers.push(self.now - crash);
             }
+            // An operator (an autopilot) often reacts to a new leader.
+            if self.opts.changes && self.rng.chance(0.3) {
+                let after = self.rng.millis(0, 3);
+                self.schedule(after, Event::Reconfigure { again: false });
+            }
         }
     }
 
     fn carry_out(&mut self, id: MemberId, out: Output) {
         match out {
-            Output::Send { to, msg } => {
-                self.check(|c, w| c.sent(w, id, &msg));
-                self.transmit(id, to, msg);
-            }
+            Output::Send { to, msg } => self.transmit(id, to, msg),
             Output::Apply(entry) => {
                 self.check(|c, w| c.applied(w, id, &entry));
                 let n = &mut self.nodes[id as usize];
@@ -171,7 +181,7 @@ impl World {
                         n.store.remove(&(cache.clone(), key.clone()));
                     }
                     Op::Clear { cache } => n.store.retain(|(c, _), _| c != cache),
-                    Op::Noop => {}
+                    Op::Noop | Op::Membership(_) => {}
                 }
             }
             Output::InstallChunk {
@@ -193,7 +203,12 @@ impl World {
                     n.fuzzy_until = end;
                 }
             }
-            Output::SendSnapshot { to, term, last } => self.start_stream(id, to, term, last),
+            Output::SendSnapshot {
+                to,
+                term,
+                last,
+                membership,
+            } => self.start_stream(id, to, term, last, membership),
             Output::Resolve { id: req, result } => {
                 self.check(|c, w| c.resolved(w, id, req, result));
                 self.nodes[id as usize].writes.remove(&req);

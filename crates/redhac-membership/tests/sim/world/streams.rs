@@ -2,8 +2,9 @@
 //! stream starts, their values read chunk by chunk from the sender's caches.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use redhac_membership::{LogId, MemberId, Message, Node, SnapshotChunk, Term};
+use redhac_membership::{LogId, MemberId, Membership, Message, Node, SnapshotChunk, Term};
 
 use super::{Event, World};
 
@@ -21,14 +22,22 @@ pub(super) struct Stream {
     inc: u64,
     term: Term,
     last: LogId,
+    membership: (u64, Arc<Membership>),
     keys: Vec<(String, String)>,
     seq: u64,
 }
 
 impl World {
     /// Starts streaming `id`'s caches to `to`, as the snapshot of `term`
-    /// from `last`.
-    pub(super) fn start_stream(&mut self, id: MemberId, to: MemberId, term: Term, last: LogId) {
+    /// from `last` (when the membership was `membership`).
+    pub(super) fn start_stream(
+        &mut self,
+        id: MemberId,
+        to: MemberId,
+        term: Term,
+        last: LogId,
+        membership: (u64, Arc<Membership>),
+    ) {
         let n = &self.nodes[id as usize];
         let stream = Stream {
             from: id,
@@ -37,6 +46,7 @@ impl World {
             inc: n.inc,
             term,
             last,
+            membership,
             keys: n.store.keys().rev().cloned().collect(),
             seq: 0,
         };
@@ -79,6 +89,7 @@ impl World {
             seq: s.seq,
             end: done.then_some(end),
             data: self.checker.take_chunk(part, end),
+            membership: done.then(|| (s.membership.0, Arc::clone(&s.membership.1))),
         };
         s.seq += 1;
         if done {

@@ -27,6 +27,76 @@ impl World {
         self.schedule(next, Event::Write);
     }
 
+    /// An operator changes the membership at the leader, now and then
+    /// while faults go on: adds a member not listed as a learner, promotes
+    /// a learner, demotes or removes a member (keeping 3 to 5 voters: with
+    /// two, a voter that exits takes the majority with it). The
+    /// leader may refuse (a change in flight, a learner not caught up).
+    pub(super) fn reconfigure(&mut self, again: bool) {
+        if self.healed {
+            return;
+        }
+        if again {
+            let next = self.rng.millis(200, 3000);
+            self.schedule(next, Event::Reconfigure { again: true });
+        }
+        let leader = (0..self.nodes.len() as MemberId).find(|&i| {
+            self.nodes[i as usize]
+                .node
+                .as_ref()
+                .is_some_and(|n| n.status().role == redhac_membership::NodeRole::Leader)
+        });
+        let Some(leader) = leader else {
+            return;
+        };
+        let m = self.nodes[leader as usize]
+            .node
+            .as_ref()
+            .expect("alive")
+            .membership()
+            .clone();
+        let pick = |w: &mut Self, ids: Vec<MemberId>| -> Option<MemberId> {
+            (!ids.is_empty()).then(|| ids[w.rng.below(ids.len() as u64) as usize])
+        };
+        let outside: Vec<MemberId> = (0..self.nodes.len() as MemberId)
+            .filter(|i| !m.contains(*i) && self.alive(*i))
+            .collect();
+        let learners: Vec<MemberId> = m.learners().collect();
+        let voters: Vec<MemberId> = m.voters().filter(|v| *v != leader).collect();
+        let voter_count = m.voter_count();
+        let next = match self.rng.below(4) {
+            0 => pick(self, outside).map(|id| m.with_learner(id)),
+            1 if voter_count < 5 => pick(self, learners).map(|id| m.promoted(id)),
+            2 if voter_count > 3 => pick(self, voters).map(|id| {
+                if self.rng.chance(0.5) {
+                    m.demoted(id)
+                } else {
+                    m.without(id)
+                }
+            }),
+            _ => pick(self, learners).map(|id| m.without(id)),
+        };
+        let Some(next) = next else {
+            return;
+        };
+        let node = &mut self.nodes[leader as usize];
+        let id = node.next_id;
+        node.next_id += 1;
+        let op = Arc::new(Op::Membership(next));
+        node.writes
+            .insert(id, (Arc::clone(&op), Ack::Quorum, self.now));
+        let deadline = self.local(leader) + self.timing.election_timeout * 3;
+        self.step(
+            leader,
+            Input::Propose {
+                id,
+                op,
+                ack: Ack::Quorum,
+                deadline,
+            },
+        );
+    }
+
     /// One client write proposed at `at`.
     fn client_write(&mut self, at: MemberId) -> Input {
         let key = format!("k{}", self.rng.below(8));

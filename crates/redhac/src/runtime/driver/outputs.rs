@@ -20,7 +20,15 @@ impl Driver {
                 last,
                 data,
             } => self.install_chunk(first, done, last, &data),
-            Output::SendSnapshot { to, term, last } => self.send_snapshot(to, term, last),
+            Output::SendSnapshot {
+                to,
+                term,
+                last,
+                membership: (index, membership),
+            } => {
+                let membership = crate::runtime::wire::membership_at(index, &membership);
+                self.send_snapshot(to, term, last, membership);
+            }
             Output::Resolve { id, result } => self.writes.resolve(id, result),
             Output::InvalidateAll => self.invalidate_all(),
             Output::InvalidateKeys(keys) => effects::invalidate(&self.parts.store, keys),
@@ -67,11 +75,19 @@ impl Driver {
     }
 
     /// Queues a snapshot stream for `to`, its keys listed meanwhile.
-    fn send_snapshot(&mut self, to: u32, term: Term, last: LogId) {
+    fn send_snapshot(
+        &mut self,
+        to: u32,
+        term: Term,
+        last: LogId,
+        membership: redhac_proto::MembershipAt,
+    ) {
         if !self.outbox.contains(to) {
             return;
         }
-        let stream = self.snapshots.start(&self.parts.store, term, last);
+        let stream = self
+            .snapshots
+            .start(&self.parts.store, term, last, membership);
         self.outbox.queue_snapshot(to, stream);
         tracing::info!(peer = to, %last, "streaming a snapshot");
     }

@@ -1,0 +1,154 @@
+//! Membership changes through the log: one at a time, by the leader, in
+//! force as soon as a log holds them; a removed member's lease is waited
+//! out.
+
+use super::learners::{leader_with_learners, sends};
+use super::*;
+use crate::{ChangeError, Membership, WriteError};
+
+fn change(to: Membership) -> Arc<Op> {
+    Arc::new(Op::Membership(to))
+}
+
+fn refused(out: &[Output], id: u64) -> Option<ChangeError> {
+    out.iter().find_map(|o| match o {
+        Output::Resolve {
+            id: i,
+            result: Err(WriteError::Membership(e)),
+        } if *i == id => Some(*e),
+        _ => None,
+    })
+}
+
+fn resolved(out: &[Output], id: u64) -> bool {
+    out.iter()
+        .any(|o| matches!(o, Output::Resolve { id: i, result: Ok(_) } if *i == id))
+}
+
+#[test]
+fn a_leader_adds_a_learner_at_once_and_one_change_at_a_time() {
+    let mut n = leader_with_learners();
+    let m0 = n.status().membership;
+    // Member 5 is linked but not listed: it is sent nothing.
+    connect_all(&mut n, ms(150), &[5], 1);
+    let out = propose(&mut n, 200, 1, &put("a"), Ack::Leader);
+    assert!(appended(&out, 5).is_empty(), "{out:?}");
+
+    let m1 = m0.with_learner(5);
+    let out = propose(&mut n, 210, 2, &change(m1.clone()), Ack::Quorum);
+    assert_eq!(n.status().membership, m1, "in force once in the log");
+    assert!(
+        sends(&out, 5, |m| matches!(m, Message::Append(_))),
+        "the new learner is probed at once: {out:?}"
+    );
+    assert_eq!(appended(&out, 1), vec![vec![3]]);
+
+    // A second change before the first commits: refused.
+    let out = propose(&mut n, 211, 3, &change(m1.promoted(3)), Ack::Quorum);
+    assert_eq!(refused(&out, 3), Some(ChangeError::InFlight));
+    // Committed by a majority of the voters (entries 2 and 3): the next may go.
+    let out = receive(&mut n, 220, 1, ack(3, 220));
+    assert!(resolved(&out, 2), "{out:?}");
+    // Not one change: two learners at once, or a stale view.
+    let out = propose(
+        &mut n,
+        230,
+        4,
+        &change(m1.with_learner(6).with_learner(7)),
+        Ack::Quorum,
+    );
+    assert_eq!(refused(&out, 4), Some(ChangeError::NotOneChange));
+    let out = propose(&mut n, 231, 5, &change(m0.with_learner(6)), Ack::Quorum);
+    assert_eq!(refused(&out, 5), Some(ChangeError::NotOneChange));
+    // The leader is not removed or demoted: it hands over first.
+    let out = propose(&mut n, 232, 6, &change(m1.without(0)), Ack::Quorum);
+    assert_eq!(refused(&out, 6), Some(ChangeError::Leader));
+    // A learner that does not hold the log is not promoted.
+    let out = propose(&mut n, 233, 7, &change(m1.promoted(5)), Ack::Quorum);
+    assert_eq!(refused(&out, 7), Some(ChangeError::NotCaughtUp));
+    receive(&mut n, 240, 5, ack(3, 240));
+    let out = propose(&mut n, 241, 8, &change(m1.promoted(5)), Ack::Quorum);
+    assert_eq!(refused(&out, 8), None, "{out:?}");
+    assert!(n.status().membership.is_voter(5));
+}
+
+#[test]
+fn only_a_leader_that_committed_its_term_changes_the_membership() {
+    let mut follower = following_1_in_term_2();
+    let m = follower.status().membership.with_learner(5);
+    let out = propose(&mut follower, 20, 1, &change(m), Ack::Quorum);
+    assert_eq!(refused(&out, 1), Some(ChangeError::NotLeader));
+
+    // Elected, its noop not yet committed.
+    let mut n = node(0, 3);
+    connect_all(&mut n, ms(0), &[1, 2], 0);
+    n.step(ms(100), Input::Tick);
+    let pre = Message::PreVoteReply {
+        term: 1,
+        granted: true,
+    };
+    receive(&mut n, 101, 1, pre);
+    let vote = Message::VoteReply {
+        term: 1,
+        granted: true,
+    };
+    receive(&mut n, 102, 1, vote);
+    assert_eq!(n.status().role, NodeRole::Leader);
+    let m = n.status().membership.with_learner(5);
+    let out = propose(&mut n, 103, 1, &change(m.clone()), Ack::Quorum);
+    assert_eq!(refused(&out, 1), Some(ChangeError::NotReady));
+    receive(&mut n, 104, 1, ack(1, 104));
+    let out = propose(&mut n, 105, 2, &change(m), Ack::Quorum);
+    assert_eq!(refused(&out, 2), None, "{out:?}");
+}
+
+#[test]
+fn a_removed_member_is_sent_nothing_and_all_waits_out_its_lease() {
+    let mut n = leader_with_learners();
+    // Long after its election (a lease after it is past), every member
+    // answers; learner 4's lease counts from its reply at 3300 ms.
+    for peer in [1, 2, 3, 4] {
+        receive(&mut n, 2900, peer, ack(1, 2900));
+    }
+    propose(&mut n, 3290, 1, &put("a"), Ack::Leader);
+    for peer in [1, 2, 3, 4] {
+        receive(&mut n, 3300, peer, ack(2, 3300));
+    }
+    n.step(ms(3310), Input::Tick); // a heartbeat echoes their stamps
+    let m = n.status().membership.without(4);
+    let out = propose(&mut n, 3320, 2, &change(m), Ack::Quorum);
+    assert!(appended(&out, 4).is_empty() && !appended(&out, 3).is_empty());
+    receive(&mut n, 3330, 1, ack(3, 3330));
+    assert_eq!(n.status().commit, 3);
+    assert!(!n.status().peers.iter().any(|p| p.id == 4));
+
+    // An All write every member listed applies: it still waits for 4.
+    let out = propose(&mut n, 3340, 3, &put("b"), Ack::All);
+    assert!(!sends(&out, 4, |_| true), "{out:?}");
+    for peer in [1, 2, 3] {
+        receive(&mut n, 3350, peer, ack(4, 3350));
+    }
+    let out = n.step(ms(3400), Input::Tick);
+    assert!(!resolved(&out, 3), "{out:?}");
+    // Past 4's lease (a read lease from its reply at 3300 ms, plus the drift margin).
+    let out = n.step(ms(3310) + T / 2 + T / 16 + ms(1), Input::Tick);
+    assert!(resolved(&out, 3), "{out:?}");
+}
+
+#[test]
+fn a_truncated_membership_entry_no_longer_counts() {
+    let mut n = following_1_in_term_2();
+    let m0 = n.status().membership;
+    let m1 = m0.with_learner(5);
+    let e = Entry {
+        id: LogId::new(2, 2),
+        op: change(m1.clone()),
+        origin: Some(1),
+    };
+    receive(&mut n, 20, 1, append(2, LogId::new(2, 1), vec![e], 1));
+    assert_eq!(n.status().membership, m1);
+    // The leader of term 3 never had it: entry 2 is replaced.
+    let other = entry(3, 2, &put("x"));
+    receive(&mut n, 30, 2, append(3, LogId::new(2, 1), vec![other], 1));
+    assert_eq!(n.status().membership, m0);
+}
