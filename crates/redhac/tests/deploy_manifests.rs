@@ -1,5 +1,6 @@
 //! The Kubernetes manifests agree with the code: ports, variable names, probe
-//! paths, and the headless service the members find each other through.
+//! paths, and the headless service the members find each other through. The
+//! alert rules and the Grafana dashboard read only metrics redhac records.
 
 use std::path::PathBuf;
 
@@ -264,6 +265,240 @@ fn pods_are_hardened_bounded_spread_and_routed_by_readiness() {
     );
 }
 
+/// Every metric `redhac::metrics` names, by constant and name;
+/// `the_metric_list_is_what_redhac_records` holds it to `metrics.rs` and to
+/// the code that records them.
+macro_rules! metric_list {
+    ($($constant:ident),* $(,)?) => {
+        [$((stringify!($constant), redhac::metrics::$constant)),*]
+    };
+}
+const RECORDED: [(&str, &str); 21] = metric_list![
+    CACHE_HITS,
+    CACHE_MISSES,
+    LINKS_REFUSED,
+    MESSAGES_REFUSED,
+    LINKS_UP,
+    LINKS_SILENT,
+    LINKS_CONNECTED,
+    HEALTH,
+    LEADER,
+    SERVING,
+    MEMBERS,
+    WRITES,
+    WRITE_SECONDS,
+    LOADER_WRITES_FAILED,
+    SCHEMA_MISMATCHES,
+    ELECTIONS,
+    TERM,
+    REPLICATION_LAG,
+    CACHE_ENTRIES,
+    BYTES_IN,
+    BYTES_OUT,
+];
+/// The histograms among them.
+const HISTOGRAMS: [&str; 1] = [redhac::metrics::WRITE_SECONDS];
+
+/// The series names redhac's metrics appear under in Prometheus: each
+/// metric's name, and for a histogram its `_bucket`, `_sum` and `_count`
+/// series (rendered as a summary, its name carries the quantiles).
+fn recorded_series() -> Vec<String> {
+    RECORDED
+        .iter()
+        .flat_map(|&(_, name)| {
+            let suffixes: &[&str] = if HISTOGRAMS.contains(&name) {
+                &["", "_bucket", "_sum", "_count"]
+            } else {
+                &[""]
+            };
+            suffixes.iter().map(move |s| format!("{name}{s}"))
+        })
+        .collect()
+}
+
+/// The metric names a PromQL expression reads: identifiers other than
+/// functions, aggregations, keywords, label names and values, durations
+/// and numbers.
+fn metric_names(expr: &str) -> Vec<&str> {
+    // Aggregations are among them: `sum by (pod) (...)` calls `sum`.
+    const KEYWORDS: [&str; 21] = [
+        "and",
+        "or",
+        "unless",
+        "bool",
+        "offset",
+        "inf",
+        "nan",
+        "sum",
+        "min",
+        "max",
+        "avg",
+        "group",
+        "stddev",
+        "stdvar",
+        "count",
+        "count_values",
+        "bottomk",
+        "topk",
+        "quantile",
+        "limitk",
+        "limit_ratio",
+    ];
+    const LABEL_LISTS: [&str; 6] = [
+        "by",
+        "without",
+        "on",
+        "ignoring",
+        "group_left",
+        "group_right",
+    ];
+    let b = expr.as_bytes();
+    let skip_to = |from: usize, end: u8| {
+        b[from..]
+            .iter()
+            .position(|&c| c == end)
+            .map_or(b.len(), |p| from + p + 1)
+    };
+    let ident = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b':';
+    // Inside `{...}`: label matchers, no metric names.
+    let (mut names, mut i, mut matchers) = (Vec::new(), 0, false);
+    while i < b.len() {
+        match b[i] {
+            q @ (b'"' | b'\'' | b'`') => {
+                i += 1;
+                while i < b.len() && b[i] != q {
+                    i += if b[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            // A Grafana variable: `$name` or `${name}`.
+            b'$' if b.get(i + 1) == Some(&b'{') => i = skip_to(i, b'}'),
+            b'$' => i += 1 + b[i + 1..].iter().take_while(|&&c| ident(c)).count(),
+            c if c.is_ascii_digit() || c == b'.' => {
+                i += b[i..]
+                    .iter()
+                    .take_while(|&&c| ident(c) || c == b'.')
+                    .count();
+            }
+            c if ident(c) => {
+                let len = b[i..].iter().take_while(|&&c| ident(c)).count();
+                let word = &expr[i..i + len];
+                let lower = word.to_ascii_lowercase();
+                i += len;
+                if matchers {
+                    continue;
+                }
+                let next = b[i..]
+                    .iter()
+                    .position(|c| !c.is_ascii_whitespace())
+                    .map(|p| i + p);
+                let call = next.is_some_and(|n| b[n] == b'(');
+                if LABEL_LISTS.contains(&lower.as_str()) {
+                    if let Some(n) = next.filter(|_| call) {
+                        i = skip_to(n, b')');
+                    }
+                } else if !call && !KEYWORDS.contains(&lower.as_str()) {
+                    names.push(word);
+                }
+            }
+            b'[' => i = skip_to(i, b']'),
+            c => {
+                matchers = (matchers || c == b'{') && c != b'}';
+                i += 1;
+            }
+        }
+    }
+    names
+}
+
+/// Asserts that `expr` reads a metric, and only metrics redhac records.
+fn assert_reads_recorded_metrics(expr: &str, recorded: &[String], what: &str) -> Vec<String> {
+    let names = metric_names(expr);
+    assert!(!names.is_empty(), "{what}: {expr} reads no redhac metric");
+    for name in &names {
+        assert!(
+            recorded.iter().any(|r| r == name),
+            "{what}: {name} in {expr} is not a metric redhac records"
+        );
+    }
+    names.into_iter().map(str::to_owned).collect()
+}
+
+#[test]
+fn the_metric_list_is_what_redhac_records() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("src");
+    let defined: Vec<(String, String)> = std::fs::read_to_string(src.join("metrics.rs"))
+        .expect("metrics.rs")
+        .lines()
+        .filter_map(|l| {
+            let (constant, rest) = l.strip_prefix("pub const ")?.split_once(": &str = \"")?;
+            Some((constant.to_owned(), rest.strip_suffix("\";")?.to_owned()))
+        })
+        .collect();
+    let mut listed: Vec<(String, String)> = RECORDED
+        .iter()
+        .map(|&(c, n)| (c.to_owned(), n.to_owned()))
+        .collect();
+    let mut sorted = defined.clone();
+    sorted.sort();
+    listed.sort();
+    assert_eq!(
+        listed, sorted,
+        "RECORDED must list every metric of metrics.rs"
+    );
+
+    // Each is recorded somewhere, and as a histogram exactly if listed so.
+    fn sources(dir: &std::path::Path, code: &mut String) {
+        for entry in std::fs::read_dir(dir).expect("src") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                sources(&path, code);
+            } else if path.extension().is_some_and(|e| e == "rs") && !path.ends_with("metrics.rs") {
+                code.push_str(&std::fs::read_to_string(&path).expect("source"));
+            }
+        }
+    }
+    let mut code = String::new();
+    sources(&src, &mut code);
+    let code: String = code.chars().filter(|c| !c.is_whitespace()).collect();
+    for (constant, name) in &defined {
+        let recorded_as: Vec<&str> = ["counter", "gauge", "histogram"]
+            .into_iter()
+            .filter(|kind| {
+                let call = format!("metrics::{kind}!(crate::metrics::{constant}");
+                code.match_indices(&call).any(|(at, _)| {
+                    matches!(code.as_bytes().get(at + call.len()), Some(b')' | b','))
+                })
+            })
+            .collect();
+        assert!(
+            !recorded_as.is_empty(),
+            "{constant} ({name}) is never recorded"
+        );
+        assert_eq!(
+            recorded_as.contains(&"histogram"),
+            HISTOGRAMS.contains(&name.as_str()),
+            "{constant} is recorded as {recorded_as:?}: HISTOGRAMS is wrong"
+        );
+    }
+}
+
+#[test]
+fn metric_names_are_read_from_promql() {
+    assert_eq!(
+        metric_names(
+            r#"histogram_quantile(0.99, SUM by (le, ack) (rate(redhac_write_duration_seconds_bucket{job="redhac", pod=~"$pod"}[$__rate_interval]))) > 1e3"#
+        ),
+        ["redhac_write_duration_seconds_bucket"]
+    );
+    assert_eq!(
+        metric_names(
+            "redhac_a{x=\"}\", y!~'{z}'} and ON (pod) (up == bool 1) / ignoring(b) group_left c offset 5m"
+        ),
+        ["redhac_a", "up", "c"]
+    );
+}
+
 #[test]
 fn the_alert_rules_use_metrics_redhac_records() {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -271,14 +506,7 @@ fn the_alert_rules_use_metrics_redhac_records() {
     let text = std::fs::read_to_string(&path).expect("the PrometheusRule");
     let rule: Value = serde_yaml_ng::from_str(&text).expect("YAML");
     assert_eq!(str_at(&rule, "kind"), "PrometheusRule");
-    let recorded = [
-        redhac::metrics::LEADER,
-        redhac::metrics::SERVING,
-        redhac::metrics::HEALTH,
-        redhac::metrics::REPLICATION_LAG,
-        redhac::metrics::LINKS_REFUSED,
-        redhac::metrics::LINKS_SILENT,
-    ];
+    let recorded = recorded_series();
     let rules = get(&rule, "spec.groups.0.rules")
         .as_sequence()
         .expect("rules");
@@ -287,17 +515,98 @@ fn the_alert_rules_use_metrics_redhac_records() {
         "no leader, not serving, lag, refused links"
     );
     for r in rules {
-        let expr = str_at(r, "expr");
-        let names: Vec<&str> = expr
-            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .filter(|w| w.starts_with("redhac_"))
-            .collect();
-        assert!(!names.is_empty(), "{expr} uses no redhac metric");
-        for name in names {
-            assert!(
-                recorded.contains(&name),
-                "{name} in {expr} is not a metric redhac records"
-            );
+        assert_reads_recorded_metrics(str_at(r, "expr"), &recorded, str_at(r, "alert"));
+    }
+}
+
+/// Every panel of a Grafana dashboard, those in rows included.
+fn panels(list: &serde_json::Value) -> Vec<&serde_json::Value> {
+    list.as_array()
+        .map(|list| {
+            list.iter()
+                .flat_map(|p| std::iter::once(p).chain(panels(&p["panels"])))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_dashboard_uses_metrics_redhac_records() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../deploy/monitoring/grafana-dashboard.json");
+    let text = std::fs::read_to_string(&path).expect("the dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("JSON");
+    for key in ["uid", "title"] {
+        assert!(
+            dashboard[key].as_str().is_some_and(|s| !s.is_empty()),
+            "the dashboard has no {key}"
+        );
+    }
+    let recorded = recorded_series();
+
+    // Template variables: the data source, and queries of redhac's metrics.
+    let variables = dashboard["templating"]["list"]
+        .as_array()
+        .expect("template variables");
+    assert!(
+        variables.iter().any(|v| v["type"] == "datasource"
+            && v["name"] == "datasource"
+            && v["query"] == "prometheus"),
+        "no `datasource` variable of type prometheus"
+    );
+    for v in variables.iter().filter(|v| v["type"] == "query") {
+        let name = v["name"].as_str().expect("variable name");
+        let query = v["query"]["query"]
+            .as_str()
+            .or(v["query"].as_str())
+            .unwrap_or_else(|| panic!("variable {name} has no query"));
+        // `label_values(selector, label)`: the selector is PromQL.
+        let selector = query
+            .strip_prefix("label_values(")
+            .and_then(|q| q.rsplit_once(','))
+            .map_or(query, |(selector, _)| selector);
+        assert_reads_recorded_metrics(selector, &recorded, &format!("variable {name}"));
+    }
+    assert!(
+        ["namespace", "job", "pod"]
+            .iter()
+            .all(|n| variables.iter().any(|v| v["name"] == *n)),
+        "the dashboard picks the cluster by namespace and job and its members by pod"
+    );
+
+    // Panels: titled, on the chosen data source, reading redhac's metrics.
+    let mut read = Vec::new();
+    let panels = panels(&dashboard["panels"]);
+    for panel in &panels {
+        let title = panel["title"]
+            .as_str()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| panic!("a panel has no title: {panel}"));
+        if panel["type"] == "row" {
+            continue;
         }
+        assert_eq!(panel["datasource"]["uid"], "${datasource}", "{title}");
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(!targets.is_empty(), "{title} has no query");
+        for target in targets {
+            let expr = target["expr"]
+                .as_str()
+                .unwrap_or_else(|| panic!("a query of {title} has no expr"));
+            read.extend(assert_reads_recorded_metrics(expr, &recorded, title));
+        }
+    }
+    assert!(panels.len() >= 20, "{} panels", panels.len());
+
+    // Every metric redhac records has a panel.
+    for (_, name) in RECORDED {
+        assert!(
+            read.iter().any(|r| r
+                .strip_prefix(name)
+                .is_some_and(|suffix| ["", "_bucket", "_sum", "_count"].contains(&suffix))),
+            "no panel shows {name}"
+        );
+    }
+    for quantile in ["histogram_quantile(0.5,", "histogram_quantile(0.99,"] {
+        assert!(text.contains(quantile), "no write latency {quantile}");
     }
 }
