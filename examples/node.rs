@@ -267,7 +267,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
-    let metrics = PrometheusBuilder::new().install_recorder()?;
+    let metrics = PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            metrics_exporter_prometheus::Matcher::Full(redhac::metrics::WRITE_SECONDS.into()),
+            redhac::metrics::WRITE_SECONDS_BUCKETS,
+        )?
+        .install_recorder()?;
     let http: SocketAddr = std::env::var("NODE_HTTP_ADDR")
         .unwrap_or_else(|_| "0.0.0.0:8080".into())
         .parse()

@@ -158,9 +158,9 @@ impl Node {
     /// whose older membership made it a voter: that candidate may lack what
     /// the newer voters committed.)
     fn up_to_date(&self, last: LogId, config: Index) -> bool {
-        (last >= self.log.last()
-            && (config >= self.committed_config() || broken!(self, ignore_known_config)))
-            || broken!(self, skip_up_to_date)
+        let config_ok = config >= self.committed_config() || broken!(self, ignore_known_config);
+        let log_ok = last >= self.log.last() || broken!(self, skip_up_to_date);
+        log_ok && (config_ok || broken!(self, skip_up_to_date))
     }
 
     /// The version of the newest membership this node knows was committed.

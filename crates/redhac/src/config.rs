@@ -195,10 +195,12 @@ config! {
         /// The SNI a client sends, if not the validated domain.
         tls_sni_overwrite: Option<String> = None,
             "CACHE_TLS_SNI_OVERWRITE", some_text, "text", "none";
-        /// Buffer of the incoming stream per link (messages).
+        /// Messages queued to send on each link a peer dialled (this member
+        /// serves that stream); also the runtime's queue of link events.
         buf_server: usize = 128,
             "CACHE_BUF_SERVER", count, "messages", "`128`";
-        /// Buffer of the outgoing stream per link (messages).
+        /// Messages queued to send on each link this member dialled; also
+        /// the application's queue of requests to the runtime (at least 64).
         buf_client: usize = 64,
             "CACHE_BUF_CLIENT", count, "messages", "`64`";
         /// Interval of transport keepalive pings.
@@ -491,12 +493,16 @@ impl Config {
             return bad("CACHE_BUF_CLIENT is 0; use at least 1 (default 64)".into());
         }
         if self.election_timeout.is_zero() {
-            return bad("CACHE_ELECTION_TIMEOUT is 0; use at least 1 second (default 2)".into());
+            return bad(
+                "CACHE_ELECTION_TIMEOUT is 0; use a positive duration such as 2s or 1500ms \
+                 (default 2 s)"
+                    .into(),
+            );
         }
         if self.keepalive_interval.is_zero() || self.keepalive_timeout.is_zero() {
             return bad(
-                "CACHE_KEEPALIVE_INTERVAL and CACHE_KEEPALIVE_TIMEOUT must be at least 1 \
-                 second (default 5)"
+                "CACHE_KEEPALIVE_INTERVAL and CACHE_KEEPALIVE_TIMEOUT must be positive \
+                 durations such as 5s or 500ms (default 5 s)"
                     .into(),
             );
         }

@@ -203,8 +203,8 @@ impl Redhac {
     /// Stops the node: later writes fail with [`Error::ShutDown`] and reads
     /// miss. Idempotent.
     ///
-    /// In HA mode a leader hands leadership over first, waiting at most 5 s
-    /// for the handover and for its tasks to stop.
+    /// In HA mode a leader hands leadership over first: it waits at most
+    /// 5 s for the handover, then at most 5 s for its tasks to stop.
     ///
     /// # Errors
     /// None today: a handover that does not finish in time is given up and

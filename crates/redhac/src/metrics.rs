@@ -8,9 +8,10 @@
 //! can be given them with [`describe`].
 //!
 //! Write durations are recorded as a histogram: with the Prometheus exporter,
-//! buckets of 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-//! 0.1, 0.25, 0.5, 1, 2.5 and 10 s cover a same-zone cluster's writes (0.1-1 ms)
-//! to a write that waited out an election (about the election timeout).
+//! the buckets of [`WRITE_SECONDS_BUCKETS`] cover a same-zone cluster's writes
+//! (0.1-1 ms) to a write that waited out an election (about the election
+//! timeout); without buckets the exporter publishes a summary, and
+//! `histogram_quantile` finds no `_bucket` series.
 
 /// Counter: local reads that found a value, by `cache`.
 pub const CACHE_HITS: &str = "redhac_cache_hits_total";
@@ -37,13 +38,19 @@ pub const HEALTH: &str = "redhac_health";
 pub const LEADER: &str = "redhac_is_leader";
 /// Gauge: 1 while this member answers reads (readiness), else 0.
 pub const SERVING: &str = "redhac_serving";
-/// Gauge: the members `HA_HOSTS` lists (this one included).
+/// Gauge: the members `HA_HOSTS` and `HA_LEARNERS` list (this one included).
 pub const MEMBERS: &str = "redhac_members";
 /// Counter: writes asked of the cluster, by `ack` level.
 pub const WRITES: &str = "redhac_writes_total";
 /// Histogram: seconds from a write reaching the runtime to its resolution, by
 /// `ack` level and `outcome` (`ok`, `no_quorum`, `timeout`, `shut_down`).
 pub const WRITE_SECONDS: &str = "redhac_write_duration_seconds";
+
+/// Recommended buckets of [`WRITE_SECONDS`], in seconds.
+pub const WRITE_SECONDS_BUCKETS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+    10.0,
+];
 /// Counter: values a loader (`get_or_insert_with` and friends) produced but
 /// the cache could not store (no quorum, a timeout, a value too large); the
 /// caller got the value all the same. By `cache` and `reason`.

@@ -54,8 +54,9 @@ pub(super) fn status(
     }
 }
 
-/// Sets the gauges read on every tick: term, replication lag (on the
-/// leader), entries in the caches.
+/// Sets the gauges read on every tick: term, replication lag (the leader's
+/// view; 0 on every other member, so a former leader does not go on
+/// reporting the lag it last saw), entries in the caches.
 pub(super) fn gauges(s: &NodeStatus, store: &Store, serving: bool) {
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     metrics::gauge!(crate::metrics::TERM).set(s.term as f64);
@@ -71,6 +72,8 @@ pub(super) fn gauges(s: &NodeStatus, store: &Store, serving: bool) {
             .max()
             .unwrap_or(0);
         metrics::gauge!(crate::metrics::REPLICATION_LAG).set(lag as f64);
+    } else {
+        metrics::gauge!(crate::metrics::REPLICATION_LAG).set(0.0);
     }
     let entries: u64 = store.caches().map(|c| c.entry_count()).sum();
     metrics::gauge!(crate::metrics::CACHE_ENTRIES).set(entries as f64);

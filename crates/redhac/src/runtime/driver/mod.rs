@@ -97,6 +97,10 @@ impl Driver {
         let node = Node::new(config, Duration::ZERO);
         let health = node.status().health;
         parts.health.send_replace(health);
+        // Present from the start, so an alert on a member that never links
+        // (health 0, no links) fires.
+        metrics::gauge!(crate::metrics::HEALTH).set(health_value(health));
+        metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(0.0);
         let driver = Self {
             parts,
             node,
@@ -255,5 +259,14 @@ impl Driver {
             *h = state;
             changed
         });
+    }
+}
+
+/// The `redhac_health` gauge's value: 2 Good, 1 Degraded, 0 Bad.
+fn health_value(health: Health) -> f64 {
+    match health {
+        Health::Good => 2.0,
+        Health::Degraded => 1.0,
+        Health::Bad => 0.0,
     }
 }

@@ -105,11 +105,7 @@ impl Driver {
     fn set_health(&mut self, health: Health) {
         tracing::info!(from = ?self.health, to = ?health, links = self.outbox.len(), "health changed");
         self.health = health;
-        metrics::gauge!(crate::metrics::HEALTH).set(match health {
-            Health::Good => 2.0,
-            Health::Degraded => 1.0,
-            Health::Bad => 0.0,
-        });
+        metrics::gauge!(crate::metrics::HEALTH).set(super::health_value(health));
     }
 
     fn serve_until(&mut self, until: Option<Duration>) {
