@@ -159,6 +159,18 @@ pub(crate) fn check(
             report.violations.push(Violation::Phantom { read: i });
             continue;
         };
+        if matches!(
+            history[w].op,
+            Op::Write {
+                outcome: Outcome::Unknown,
+                ..
+            }
+        ) {
+            // Timed out or lost in transit: it may still apply at any time
+            // after it started (a forwarded write the leader ordered late),
+            // so no later write is known to be newer than it.
+            continue;
+        }
         for (n, newer, ack) in newer_acked(history, key, Some(history[w].end)) {
             if newer.end >= e.start {
                 continue;
@@ -372,6 +384,23 @@ mod tests {
         let r = check(&h, &[], L, &[]);
         assert_eq!(
             r.violations,
+            vec![Violation::StaleAfterAll { read: 2, newer: 1 }]
+        );
+    }
+
+    #[test]
+    fn a_write_of_unknown_outcome_may_land_after_a_later_all_write() {
+        let h = vec![
+            write(1, 0, 10, "k", Some("a"), Ack::Quorum, Outcome::Unknown),
+            write(0, 20, 30, "k", Some("b"), Ack::All, Outcome::Ok),
+            read(2, 40, "k", Some("a")),
+        ];
+        assert!(check(&h, &[], L, &[]).violations.is_empty());
+        // Acknowledged, the same history is a stale read.
+        let mut acked = h.clone();
+        acked[0] = write(1, 0, 10, "k", Some("a"), Ack::Quorum, Outcome::Ok);
+        assert_eq!(
+            check(&acked, &[], L, &[]).violations,
             vec![Violation::StaleAfterAll { read: 2, newer: 1 }]
         );
     }
