@@ -157,6 +157,12 @@ config! {
         /// instead of the OS hostname.
         hostname_overwrite: Option<String> = None,
             "HOSTNAME_OVERWRITE", some_text, "text", "the OS hostname";
+        /// Where to accept members' links, instead of every interface at the
+        /// port of this member's entry: `ip:port` (`[v6]:port`), e.g. the
+        /// pod IP from the downward API, so the cluster port is not open on
+        /// other interfaces.
+        listen_addr: Option<std::net::SocketAddr> = None,
+            "CACHE_LISTEN_ADDR", some_addr, "`ip:port`", "every interface, the entry's port";
         /// The secret shared by all members; never sent over the wire. Or
         /// `CACHE_AUTH_TOKEN_FILE`: a file holding it (as Kubernetes mounts a
         /// secret; a trailing newline is ignored).
@@ -322,6 +328,13 @@ mod parse {
 
     pub(super) fn some_path(raw: &str) -> Parsed<Option<PathBuf>> {
         Ok(Some(raw.into()))
+    }
+
+    pub(super) fn some_addr(raw: &str) -> Parsed<Option<std::net::SocketAddr>> {
+        raw.trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| "an address like `10.0.0.7:8001` or `[::1]:8001`")
     }
 
     /// `HA_HOSTS` is comma separated; blanks around entries do not matter.
@@ -583,7 +596,17 @@ mod tests {
                 );
             }
         }
-        assert_eq!(Config::ENV_VARS.len(), 23);
+        assert_eq!(Config::ENV_VARS.len(), 24);
+    }
+
+    #[test]
+    fn the_listen_address_is_an_ip_and_port() {
+        let c = ha(&[("CACHE_LISTEN_ADDR", " [::1]:8001 ")]).unwrap();
+        assert_eq!(c.listen_addr, Some("[::1]:8001".parse().unwrap()));
+        for bad in ["redhac-0:8001", "10.0.0.1", "10.0.0.1:99999"] {
+            let msg = config_err(ha(&[("CACHE_LISTEN_ADDR", bad)]));
+            assert!(msg.contains("CACHE_LISTEN_ADDR"), "{bad}: {msg}");
+        }
     }
 
     #[test]

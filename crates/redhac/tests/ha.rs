@@ -437,3 +437,40 @@ async fn a_member_whose_runtime_died_stops_serving_and_is_not_running() {
     assert!(nodes[leader].is_running() && other.is_running());
     shutdown_all(nodes).await;
 }
+
+/// `CACHE_LISTEN_ADDR` binds the cluster port on that address only; one
+/// this host does not have is refused at start, naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_listens_where_cache_listen_addr_says() {
+    // A free port, released for the member to bind itself.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let hosts = format!("http://127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{port}");
+    let mut config = common::config(&hosts, common::TOKEN);
+    config.listen_addr = Some(addr.parse().unwrap());
+    let member = Redhac::builder()
+        .config(config.clone())
+        .hostname(addr.clone())
+        .start()
+        .await
+        .expect("a member starts on CACHE_LISTEN_ADDR");
+    member
+        .wait_serving(common::DEADLINE)
+        .await
+        .expect("a cluster of one serves");
+    assert!(std::net::TcpStream::connect(&addr).is_ok());
+    member.shutdown().await.unwrap();
+
+    config.listen_addr = Some("203.0.113.7:1".parse().unwrap()); // TEST-NET-3
+    let e = Redhac::builder()
+        .config(config)
+        .hostname(addr)
+        .start()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("CACHE_LISTEN_ADDR"), "{e}");
+}

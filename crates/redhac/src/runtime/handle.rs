@@ -81,14 +81,25 @@ impl Runtime {
                 .set_nonblocking(true)
                 .and_then(|()| TcpListener::from_std(l))
                 .map_err(|e| Error::Config(format!("the listener given to the builder is unusable: {e}")))?,
-            None => listen_any(members[me].port)
-                .and_then(TcpListener::from_std)
-                .map_err(|e| {
-                    Error::Config(format!(
-                        "cannot listen on port {} (this member's HA_HOSTS entry {}): {e}; free the port or fix HA_HOSTS",
-                        members[me].port, members[me]
-                    ))
-                })?,
+            None => match config.listen_addr {
+                Some(addr) => std::net::TcpListener::bind(addr)
+                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
+                    .and_then(TcpListener::from_std)
+                    .map_err(|e| {
+                        Error::Config(format!(
+                            "cannot listen on CACHE_LISTEN_ADDR {addr}: {e}; free the port, or \
+                             give an address of this host"
+                        ))
+                    })?,
+                None => listen_any(members[me].port)
+                    .and_then(TcpListener::from_std)
+                    .map_err(|e| {
+                        Error::Config(format!(
+                            "cannot listen on port {} (this member's HA_HOSTS entry {}): {e}; free the port or fix HA_HOSTS",
+                            members[me].port, members[me]
+                        ))
+                    })?,
+            },
         };
         let versions = options.protocol_versions.unwrap_or(VERSIONS);
         let token = config.auth_token.as_ref().map_or("", Secret::expose);
