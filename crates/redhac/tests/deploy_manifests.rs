@@ -211,8 +211,10 @@ fn pods_are_hardened_bounded_spread_and_routed_by_readiness() {
         .find(|(n, _)| n == "NODE_CACHE_MAX_BYTES")
         .and_then(|(_, v)| v.as_deref()?.parse().ok())
         .expect("NODE_CACHE_MAX_BYTES bounds the cache");
+    // Entries of about 100 B take about 5x their bytes in memory
+    // (benches/README.md), plus the runtime's own.
     assert!(
-        limit >= 3 * cache_bytes,
+        limit >= 6 * cache_bytes + (64 << 20),
         "{limit} bytes for a {cache_bytes}-byte cache"
     );
 
