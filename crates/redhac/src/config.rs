@@ -98,6 +98,10 @@ macro_rules! config {
             /// Every environment variable [`Config::from_env`] reads.
             pub const ENV_VARS: &'static [&'static str] = &[$($var),+];
 
+            /// Each field's name with its environment variable.
+            pub const FIELDS: &'static [(&'static str, &'static str)] =
+                &[$((stringify!($field), $var)),+];
+
             /// The defaults, with each variable in `vars` parsed over its field.
             fn parse_vars(vars: &BTreeMap<String, String>) -> Result<Self> {
                 let mut config = Self::default();
@@ -345,6 +349,76 @@ mod parse {
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect())
+    }
+}
+
+/// A [`Config`] nests in the application's own configuration (a TOML, YAML
+/// or JSON file read with serde, figment, config-rs...). Keys are the field
+/// names (`ha_hosts`) or the variables (`HA_HOSTS`), plus `auth_token_file`
+/// and `auth_token_previous_file` (or their variables) for secrets in
+/// files; values are what the variable takes (`"2s"` or `2` for the election
+/// timeout), numbers and booleans as such, and a list for `ha_hosts` and
+/// `ha_learners`. Unknown keys are refused; the result is validated as
+/// [`Config::from_vars`] does.
+///
+/// ```
+/// let config: redhac::Config = serde_json::from_str(r#"{
+///     "ha_mode": true,
+///     "ha_hosts": ["http://redhac-0.redhac:8001", "http://redhac-1.redhac:8001", "http://redhac-2.redhac:8001"],
+///     "auth_token": "a-long-random-shared-secret",
+///     "election_timeout": "1500ms",
+///     "buf_client": 128
+/// }"#)?;
+/// assert_eq!(config.election_timeout, std::time::Duration::from_millis(1500));
+/// assert!(serde_json::from_str::<redhac::Config>(r#"{"ha_hots": []}"#).is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+impl<'de> serde::Deserialize<'de> for Config {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        #[derive(serde::Deserialize)]
+        #[serde(untagged)]
+        enum Value {
+            Flag(bool),
+            Number(u64),
+            // Refused by the variable's parser, which names it.
+            Signed(i64),
+            Float(f64),
+            Text(String),
+            List(Vec<String>),
+        }
+        let map = BTreeMap::<String, Value>::deserialize(d)?;
+        let mut vars = BTreeMap::new();
+        for (key, value) in map {
+            let file = |name: &str| {
+                SECRET_FILES.iter().find_map(|var| {
+                    let field = Self::FIELDS.iter().find(|(_, v)| v == var)?.0;
+                    (name == format!("{var}_FILE") || name == format!("{field}_file"))
+                        .then(|| format!("{var}_FILE"))
+                })
+            };
+            let var = Self::FIELDS
+                .iter()
+                .find(|(field, var)| *field == key || *var == key)
+                .map(|(_, var)| (*var).to_owned())
+                .or_else(|| file(&key))
+                .ok_or_else(|| {
+                    D::Error::custom(format!(
+                        "unknown redhac setting {key:?}; the settings are the fields of \
+                         redhac::Config (ha_mode, ha_hosts, ...) or their variables"
+                    ))
+                })?;
+            let text = match value {
+                Value::Flag(b) => b.to_string(),
+                Value::Number(n) => n.to_string(),
+                Value::Signed(n) => n.to_string(),
+                Value::Float(n) => n.to_string(),
+                Value::Text(t) => t,
+                Value::List(items) => items.join(","),
+            };
+            vars.insert(var, text);
+        }
+        Self::from_vars(vars).map_err(D::Error::custom)
     }
 }
 
@@ -597,6 +671,43 @@ mod tests {
             }
         }
         assert_eq!(Config::ENV_VARS.len(), 24);
+    }
+
+    #[test]
+    fn a_config_nests_in_an_application_config() {
+        #[derive(serde::Deserialize)]
+        struct App {
+            redhac: Config,
+        }
+        let dir = std::env::temp_dir().join(format!("redhac-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let token = dir.join("token");
+        std::fs::write(&token, "secret-from-a-file-0123\n").unwrap();
+        let yaml = format!(
+            "redhac:\n  HA_MODE: true\n  ha_hosts:\n    - http://a:1\n    - http://b:1\n    - http://c:1\n  \
+             auth_token_file: {}\n  CACHE_ELECTION_TIMEOUT: 3\n  keepalive_interval: 500ms\n  tls: false\n",
+            token.display()
+        );
+        let app: App = serde_yaml_ng::from_str(&yaml).unwrap();
+        let c = app.redhac;
+        assert!(c.ha_mode && !c.tls);
+        assert_eq!(c.ha_hosts, ["http://a:1", "http://b:1", "http://c:1"]);
+        assert_eq!(c.auth_token.as_ref().map(Secret::expose), Some("secret-from-a-file-0123"));
+        assert_eq!(c.election_timeout, Duration::from_secs(3));
+        assert_eq!(c.keepalive_interval, Duration::from_millis(500));
+        std::fs::remove_dir_all(&dir).unwrap();
+
+        // Unknown keys, bad values and an invalid whole are refused, named.
+        let e = serde_yaml_ng::from_str::<Config>("ha_hots: []").unwrap_err();
+        assert!(e.to_string().contains("ha_hots"), "{e}");
+        let e = serde_yaml_ng::from_str::<Config>("buf_client: -1").unwrap_err();
+        assert!(e.to_string().contains("CACHE_BUF_CLIENT"), "{e}");
+        let e = serde_yaml_ng::from_str::<Config>("ha_mode: true").unwrap_err();
+        assert!(e.to_string().contains("HA_HOSTS"), "{e}");
+        // Every field can be given by name.
+        for (field, var) in Config::FIELDS {
+            assert!(Config::ENV_VARS.contains(var), "{field}");
+        }
     }
 
     #[test]
