@@ -692,7 +692,10 @@ mod tests {
         let c = app.redhac;
         assert!(c.ha_mode && !c.tls);
         assert_eq!(c.ha_hosts, ["http://a:1", "http://b:1", "http://c:1"]);
-        assert_eq!(c.auth_token.as_ref().map(Secret::expose), Some("secret-from-a-file-0123"));
+        assert_eq!(
+            c.auth_token.as_ref().map(Secret::expose),
+            Some("secret-from-a-file-0123")
+        );
         assert_eq!(c.election_timeout, Duration::from_secs(3));
         assert_eq!(c.keepalive_interval, Duration::from_millis(500));
         std::fs::remove_dir_all(&dir).unwrap();
