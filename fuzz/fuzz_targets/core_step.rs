@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use redhac_membership::{
-    Ack, Append, AppendReply, NodeConfig, Entry, Input, LogId, Message, Node, Op, Output, PeerHello, SnapshotChunk, Timing,
+    Ack, Append, AppendReply, NodeConfig, Entry, Input, LogId, Membership, Message, Node, Op, Output, PeerHello, SnapshotChunk, Timing,
 };
 
 /// Reads the fuzzer's bytes as small numbers.
@@ -32,12 +32,20 @@ impl Bytes<'_> {
     }
     fn op(&mut self) -> Option<Arc<Op>> {
         let key = format!("k{}", self.small()?);
-        Some(Arc::new(match self.u8()? % 4 {
+        Some(Arc::new(match self.u8()? % 5 {
             0 => Op::Put { cache: "c".into(), key, value: vec![self.u8()?], ttl_ms: None, schema: None },
             1 => Op::Delete { cache: "c".into(), key },
             2 => Op::Clear { cache: "c".into() },
+            3 => Op::Membership(self.membership()?),
             _ => Op::Noop,
         }))
+    }
+    /// Voters and learners among members 0..5, by two bitmasks (a valid
+    /// membership, or the static three).
+    fn membership(&mut self) -> Option<Membership> {
+        let (v, l) = (self.u8()?, self.u8()?);
+        let ids = |mask: u8| (0..5u32).filter(move |i| mask & (1 << i) != 0);
+        Some(Membership::new(ids(v), ids(l & !v)).unwrap_or_else(|_| Membership::voters_only(3)))
     }
     fn ack(&mut self) -> Option<Ack> {
         Some([Ack::None, Ack::Leader, Ack::Quorum, Ack::All][usize::from(self.u8()? % 4)])
@@ -82,6 +90,7 @@ impl Bytes<'_> {
                 seq: u64::from(self.u8()? % 3),
                 end: (self.u8()? % 2 == 0).then_some(self.small()?),
                 data: Arc::new(vec![self.u8()?]),
+                membership: if self.u8()? % 2 == 0 { Some((self.small()?, Arc::new(self.membership()?))) } else { None },
             }),
             7 => Message::Forward { id: self.small()?, op: self.op()?, ack: self.ack()? },
             8 => Message::Accepted { id: self.small()?, at: self.id()? },
