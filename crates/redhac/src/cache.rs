@@ -143,15 +143,19 @@ impl<V: Value> Cache<V> {
         };
         check_key(key)?;
         let (cache, k) = (self.name().to_owned(), key.to_owned());
-        let fetched = cluster
-            .ask(LOOKUP_TIMEOUT + Duration::from_millis(100), |reply| {
+        // The cache only; never the key.
+        let span = tracing::debug_span!("redhac.lookup", cache = self.name());
+        let fetched = tracing::Instrument::instrument(
+            cluster.ask(LOOKUP_TIMEOUT + Duration::from_millis(100), |reply| {
                 Command::Lookup {
                     cache,
                     key: k,
                     reply,
                 }
-            })
-            .await?;
+            }),
+            span,
+        )
+        .await?;
         match fetched {
             Some(value) => Ok(Some(Arc::new(self.typed.decode(key, &value)?))),
             None => Ok(None),

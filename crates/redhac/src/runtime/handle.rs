@@ -234,16 +234,25 @@ impl Runtime {
     /// # Errors
     /// As [`Runtime::ask`].
     pub(crate) async fn write(&self, op: WriteOp, options: crate::WriteOptions) -> Result<()> {
+        use tracing::Instrument as _;
+        // The cache, the change and the ack level; never the key or value.
+        let span = tracing::debug_span!("redhac.write", cache = op.cache(), op = op.kind(), ack = ?options.ack);
         // The core resolves the write with Timeout at its deadline; the
         // outer timeout only guards against a stalled runtime.
         let outer = options.timeout + Duration::from_millis(100);
-        self.ask(outer, |reply| Command::Write {
-            op,
-            ack: options.ack,
-            timeout: options.timeout,
-            reply,
-        })
-        .await
+        let result = self
+            .ask(outer, |reply| Command::Write {
+                op,
+                ack: options.ack,
+                timeout: options.timeout,
+                reply,
+            })
+            .instrument(span.clone())
+            .await;
+        if let Err(e) = &result {
+            span.in_scope(|| tracing::debug!(error = %e, "write failed"));
+        }
+        result
     }
 
     /// The latest status the runtime published.

@@ -65,6 +65,15 @@ impl WriteOp {
             Self::Put { cache, .. } | Self::Delete { cache, .. } | Self::Clear { cache } => cache,
         }
     }
+
+    /// What the change does, for spans and logs (never the key).
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Put { .. } => "put",
+            Self::Delete { .. } => "delete",
+            Self::Clear { .. } => "clear",
+        }
+    }
 }
 
 /// What the application asks of the runtime task.
