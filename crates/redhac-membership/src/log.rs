@@ -107,9 +107,10 @@ impl Log {
     }
 
     /// Restarts the log at a snapshot point, keeping the entries after it
-    /// when the log holds that point.
-    pub(crate) fn reset_to(&mut self, base: LogId) {
-        if self.has(base) && base.index >= self.base.index {
+    /// when the log holds that point; whether it did.
+    pub(crate) fn reset_to(&mut self, base: LogId) -> bool {
+        let kept = self.has(base) && base.index >= self.base.index;
+        if kept {
             let drop = (base.index - self.base.index) as usize;
             let gone: usize = self.entries.drain(..drop).map(|e| e.op.size()).sum();
             self.bytes -= gone;
@@ -118,6 +119,7 @@ impl Log {
             self.bytes = 0;
         }
         self.base = base;
+        kept
     }
 }
 

@@ -317,8 +317,8 @@ impl Configs {
     /// The log's base moved to `base`: entries up to it are gone.
     pub(crate) fn compacted_to(&mut self, base: Index) {
         let gone = self.logged.iter().take_while(|(i, _)| *i <= base).count();
-        if gone > 0 {
-            self.base = self.logged.drain(..gone).next_back().expect("one at least");
+        if let Some(newest) = self.logged.drain(..gone).next_back() {
+            self.base = newest;
         }
     }
 

@@ -110,8 +110,6 @@ pub struct NodeStatus {
     pub serving_until: Option<Duration>,
     /// Every other member.
     pub peers: Vec<PeerStatus>,
-    /// The membership in force here (the latest in this node's log).
-    pub membership: crate::Membership,
 }
 
 /// One member's cluster core. See the crate docs for the protocol.
@@ -248,25 +246,25 @@ impl Node {
     /// The voters this node reaches: the linked ones, and itself when it
     /// votes.
     pub(crate) fn voters_reached(&self) -> usize {
-        self.links
-            .keys()
-            .filter(|id| self.counts_in_majority(**id))
-            .count()
-            + usize::from(self.counts_in_majority(self.me))
+        self.reached(self.electors())
+    }
+
+    /// How many of `voters` this node reaches, itself included.
+    fn reached(&self, voters: Voters<'_>) -> usize {
+        self.links.keys().filter(|id| voters.counts(**id)).count()
+            + usize::from(voters.counts(self.me))
     }
 
     /// Health by links: Good linked with every member, Degraded reaching a
     /// majority of the voters, Bad otherwise.
     pub(crate) fn health_by_links(&self) -> Health {
         let voters = self.voters();
-        let reached = self.links.keys().filter(|id| voters.counts(**id)).count()
-            + usize::from(voters.counts(self.me));
         let members = self.configs.current();
         let linked = self.links.keys().filter(|p| members.contains(**p)).count();
         quorum::health(
             linked + usize::from(members.contains(self.me)),
-            self.configs.current().len(),
-            reached,
+            members.len(),
+            self.reached(voters),
             voters.count,
         )
     }
@@ -362,7 +360,6 @@ impl Node {
             applied: self.applied,
             serving_until: self.serving_until(),
             peers,
-            membership: self.configs.current().clone(),
         }
     }
 

@@ -153,8 +153,7 @@ impl Node {
             return;
         }
         self.install.finish(c.end.unwrap_or(c.last.index));
-        let kept = self.log.has(c.last) && c.last.index >= self.log.base().index;
-        self.log.reset_to(c.last);
+        let kept = self.log.reset_to(c.last);
         self.configs.reset_to(c.last.index, c.membership, kept);
         self.membership_changed();
         self.applied = c.last.index;

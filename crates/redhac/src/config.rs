@@ -489,10 +489,12 @@ impl Config {
     /// Who votes: the members of `ha_hosts`; the learners of `ha_learners`
     /// follow them in [`Config::members`].
     pub fn membership(&self) -> redhac_membership::Membership {
-        let voters = self.ha_hosts.len() as u32;
-        let all = voters + self.ha_learners.len() as u32;
-        redhac_membership::Membership::new(0..voters.max(1), voters.max(1)..all.max(1))
-            .unwrap_or_else(|_| redhac_membership::Membership::voters_only(1))
+        let voters = self.ha_hosts.len();
+        let learners = voters.max(1)..voters.max(1) + self.ha_learners.len();
+        learners.fold(
+            redhac_membership::Membership::voters_only(voters),
+            |m, id| m.with_learner(id as u32),
+        )
     }
 
     /// What members compare at connect: the same lists, in order. Without

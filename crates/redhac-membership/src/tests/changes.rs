@@ -28,7 +28,7 @@ fn resolved(out: &[Output], id: u64) -> bool {
 #[test]
 fn a_leader_adds_a_learner_at_once_and_one_change_at_a_time() {
     let mut n = leader_with_learners();
-    let m0 = n.status().membership;
+    let m0 = n.membership().clone();
     // Member 5 is linked but not listed: it is sent nothing.
     connect_all(&mut n, ms(150), &[5], 1);
     let out = propose(&mut n, 200, 1, &put("a"), Ack::Leader);
@@ -36,7 +36,7 @@ fn a_leader_adds_a_learner_at_once_and_one_change_at_a_time() {
 
     let m1 = m0.with_learner(5);
     let out = propose(&mut n, 210, 2, &change(m1.clone()), Ack::Quorum);
-    assert_eq!(n.status().membership, m1, "in force once in the log");
+    assert_eq!(n.membership(), &m1, "in force once in the log");
     assert!(
         sends(&out, 5, |m| matches!(m, Message::Append(_))),
         "the new learner is probed at once: {out:?}"
@@ -69,13 +69,13 @@ fn a_leader_adds_a_learner_at_once_and_one_change_at_a_time() {
     receive(&mut n, 240, 5, ack(3, 240));
     let out = propose(&mut n, 241, 8, &change(m1.promoted(5)), Ack::Quorum);
     assert_eq!(refused(&out, 8), None, "{out:?}");
-    assert!(n.status().membership.is_voter(5));
+    assert!(n.membership().is_voter(5));
 }
 
 #[test]
 fn only_a_leader_that_committed_its_term_changes_the_membership() {
     let mut follower = following_1_in_term_2();
-    let m = follower.status().membership.with_learner(5);
+    let m = follower.membership().with_learner(5);
     let out = propose(&mut follower, 20, 1, &change(m), Ack::Quorum);
     assert_eq!(refused(&out, 1), Some(ChangeError::NotLeader));
 
@@ -94,7 +94,7 @@ fn only_a_leader_that_committed_its_term_changes_the_membership() {
     };
     receive(&mut n, 102, 1, vote);
     assert_eq!(n.status().role, NodeRole::Leader);
-    let m = n.status().membership.with_learner(5);
+    let m = n.membership().with_learner(5);
     let out = propose(&mut n, 103, 1, &change(m.clone()), Ack::Quorum);
     assert_eq!(refused(&out, 1), Some(ChangeError::NotReady));
     receive(&mut n, 104, 1, ack(1, 104));
@@ -115,7 +115,7 @@ fn a_removed_member_is_sent_nothing_and_all_waits_out_its_lease() {
         receive(&mut n, 3300, peer, ack(2, 3300));
     }
     n.step(ms(3310), Input::Tick); // a heartbeat echoes their stamps
-    let m = n.status().membership.without(4);
+    let m = n.membership().without(4);
     let out = propose(&mut n, 3320, 2, &change(m), Ack::Quorum);
     assert!(appended(&out, 4).is_empty() && !appended(&out, 3).is_empty());
     receive(&mut n, 3330, 1, ack(3, 3330));
@@ -138,7 +138,7 @@ fn a_removed_member_is_sent_nothing_and_all_waits_out_its_lease() {
 #[test]
 fn a_truncated_membership_entry_no_longer_counts() {
     let mut n = following_1_in_term_2();
-    let m0 = n.status().membership;
+    let m0 = n.membership().clone();
     let m1 = m0.with_learner(5);
     let e = Entry {
         id: LogId::new(2, 2),
@@ -146,9 +146,9 @@ fn a_truncated_membership_entry_no_longer_counts() {
         origin: Some(1),
     };
     receive(&mut n, 20, 1, append(2, LogId::new(2, 1), vec![e], 1));
-    assert_eq!(n.status().membership, m1);
+    assert_eq!(n.membership(), &m1);
     // The leader of term 3 never had it: entry 2 is replaced.
     let other = entry(3, 2, &put("x"));
     receive(&mut n, 30, 2, append(3, LogId::new(2, 1), vec![other], 1));
-    assert_eq!(n.status().membership, m0);
+    assert_eq!(n.membership(), &m0);
 }

@@ -66,35 +66,27 @@ pub(super) fn leader_with_learners() -> Node {
             "asked learner {learner}: {out:?}"
         );
     }
-    // Two learners "granting" is no majority.
-    for learner in [3, 4] {
-        let granted = Message::PreVoteReply {
-            term: 1,
-            granted: true,
-        };
-        receive(&mut n, 101, learner, granted);
-    }
-    assert_eq!(n.status().role, NodeRole::PreCandidate);
-    let granted = Message::PreVoteReply {
+    // Two learners "granting" is no majority, in the pre-vote or the vote;
+    // voter 1 granting is.
+    let pre = Message::PreVoteReply {
         term: 1,
         granted: true,
     };
-    receive(&mut n, 102, 1, granted);
-    assert_eq!(n.status().role, NodeRole::Candidate);
-    for learner in [3, 4] {
-        let vote = Message::VoteReply {
-            term: 1,
-            granted: true,
-        };
-        receive(&mut n, 103, learner, vote);
-    }
-    assert_eq!(n.status().role, NodeRole::Candidate);
     let vote = Message::VoteReply {
         term: 1,
         granted: true,
     };
-    receive(&mut n, 104, 1, vote);
-    assert_eq!(n.status().role, NodeRole::Leader);
+    for (reply, at, before, then) in [
+        (pre, 101, NodeRole::PreCandidate, NodeRole::Candidate),
+        (vote, 103, NodeRole::Candidate, NodeRole::Leader),
+    ] {
+        for learner in [3, 4] {
+            receive(&mut n, at, learner, reply.clone());
+        }
+        assert_eq!(n.status().role, before, "learners decided it");
+        receive(&mut n, at + 1, 1, reply);
+        assert_eq!(n.status().role, then);
+    }
     receive(&mut n, 105, 1, ack(1, 105));
     assert_eq!(n.status().commit, 1);
     n

@@ -288,29 +288,29 @@ impl World {
     /// The settled state: one leader, every member of its membership
     /// running, Good, following it with the same membership, and serving.
     pub(crate) fn settled(&self) -> bool {
-        let statuses: Vec<_> = self
-            .nodes
+        let running: Vec<&Node> = self.nodes.iter().filter_map(|n| n.node.as_ref()).collect();
+        let leaders: Vec<&Node> = running
             .iter()
-            .filter_map(|n| n.node.as_ref().map(Node::status))
-            .collect();
-        let leaders: Vec<_> = statuses
-            .iter()
-            .filter(|s| s.role == NodeRole::Leader)
+            .copied()
+            .filter(|n| n.status().role == NodeRole::Leader)
             .collect();
         let [leader] = leaders.as_slice() else {
             return false;
         };
-        let members: Vec<_> = statuses
+        let (membership, leader) = (leader.membership(), leader.status());
+        let members: Vec<&Node> = running
             .iter()
-            .filter(|s| leader.membership.contains(s.me))
+            .copied()
+            .filter(|n| membership.contains(n.status().me))
             .collect();
-        if members.len() != leader.membership.len() {
+        if members.len() != membership.len() {
             return false;
         }
         // Every member serves, too: a link that carries nothing any more
         // (left half-open by a partition) would keep one from it.
-        members.iter().all(|s| {
-            s.membership == leader.membership
+        members.iter().all(|n| {
+            let s = n.status();
+            n.membership() == membership
                 && s.health == Health::Good
                 && s.term == leader.term
                 && s.leader == Some(leader.me)
