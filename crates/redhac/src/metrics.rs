@@ -60,6 +60,17 @@ pub const LOADER_WRITES_FAILED: &str = "redhac_loader_writes_failed_total";
 /// decoded (their keys read as misses here), by `cache`. Replicated writes,
 /// snapshot entries and remote lookup answers count.
 pub const SCHEMA_MISMATCHES: &str = "redhac_schema_mismatch_total";
+/// Counter: values received that did not decode with this member's codec
+/// (replicated writes, snapshot entries, answers to remote lookups), by
+/// `cache`; their keys read as misses here. A count that grows means two
+/// releases disagree on a value type without a new schema version.
+pub const DECODE_ERRORS: &str = "redhac_decode_errors_total";
+/// Counter: snapshots this member sent whole to a peer that was too far
+/// behind for the log (a new, restarted or long-cut member).
+pub const SNAPSHOTS_SENT: &str = "redhac_snapshots_sent_total";
+/// Counter: snapshots this member installed (its caches replaced by the
+/// leader's).
+pub const SNAPSHOTS_INSTALLED: &str = "redhac_snapshots_installed_total";
 /// Counter: elections this member stood in.
 pub const ELECTIONS: &str = "redhac_elections_total";
 /// Gauge: the current term.
@@ -140,6 +151,21 @@ pub fn describe() {
         SCHEMA_MISMATCHES,
         Unit::Count,
         "Values written with another schema of their cache, refused, by cache."
+    );
+    describe_counter!(
+        DECODE_ERRORS,
+        Unit::Count,
+        "Values received that did not decode, by cache; read as misses."
+    );
+    describe_counter!(
+        SNAPSHOTS_SENT,
+        Unit::Count,
+        "Snapshots sent whole to a peer too far behind for the log."
+    );
+    describe_counter!(
+        SNAPSHOTS_INSTALLED,
+        Unit::Count,
+        "Snapshots installed (the caches replaced by the leader's)."
     );
     describe_counter!(ELECTIONS, Unit::Count, "Elections this member stood in.");
     describe_gauge!(TERM, "The current term.");

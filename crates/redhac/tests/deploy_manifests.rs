@@ -275,7 +275,7 @@ macro_rules! metric_list {
         [$((stringify!($constant), redhac::metrics::$constant)),*]
     };
 }
-const RECORDED: [(&str, &str); 21] = metric_list![
+const RECORDED: [(&str, &str); 24] = metric_list![
     CACHE_HITS,
     CACHE_MISSES,
     LINKS_REFUSED,
@@ -291,6 +291,9 @@ const RECORDED: [(&str, &str); 21] = metric_list![
     WRITE_SECONDS,
     LOADER_WRITES_FAILED,
     SCHEMA_MISMATCHES,
+    DECODE_ERRORS,
+    SNAPSHOTS_SENT,
+    SNAPSHOTS_INSTALLED,
     ELECTIONS,
     TERM,
     REPLICATION_LAG,

@@ -386,3 +386,100 @@ async fn links_a_partition_left_half_open_are_reset_and_dialled_afresh() {
         n.shutdown().await.unwrap();
     }
 }
+
+/// A word, never empty. Its `Deserialize` checks its input, so its shape
+/// cannot be traced: only `schema_version` tells its schema from another.
+#[derive(serde::Serialize)]
+struct Word(String);
+
+impl<'de> serde::Deserialize<'de> for Word {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        if s.is_empty() {
+            return Err(serde::de::Error::custom("an empty word"));
+        }
+        Ok(Self(s))
+    }
+}
+
+/// A flag that is always up: as untraceable as [`Word`], and of the same
+/// schema, but another encoding.
+#[derive(serde::Serialize)]
+struct Up(bool);
+
+impl<'de> serde::Deserialize<'de> for Up {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        if !bool::deserialize(d)? {
+            return Err(serde::de::Error::custom("down"));
+        }
+        Ok(Self(true))
+    }
+}
+
+/// Snapshots are counted where they are sent and where they are installed,
+/// and a snapshot's values that this member cannot decode (another value
+/// type under the same schema: a release that changed a type it cannot
+/// trace without bumping `schema_version`) are counted by cache, and read
+/// as misses.
+#[test]
+fn snapshots_and_values_that_do_not_decode_are_counted() {
+    let recorder = metrics_exporter_prometheus::PrometheusBuilder::new().build_recorder();
+    let handle = recorder.handle();
+    metrics::with_local_recorder(&recorder, || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (p, ls) = Proxied::new(3).await;
+            let mut ls = ls.into_iter();
+            let words = |b: redhac::Builder| {
+                small_log(b).cache::<Word>("typed", redhac::CacheOptions::default())
+            };
+            let a = p.member(0, ls.next().unwrap(), words).await;
+            let b = p.member(1, ls.next().unwrap(), words).await;
+            wait_leader(&[&a, &b]).await;
+            let (ca, typed) = (
+                a.cache::<String>("c").unwrap(),
+                a.cache::<Word>("typed").unwrap(),
+            );
+            for i in 0..20 {
+                ca.put(&format!("k{i}"), format!("v{i}")).await.unwrap();
+                typed
+                    .put(&format!("k{i}"), Word("xx".into()))
+                    .await
+                    .unwrap();
+            }
+            // Joins after more entries than the log keeps, with flags where
+            // the others hold words.
+            let late = p
+                .member(2, ls.next().unwrap(), |b| {
+                    small_log(b).cache::<Up>("typed", redhac::CacheOptions::default())
+                })
+                .await;
+            wait_until("the late joiner holds the snapshot's values", || {
+                (0..20).all(|i| get(&late, &format!("k{i}")) == Some(format!("v{i}")))
+            })
+            .await;
+            let flags = late.cache::<Up>("typed").unwrap();
+            assert!((0..20).all(|i| flags.get(&format!("k{i}")).is_none()));
+            wait_until("the decode errors are published", || {
+                handle
+                    .render()
+                    .contains(r#"redhac_decode_errors_total{cache="typed"} 20"#)
+            })
+            .await;
+            for n in [a, b, late] {
+                n.shutdown().await.unwrap();
+            }
+        });
+    });
+    let text = handle.render();
+    for line in [
+        "redhac_snapshots_sent_total 1",
+        "redhac_snapshots_installed_total 1",
+        "# HELP redhac_decode_errors_total Values received that did not decode",
+    ] {
+        assert!(text.contains(line), "no {line:?} in\n{text}");
+    }
+}

@@ -136,12 +136,17 @@ impl Install {
             }
             // Nothing is served before a whole snapshot; what is missing
             // here is a miss, never a wrong value.
-            Err(reason) => tracing::error!(%last, reason, "a snapshot chunk did not decode"),
+            Err(reason) => {
+                metrics::counter!(crate::metrics::MESSAGES_REFUSED, "reason" => "malformed")
+                    .increment(1);
+                tracing::error!(%last, reason, "a snapshot chunk did not decode");
+            }
         }
         self.0 = Some((restored, failed, started));
         if done {
             self.0 = None;
             let ms = started.elapsed().as_millis();
+            metrics::counter!(crate::metrics::SNAPSHOTS_INSTALLED).increment(1);
             tracing::info!(%last, restored, failed, ms, "installed a snapshot");
         }
     }

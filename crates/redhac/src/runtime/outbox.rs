@@ -221,6 +221,7 @@ impl Link {
                 Queued::Frame(frame, bytes) => (frame, bytes),
                 Queued::Snapshot(mut stream) => {
                     if stream.done() {
+                        metrics::counter!(crate::metrics::SNAPSHOTS_SENT).increment(1);
                         tracing::info!(
                             peer,
                             entries = stream.entries,

@@ -56,7 +56,8 @@ pub(super) fn status(
 
 /// Sets the gauges read on every tick: term, replication lag (the leader's
 /// view; 0 on every other member, so a former leader does not go on
-/// reporting the lag it last saw), entries in the caches.
+/// reporting the lag it last saw), entries in the caches, and the values
+/// each cache could not decode (counted by the store wherever they arrive).
 pub(super) fn gauges(s: &NodeStatus, store: &Store, serving: bool) {
     let flag = |on: bool| if on { 1.0 } else { 0.0 };
     metrics::gauge!(crate::metrics::TERM).set(s.term as f64);
@@ -75,6 +76,14 @@ pub(super) fn gauges(s: &NodeStatus, store: &Store, serving: bool) {
     } else {
         metrics::gauge!(crate::metrics::REPLICATION_LAG).set(0.0);
     }
-    let entries: u64 = store.caches().map(|c| c.entry_count()).sum();
+    let mut entries = 0;
+    for c in store.caches() {
+        entries += c.entry_count();
+        let failed = c.decode_errors();
+        if failed > 0 {
+            metrics::counter!(crate::metrics::DECODE_ERRORS, "cache" => c.name().to_owned())
+                .absolute(failed);
+        }
+    }
     metrics::gauge!(crate::metrics::CACHE_ENTRIES).set(entries as f64);
 }
