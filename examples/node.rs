@@ -333,10 +333,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(http).await?;
     tracing::info!(%http, "HTTP API listening");
+    let stepping_down = redhac.clone();
     axum::serve(listener, router)
-        .with_graceful_shutdown(async {
+        .with_graceful_shutdown(async move {
             terminated().await;
             tracing::info!("shutting down");
+            // Leadership moves while requests still drain: a write in
+            // between waits for the next leader instead of failing.
+            if let Err(e) = stepping_down.step_down().await {
+                tracing::warn!(error = %e, "leadership not handed over before the drain");
+            }
         })
         .await?;
     redhac.shutdown().await?;

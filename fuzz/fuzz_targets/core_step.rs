@@ -97,18 +97,19 @@ impl Bytes<'_> {
             9 => Message::Refused { id: self.small()? },
             10 => Message::AwaitAll { id: self.small()?, index: self.small()? },
             11 => Message::AllDone { id: self.small()?, index: self.small()? },
-            12 => Message::TimeoutNow { term },
+            12 => Message::TimeoutNow { term, stays: self.u8()? % 2 == 0 },
             _ => Message::Leaving { term },
         })
     }
     fn input(&mut self) -> Option<Input> {
         let peer = u32::from(self.u8()? % 4);
-        Some(match self.u8()? % 6 {
+        Some(match self.u8()? % 7 {
             0 => Input::Tick,
             1 => Input::Connected { peer, hello: PeerHello { term: self.small()?, last: self.id()?, incarnation: self.small()?, floor: self.small()? } },
             2 => Input::Disconnected { peer },
             3 | 4 => Input::Receive { from: peer, msg: self.message()? },
-            _ => Input::Propose { id: self.small()?, op: self.op()?, ack: self.ack()?, deadline: self.ms()? },
+            5 => Input::Propose { id: self.small()?, op: self.op()?, ack: self.ack()?, deadline: self.ms()? },
+            _ => Input::StepDown,
         })
     }
 }

@@ -509,7 +509,7 @@ impl Node {
         }
     }
 
-    pub(crate) fn on_timeout_now(&mut self, from: MemberId, term: Term) {
+    pub(crate) fn on_timeout_now(&mut self, from: MemberId, term: Term, stays: bool) {
         if term == self.term
             && self.leader == Some(from)
             && self.is_voter()
@@ -523,7 +523,13 @@ impl Node {
             // and its `All` writes waiting out the old leader's lease).
             let floors = self.links.values().map(|h| h.floor).max().unwrap_or(0);
             self.election.floor = self.election.floor.max(floors);
-            self.election.handed_over = Some((self.next_term(), from, incarnation));
+            // A leader that shuts down serves no more; one that steps down
+            // will follow this one, and its lease is bounded like any.
+            self.election.handed_over = (!stays || broken!(self, stayer_left)).then_some((
+                self.next_term(),
+                from,
+                incarnation,
+            ));
             self.start_candidacy(true);
         }
     }

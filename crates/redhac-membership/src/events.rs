@@ -46,6 +46,12 @@ pub enum Input {
     },
     /// Hand leadership over (when leading), then report `ShutdownReady`.
     Shutdown,
+    /// Hand leadership over to the most up-to-date linked voter and go on
+    /// as a follower (before a planned restart, to move leadership off a
+    /// member). Ignored unless leading, not shutting down and not already
+    /// handing over; given up after an election timeout, the node leading
+    /// on.
+    StepDown,
 }
 
 /// What the core asks the runtime to do, in order.

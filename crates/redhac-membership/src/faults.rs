@@ -29,6 +29,7 @@ pub struct Faults {
     pub overlapping_changes: bool,
     pub forget_departed_leases: bool,
     pub ignore_known_config: bool,
+    pub stayer_left: bool,
 }
 
 /// Whether `$holder.faults` breaks `$rule` on purpose.

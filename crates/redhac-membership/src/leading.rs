@@ -67,11 +67,24 @@ pub(crate) struct Leading {
     /// `All` writes waiting for every member: (origin, request, index);
     /// origin `None` is this node.
     pub(crate) awaiting_all: Vec<(Option<MemberId>, RequestId, Index)>,
-    /// Handing over to (member, deadline).
-    pub(crate) transfer: Option<(MemberId, Duration)>,
+    /// Handing leadership over, if it is.
+    pub(crate) transfer: Option<Transfer>,
     /// Members removed while this node led, with the bound on their leases
     /// then (they were sent nothing since): `All` writes wait it out.
     pub(crate) departed: BTreeMap<MemberId, Duration>,
+}
+
+/// A handover under way.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Transfer {
+    /// The voter that is to stand.
+    pub(crate) target: MemberId,
+    /// When it is given up.
+    pub(crate) deadline: Duration,
+    /// This node goes on as a follower (`step_down`) rather than shutting
+    /// down. Given up before `TimeoutNow` went out, it leads on: no voter
+    /// skipped its guard for the target meanwhile.
+    pub(crate) stays: bool,
 }
 
 impl Leading {
@@ -198,30 +211,112 @@ impl Node {
             return;
         }
         self.restart_stalled_streams();
-        if let Some((_, deadline)) = self.leading.as_ref().and_then(|l| l.transfer)
-            && self.now >= deadline
+        if let Some(t) = self.leading.as_ref().and_then(|l| l.transfer)
+            && self.now >= t.deadline
         {
-            // Gave up: the end of the turn says it leaves.
-            self.step_down();
+            if t.stays {
+                // Gave up a step-down: lead on, taking writes and serving.
+                if let Some(l) = self.leading.as_mut() {
+                    l.transfer = None;
+                }
+            } else {
+                // Gave up a shutdown's handover: the end of the turn says it
+                // leaves.
+                self.step_down();
+            }
         }
     }
 
     /// After the leader's last entries reached the transfer target, tell it
     /// to stand at once, and stop leading.
     pub(crate) fn maybe_hand_over(&mut self) {
-        let Some((target, _)) = self.leading.as_ref().and_then(|l| l.transfer) else {
+        let Some(Transfer { target, stays, .. }) = self.leading.as_ref().and_then(|l| l.transfer)
+        else {
             return;
         };
         let caught_up = self
             .progress(target)
             .is_some_and(|p| p.matched == self.log.last().index);
-        if caught_up && self.links.contains_key(&target) {
+        // A step-down has no hurry: it waits until the target can win. (A
+        // shutdown does not: its leader goes anyway.)
+        let electable = !stays || self.electable(target);
+        if caught_up && electable && self.links.contains_key(&target) {
             let term = self.term;
-            self.send(target, Message::TimeoutNow { term });
+            self.send(target, Message::TimeoutNow { term, stays });
+            if stays {
+                // A follower from now on; the new leader's appends renew its
+                // lease as any follower's.
+                self.step_down();
+                return;
+            }
             // Whoever wins, not only the target, skips this one's lease.
             self.announce_leaving(Some(target));
             self.step_down();
             self.ready_to_stop();
         }
+    }
+
+    /// Whether `target` and a majority of the voters (it among them) are
+    /// past their vote guard, as far as this leader can tell: a member's
+    /// guard runs from its start, which came before this leader first saw
+    /// that incarnation. Sooner, the target would refuse `TimeoutNow`, or
+    /// win no votes, and a step-down would leave the cluster leaderless
+    /// until an ordinary election.
+    fn electable(&self, target: MemberId) -> bool {
+        let g = self.timing.vote_guard;
+        let bound = g + crate::Timing::drift_margin(g);
+        let past = |v: MemberId| {
+            if v == self.me {
+                self.may_vote()
+            } else {
+                self.links.contains_key(&v)
+                    && self
+                        .incarnations
+                        .get(&v)
+                        .is_some_and(|(_, seen)| self.now >= *seen + bound)
+            }
+        };
+        let voters = self.configs.current().voters().filter(|&v| past(v)).count();
+        past(target) && voters >= quorum::majority(self.electorate())
+    }
+
+    /// The voter to hand leadership over to: linked, and the furthest in
+    /// the log (the lowest id among equals).
+    pub(crate) fn handover_target(&self) -> Option<MemberId> {
+        self.leading
+            .as_ref()?
+            .progress
+            .iter()
+            .filter(|(id, _)| self.links.contains_key(id) && self.configs.current().is_voter(**id))
+            .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
+            .map(|(id, _)| *id)
+    }
+
+    /// [`Input::StepDown`](crate::Input::StepDown): hands leadership over and
+    /// goes on as a follower. Ignored unless leading and not already
+    /// handing over or shutting down; given up after an election timeout.
+    pub(crate) fn request_step_down(&mut self) {
+        if !self.shutting_down && self.leading.as_ref().is_some_and(|l| l.transfer.is_none()) {
+            self.begin_transfer(true);
+        }
+    }
+
+    /// Starts handing leadership over (this node staying a member when
+    /// `stays`), to be given up after an election timeout; false when
+    /// there is no voter to hand it to.
+    pub(crate) fn begin_transfer(&mut self, stays: bool) -> bool {
+        let Some(target) = self.handover_target() else {
+            return false;
+        };
+        let deadline = self.now + self.timing.election_timeout;
+        let Some(l) = self.leading.as_mut() else {
+            return false;
+        };
+        l.transfer = Some(Transfer {
+            target,
+            deadline,
+            stays,
+        });
+        true
     }
 }

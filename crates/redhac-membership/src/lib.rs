@@ -123,6 +123,11 @@
 //!   meanwhile goes to the new one as soon as it is known. A follower that
 //!   shuts down stops serving and tells its leader ([`Message::Leaving`]), whose
 //!   `All` writes stop waiting for its lease.
+//! - *Step-down*: on [`Input::StepDown`] a leader hands over the same way but
+//!   stays a member: its `TimeoutNow` says so (`stays`), and the new leader
+//!   bounds its lease like any follower's. It waits until the target and a
+//!   majority of the voters are past their vote guard, and, given up after
+//!   `T` before telling the target, leads on.
 //!
 //! **Replication.** The leader gives each change a (term, index) and appends it
 //! to a bounded in-memory log tail. It sends each follower, in `Append`

@@ -109,10 +109,14 @@ pub enum Message {
         index: Index,
     },
     /// Graceful handover: start an election at once. The leader that sends
-    /// it serves no more reads (it is shutting down).
+    /// it serves no more reads.
     TimeoutNow {
         /// The leader's term.
         term: Term,
+        /// The leader goes on as a follower (a step-down): the new leader
+        /// must bound its lease as any follower's. Otherwise it is shutting
+        /// down, and the new leader's `All` writes need not wait for it.
+        stays: bool,
     },
     /// A follower shutting down: it serves no more reads, so `All` writes
     /// need not wait for its lease.

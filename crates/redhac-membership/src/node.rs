@@ -326,6 +326,7 @@ impl Node {
                 deadline,
             } => self.propose(id, op, ack, deadline),
             Input::Shutdown => self.shutdown(),
+            Input::StepDown => self.request_step_down(),
         }
     }
 
@@ -484,14 +485,14 @@ impl Node {
                 }
             }
             Message::AllDone { id, index } => self.on_all_done(id, index),
-            Message::TimeoutNow { term } => self.on_timeout_now(from, term),
+            Message::TimeoutNow { term, stays } => self.on_timeout_now(from, term, stays),
             Message::Leaving { term } => self.on_leaving(from, term),
         }
     }
 
     fn shutdown(&mut self) {
         self.shutting_down = true;
-        let Some(lead) = self.leading.as_mut() else {
+        if self.leading.is_none() {
             // A follower stops serving for good; the end of the turn tells
             // its leader, whose `All` writes then stop waiting for its lease.
             if !broken!(self, serve_after_leaving) {
@@ -502,19 +503,10 @@ impl Node {
                 self.become_follower(self.term, None);
             }
             return;
-        };
-        let target = lead
-            .progress
-            .iter()
-            .filter(|(id, _)| self.links.contains_key(id) && self.configs.current().is_voter(**id))
-            .max_by_key(|(id, p)| (p.matched, std::cmp::Reverse(**id)))
-            .map(|(id, _)| *id);
-        match target {
-            Some(t) => {
-                lead.transfer = Some((t, self.now + self.timing.election_timeout));
-            }
+        }
+        if !self.begin_transfer(false) {
             // No one to hand over to: the end of the turn says it leaves.
-            None => self.step_down(),
+            self.step_down();
         }
     }
 

@@ -151,7 +151,7 @@ fn message() -> impl Strategy<Value = Message> {
         (0u64..9).prop_map(|id| Message::Refused { id }),
         (0u64..9, 0u64..14).prop_map(|(id, index)| Message::AwaitAll { id, index }),
         (0u64..9, 0u64..14).prop_map(|(id, index)| Message::AllDone { id, index }),
-        (0u64..8).prop_map(|term| Message::TimeoutNow { term }),
+        (0u64..8, any::<bool>()).prop_map(|(term, stays)| Message::TimeoutNow { term, stays }),
         (0u64..8).prop_map(|term| Message::Leaving { term }),
     ]
 }
@@ -182,6 +182,7 @@ fn input() -> impl Strategy<Value = Input> {
             deadline
         }),
         Just(Input::Shutdown),
+        Just(Input::StepDown),
     ]
 }
 

@@ -47,6 +47,10 @@ pub enum Error {
     /// The node was shut down.
     #[error("redhac was shut down")]
     ShutDown,
+    /// [`crate::Redhac::step_down`] could not hand leadership over; the
+    /// message says why. This member still leads.
+    #[error("leadership was not handed over: {0}")]
+    Handover(String),
     /// The loader of `get_or_insert_with` failed; nothing was cached.
     #[error("loader failed: {0}")]
     Loader(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -200,6 +200,39 @@ impl Redhac {
             .map_err(|_| Error::Timeout(timeout))?
     }
 
+    /// Hands leadership over to the most up-to-date voter, this member
+    /// going on as a follower: before a planned restart or drain of its
+    /// process, so the cluster elects while this member still answers, and
+    /// the writes in between are held back rather than failed. Returns once
+    /// this member no longer leads: at once when it did not lead, and in
+    /// standalone mode. The new leader bounds this member's read lease like
+    /// any follower's, so `All` writes stay exact.
+    ///
+    /// ```no_run
+    /// # async fn f(redhac: redhac::Redhac) {
+    /// // SIGTERM: move leadership away while requests still drain.
+    /// if let Err(e) = redhac.step_down().await {
+    ///     eprintln!("keeping leadership: {e}");
+    /// }
+    /// // ... drain, then:
+    /// redhac.shutdown().await.ok();
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// [`Error::Handover`] when no voter is linked, a member runs a release
+    /// that cannot tell a step-down from a shutdown, or no voter caught up
+    /// within one and a half election timeouts (the handover is given up
+    /// and this member leads on, taking writes again);
+    /// [`Error::ShutDown`] once the node was shut down.
+    pub async fn step_down(&self) -> Result<()> {
+        self.shared.check_open()?;
+        match self.shared.cluster() {
+            Some(cluster) => cluster.step_down().await,
+            None => Ok(()),
+        }
+    }
+
     /// Stops the node: later writes fail with [`Error::ShutDown`] and reads
     /// miss. Idempotent.
     ///

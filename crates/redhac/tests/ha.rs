@@ -119,21 +119,7 @@ async fn a_leader_that_shuts_down_hands_over_without_failing_writes() {
     let (mut nodes, _) = cluster(3).await;
     let all: Vec<&Redhac> = nodes.iter().collect();
     let leader = wait_leader(&all).await;
-    let writer = nodes[(leader + 1) % 3].cache::<String>("c").unwrap();
-    let writes = tokio::spawn(async move {
-        let mut failed = 0;
-        for i in 0..200 {
-            let opts = WriteOptions::default().timeout(Duration::from_secs(5));
-            if writer
-                .put_with(&format!("w{i}"), "x".into(), opts)
-                .await
-                .is_err()
-            {
-                failed += 1;
-            }
-        }
-        failed
-    });
+    let writes = write_in_background(&nodes[(leader + 1) % 3], "w", 200);
     tokio::time::sleep(Duration::from_millis(20)).await;
     let old = nodes.remove(leader);
     let term = old.status().term;
@@ -146,6 +132,66 @@ async fn a_leader_that_shuts_down_hands_over_without_failing_writes() {
         0,
         "no write failed across the handover"
     );
+    shutdown_all(nodes).await;
+}
+
+/// Writes `count` keys `{prefix}{i}` through `node` (5 s timeout each) in
+/// the background; returns how many failed.
+fn write_in_background(
+    node: &Redhac,
+    prefix: &'static str,
+    count: usize,
+) -> tokio::task::JoinHandle<usize> {
+    let writer = node.cache::<String>("c").unwrap();
+    tokio::spawn(async move {
+        let mut failed = 0;
+        for i in 0..count {
+            let opts = WriteOptions::default().timeout(Duration::from_secs(5));
+            if writer
+                .put_with(&format!("{prefix}{i}"), "x".into(), opts)
+                .await
+                .is_err()
+            {
+                failed += 1;
+            }
+        }
+        failed
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_that_steps_down_follows_on_without_failing_writes() {
+    let (nodes, _) = cluster(3).await;
+    let refs: Vec<&Redhac> = nodes.iter().collect();
+    let old = wait_leader(&refs).await;
+    // A follower has nothing to hand over.
+    nodes[(old + 1) % 3].step_down().await.unwrap();
+    assert_eq!(nodes[old].status().role, Role::Leader);
+
+    // Writes go on, through a follower and through the leader itself.
+    let through_follower = write_in_background(&nodes[(old + 1) % 3], "f", 200);
+    let through_leader = write_in_background(&nodes[old], "l", 200);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let term = nodes[old].status().term;
+    nodes[old].step_down().await.unwrap();
+    assert_ne!(nodes[old].status().role, Role::Leader);
+    let new = wait_leader(&refs).await;
+    assert_ne!(new, old);
+    assert!(nodes[new].status().term > term);
+    assert_eq!(through_follower.await.unwrap(), 0, "through a follower");
+    assert_eq!(through_leader.await.unwrap(), 0, "through the old leader");
+
+    // It follows on and serves; an `All` write it makes is everywhere.
+    nodes[old]
+        .cache::<String>("c")
+        .unwrap()
+        .put_with("after", "y".into(), ack(AckLevel::All))
+        .await
+        .unwrap();
+    for n in &nodes {
+        assert_eq!(value_on(n, "after").as_deref(), Some("y"));
+        assert_eq!(value_on(n, "l199").as_deref(), Some("x"));
+    }
     shutdown_all(nodes).await;
 }
 

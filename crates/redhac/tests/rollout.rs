@@ -59,6 +59,23 @@ async fn a_link_speaks_the_highest_version_both_ends_speak() {
 }
 
 #[tokio::test]
+async fn a_leader_linked_to_a_member_of_protocol_2_refuses_to_step_down() {
+    // Protocol 2's `TimeoutNow` has no `stays`: elected by it, that member
+    // would take the stepped-down leader for gone and skip its lease.
+    let nodes = pair(2..=2, 2..=3).await;
+    let leader = wait_leader(&[&nodes[0], &nodes[1]]).await;
+    let refused = nodes[leader].step_down().await;
+    assert!(
+        matches!(&refused, Err(redhac::Error::Handover(why)) if why.contains("protocol")),
+        "{refused:?}"
+    );
+    assert_eq!(nodes[leader].status().role, redhac::Role::Leader);
+    for n in &nodes {
+        n.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn members_with_no_version_in_common_refuse_each_other() {
     let now = redhac_proto::PROTOCOL_VERSION;
     let nodes = pair(now + 1..=now + 2, now..=now).await;

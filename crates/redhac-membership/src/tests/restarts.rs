@@ -231,13 +231,19 @@ fn acked_in_3(last: u64, at: u64) -> Message {
     })
 }
 
-/// [`following_1_in_term_2`] told by member 1 to stand (its handover) at
-/// 500 ms; `meanwhile` runs before member 2's vote makes it leader of term 3,
-/// which member 2 then acknowledges. Returns the outputs of an `All` write
-/// (id 7, entry 3) member 2 applied.
+/// [`following_1_in_term_2`] told by member 1 to stand (its handover as it
+/// shuts down) at 500 ms; `meanwhile` runs before member 2's vote makes it
+/// leader of term 3, which member 2 then acknowledges. Returns the outputs
+/// of an `All` write (id 7, entry 3) member 2 applied.
 fn all_write_after_handover(meanwhile: impl FnOnce(&mut Node)) -> Vec<Output> {
+    all_write_after(false, meanwhile)
+}
+
+/// [`all_write_after_handover`], member 1 staying a member when `stays`
+/// (its step-down).
+fn all_write_after(stays: bool, meanwhile: impl FnOnce(&mut Node)) -> Vec<Output> {
     let mut n = following_1_in_term_2();
-    receive(&mut n, 500, 1, Message::TimeoutNow { term: 2 });
+    receive(&mut n, 500, 1, Message::TimeoutNow { term: 2, stays });
     meanwhile(&mut n);
     let vote = Message::VoteReply {
         term: 3,
@@ -256,6 +262,88 @@ fn a_leader_handed_over_to_does_not_wait_for_the_old_leaders_lease() {
     // Member 1 handed over: it serves nothing, so member 2 applying is enough.
     let out = all_write_after_handover(|_| {});
     assert!(resolves(&out, 7), "{out:?}");
+}
+
+#[test]
+fn a_leader_stepped_down_to_waits_for_the_old_leaders_lease() {
+    // Member 1 stepped down and follows on: this leader's appends may renew
+    // its lease, so an `All` write waits until it applied, or until its
+    // lease is over.
+    let out = all_write_after(true, |_| {});
+    assert!(!resolves(&out, 7), "{out:?}");
+}
+
+#[test]
+fn a_leader_that_steps_down_hands_over_and_follows_on() {
+    // Member 1 holds everything, but started too recently to vote (its
+    // guard runs from its start, at most when this leader first saw it):
+    // told now, it would refuse, and the cluster would wait for an
+    // ordinary election.
+    let mut n = leader_of_three();
+    let out = n.step(ms(110), Input::StepDown);
+    let told = |m: &Message| {
+        matches!(
+            m,
+            Message::TimeoutNow {
+                term: 1,
+                stays: true
+            }
+        )
+    };
+    assert!(!super::learners::sends(&out, 1, told), "{out:?}");
+    assert_eq!(n.status().serving_until, None, "handing over");
+    // Once its guard is over, it is told to stand.
+    let out = n.step(ms(300), Input::Tick);
+    assert!(super::learners::sends(&out, 1, told), "{out:?}");
+    // It stays: no goodbye, no stop, and no lease of its own meanwhile.
+    let leaving = |m: &Message| matches!(m, Message::Leaving { .. });
+    assert!(!super::learners::sends(&out, 2, leaving), "{out:?}");
+    assert!(!out.contains(&Output::ShutdownReady), "{out:?}");
+    assert_eq!(n.status().role, NodeRole::Follower);
+    assert_eq!(n.status().serving_until, None);
+    // The new leader's append, granting a lease: it follows and serves.
+    let granting = Message::Append(Append {
+        term: 2,
+        prev: LogId::new(1, 1),
+        entries: Vec::new(),
+        commit: 1,
+        stamp: ms(400),
+        echo: Some(ms(390)),
+        lease: true,
+    });
+    receive(&mut n, 400, 1, granting);
+    let s = n.status();
+    assert_eq!((s.role, s.term, s.leader), (NodeRole::Follower, 2, Some(1)));
+    assert!(s.serving_until.is_some_and(|u| u > ms(400)), "{s:?}");
+}
+
+#[test]
+fn a_step_down_no_voter_catches_up_for_is_given_up_and_the_leader_leads_on() {
+    let mut n = leader_of_three();
+    propose(&mut n, 300, 7, &put("x"), Ack::Quorum);
+    let out = n.step(ms(301), Input::StepDown);
+    let told = |m: &Message| matches!(m, Message::TimeoutNow { .. });
+    assert!(!super::learners::sends(&out, 1, told), "{out:?}");
+    // Handing over: no lease, no new writes.
+    assert_eq!(n.status().serving_until, None);
+    let out = propose(&mut n, 302, 8, &put("y"), Ack::Quorum);
+    assert!(
+        !resolves(&out, 8) && appended(&out, 1).is_empty(),
+        "{out:?}"
+    );
+    // Member 1 answers heartbeats but never gets entry 2.
+    let mut at = 400;
+    let mut sent = Vec::new();
+    while at < 300 + T.as_millis() as u64 + 100 {
+        receive(&mut n, at, 1, ack(1, at));
+        let out = n.step(ms(at + 1), Input::Tick);
+        sent.extend(appended(&out, 1).concat());
+        at += 100;
+    }
+    assert_eq!(n.status().role, NodeRole::Leader);
+    assert!(n.status().serving_until.is_some(), "{:?}", n.status());
+    // It took the write it held back once it gave up: entry 3 went out.
+    assert!(sent.contains(&3), "{sent:?}");
 }
 
 #[test]
@@ -347,7 +435,15 @@ fn a_handover_stands_above_the_floor_of_a_member_restarted_since_the_term_began(
         floor: 1_000,
     };
     relink(&mut n, 400, 2, hello);
-    let out = receive(&mut n, 500, 1, Message::TimeoutNow { term: 2 });
+    let out = receive(
+        &mut n,
+        500,
+        1,
+        Message::TimeoutNow {
+            term: 2,
+            stays: false,
+        },
+    );
     let asked: Vec<(u32, u64, bool)> = out
         .iter()
         .filter_map(|o| match o {

@@ -79,6 +79,7 @@ fn options(nodes: usize, seed: u64) -> Options {
         learners: 0,
         spares: 0,
         changes: false,
+        step_downs: false,
         trace: false,
     }
 }
@@ -189,6 +190,13 @@ fn sim_3_voters_2_learners() {
 #[test]
 fn sim_3_voters_4_learners() {
     campaign_of(7, 4, 10, "sim_3_voters_4_learners");
+}
+
+/// 3 members whose leader is asked to step down now and then, while
+/// faults go on.
+#[test]
+fn sim_step_downs() {
+    campaign_with(3, 50, "sim_step_downs", |o| o.step_downs = true);
 }
 
 /// 3 voters and 4 members not listed at first; an operator adds, promotes,
@@ -502,4 +510,20 @@ fn catches_a_vote_for_a_candidate_with_an_older_membership() {
     // A member restarted with its log lost, a learner now, elects a
     // candidate whose older membership lists it as a voter.
     caught_with(faults, 7, false, committed_lost, 100, with_changes);
+}
+
+#[test]
+fn catches_a_leader_that_takes_a_stepped_down_one_for_gone() {
+    let faults = Faults {
+        stayer_left: true,
+        ..Faults::default()
+    };
+    caught_with(
+        faults,
+        3,
+        false,
+        |v| matches!(v, Violation::StaleRead { .. }),
+        40,
+        |o| o.step_downs = true,
+    );
 }

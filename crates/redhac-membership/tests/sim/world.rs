@@ -90,6 +90,8 @@ enum Event {
     Reconfigure {
         again: bool,
     },
+    /// The application asks the leader to step down (and will again).
+    StepDown,
 }
 
 /// Options of one run.
@@ -113,6 +115,8 @@ pub(crate) struct Options {
     pub(crate) spares: usize,
     /// An operator changes the membership while faults go on.
     pub(crate) changes: bool,
+    /// The application makes leaders step down while faults go on.
+    pub(crate) step_downs: bool,
     pub(crate) trace: bool,
 }
 
@@ -190,6 +194,9 @@ impl World {
                 Event::Reconfigure { again: true },
             );
         }
+        if w.opts.step_downs {
+            w.schedule(w.timing.election_timeout * 2, Event::StepDown);
+        }
         w.schedule(w.timing.election_timeout / 4, Event::Write);
         w
     }
@@ -258,6 +265,7 @@ impl World {
             Event::SnapshotChunk { stream } => self.cut_chunk(stream),
             Event::Write => self.write(),
             Event::Reconfigure { again } => self.reconfigure(again),
+            Event::StepDown => self.step_down(),
         }
     }
 

@@ -47,6 +47,8 @@ pub(crate) struct Runtime {
     messages_refused: Arc<AtomicU64>,
     /// The caches, for the counters `status` sums.
     store: Store,
+    /// The core's election timeout: a step-down is given up after it.
+    election_timeout: Duration,
 }
 
 /// How long a link's handshake may take.
@@ -187,6 +189,7 @@ impl Runtime {
             links_refused,
             messages_refused,
             store,
+            election_timeout: timing.election_timeout,
         })
     }
 
@@ -267,6 +270,31 @@ impl Runtime {
         s.messages_refused = self.messages_refused.load(Ordering::Relaxed);
         s.schema_mismatches = self.store.caches().map(|c| c.schema_mismatches()).sum();
         s
+    }
+
+    /// Hands leadership over when leading, this member following on;
+    /// returns once it no longer leads.
+    ///
+    /// # Errors
+    /// [`Error::Handover`] when it cannot (no voter linked, a member that
+    /// cannot tell a step-down from a shutdown) or it was given up (no voter
+    /// caught up within an election timeout: this member leads on);
+    /// [`Error::ShutDown`].
+    pub(crate) async fn step_down(&self) -> Result<()> {
+        let mut published = self.watch_status();
+        let wait = self.election_timeout + self.election_timeout / 2;
+        self.ask(wait, |reply| Command::StepDown { reply }).await?;
+        let stepped = async {
+            while published.borrow_and_update().role == crate::Role::Leader {
+                published.changed().await.map_err(|_| Error::ShutDown)?;
+            }
+            Ok(())
+        };
+        tokio::time::timeout(wait, stepped).await.map_err(|_| {
+            Error::Handover(format!(
+                "no voter caught up with this leader within {wait:?}; it leads on"
+            ))
+        })?
     }
 
     /// Hands leadership over (when leading), stops links and the runtime.

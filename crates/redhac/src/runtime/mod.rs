@@ -94,6 +94,9 @@ pub(crate) enum Command {
     },
     /// Hand leadership over, then stop.
     Shutdown { reply: oneshot::Sender<()> },
+    /// Hand leadership over and follow on; answered once asked of the
+    /// core (or refused).
+    StepDown { reply: oneshot::Sender<Result<()>> },
     /// Tests only: the runtime task panics, as a bug would make it.
     #[cfg(feature = "test-support")]
     Crash,

@@ -163,8 +163,14 @@ pub(crate) fn to_wire(msg: &Message) -> pb::Core {
             id: *id,
             index: *index,
         })),
-        Message::TimeoutNow { term } => one(Msg::TimeoutNow(pb::TimeoutNow { term: *term })),
-        Message::Leaving { term } => one(Msg::Leaving(pb::TimeoutNow { term: *term })),
+        Message::TimeoutNow { term, stays } => one(Msg::TimeoutNow(pb::TimeoutNow {
+            term: *term,
+            stays: *stays,
+        })),
+        Message::Leaving { term } => one(Msg::Leaving(pb::TimeoutNow {
+            term: *term,
+            stays: false,
+        })),
     }
 }
 
@@ -294,7 +300,10 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
             id: m.id,
             index: m.index,
         },
-        Msg::TimeoutNow(m) => Message::TimeoutNow { term: m.term },
+        Msg::TimeoutNow(m) => Message::TimeoutNow {
+            term: m.term,
+            stays: m.stays,
+        },
         Msg::Leaving(m) => Message::Leaving { term: m.term },
     };
     Ok(msg)
@@ -408,7 +417,10 @@ mod tests {
             Message::Refused { id: 5 },
             Message::AwaitAll { id: 5, index: 9 },
             Message::AllDone { id: 5, index: 9 },
-            Message::TimeoutNow { term: 3 },
+            Message::TimeoutNow {
+                term: 3,
+                stays: true,
+            },
             Message::Leaving { term: 3 },
         ]
     }

@@ -27,6 +27,27 @@ impl World {
         self.schedule(next, Event::Write);
     }
 
+    /// The application asks a leader (one of those that think they lead)
+    /// to step down, now and then while faults go on.
+    pub(super) fn step_down(&mut self) {
+        if self.healed {
+            return;
+        }
+        let next = self.rng.millis(300, 4000);
+        self.schedule(next, Event::StepDown);
+        let leaders: Vec<MemberId> = (0..self.nodes.len() as MemberId)
+            .filter(|&i| {
+                self.nodes[i as usize]
+                    .node
+                    .as_ref()
+                    .is_some_and(|n| n.status().role == redhac_membership::NodeRole::Leader)
+            })
+            .collect();
+        if let Some(&leader) = leaders.get(self.rng.below(leaders.len().max(1) as u64) as usize) {
+            self.step(leader, Input::StepDown);
+        }
+    }
+
     /// An operator changes the membership at the leader, now and then
     /// while faults go on: adds a member not listed as a learner, promotes
     /// a learner, demotes or removes a member (keeping 3 to 5 voters: with

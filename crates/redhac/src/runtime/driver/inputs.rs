@@ -179,6 +179,14 @@ impl Driver {
                     self.shutdown.push(reply);
                     inputs.push(Input::Shutdown);
                 }
+                Command::StepDown { reply } => {
+                    let asked = self.step_down_input();
+                    let _ = reply.send(asked.as_ref().map(|_| ()).map_err(|e| {
+                        tracing::warn!(error = %e, "step-down refused");
+                        Error::Handover(e.clone())
+                    }));
+                    inputs.extend(asked.ok().flatten());
+                }
                 // On purpose, and only with `test-support`: the test of a
                 // runtime that dies (`test_support::crash_runtime`).
                 #[cfg(feature = "test-support")]
@@ -191,6 +199,34 @@ impl Driver {
         if !inputs.is_empty() {
             self.step_batch(inputs);
         }
+    }
+
+    /// The core's input for a step-down: none when this member does not
+    /// lead; refused when no voter is linked, or a linked member speaks a
+    /// protocol older than 3 (its `TimeoutNow` has no `stays`: as leader it
+    /// would take this member for gone, and not wait for its read lease).
+    fn step_down_input(&self) -> std::result::Result<Option<Input>, String> {
+        let s = self.node.status();
+        if s.role != redhac_membership::NodeRole::Leader {
+            return Ok(None);
+        }
+        if let Some(p) = s
+            .peers
+            .iter()
+            .find(|p| p.connected && self.outbox.version(p.id) < Some(3))
+        {
+            return Err(format!(
+                "member {} speaks protocol {:?}, which cannot tell a step-down from a \
+                 shutdown; upgrade it first",
+                p.id,
+                self.outbox.version(p.id)
+            ));
+        }
+        if !s.peers.iter().any(|p| p.connected && p.voter) {
+            return Err("no voter is linked to hand leadership over to".into());
+        }
+        tracing::info!(term = s.term, "stepping down: handing leadership over");
+        Ok(Some(Input::StepDown))
     }
 
     /// The core's input for a write, or none when it is answered here.
