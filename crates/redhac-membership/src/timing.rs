@@ -9,7 +9,7 @@ use std::time::Duration;
 /// use redhac_membership::Timing;
 ///
 /// let t = Timing::new(Duration::from_secs(2));
-/// assert_eq!(t.heartbeat, Duration::from_millis(50));
+/// assert_eq!(t.heartbeat, Duration::from_millis(25));
 /// assert_eq!(t.read_lease, Duration::from_secs(1));
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -19,19 +19,21 @@ pub struct Timing {
     /// starts an election; a leader that hears no majority for `T` steps down.
     pub election_timeout: Duration,
     /// How often the leader sends an empty append when it has nothing else
-    /// to send (`T / 40`).
+    /// to send (`T / 80`: the leader's own lease, `G` less the drift margin,
+    /// spans three).
     pub heartbeat: Duration,
     /// `G`: a member that heard the leader less than `G` ago votes for no one
     /// else, and the leader serves reads until the latest heartbeat a majority
-    /// echoed plus `G` less the drift margin (`T / 12`). Short, so a crashed
-    /// leader (its links closed) is replaced within a fraction of `T`.
+    /// echoed plus `G` less the drift margin (`T / 24`). Short, so a crashed
+    /// leader (its links closed) is replaced within about `G` (p50 92 ms at
+    /// `T` = 2 s, a process killed).
     pub vote_guard: Duration,
     /// `L`: how long a follower serves reads after the ack its lease counts
     /// from (`T / 2`). A `Quorum` write is invisible on a lagging member for
     /// at most this long.
     pub read_lease: Duration,
     /// The random delay before a pre-vote when no leader is known and a
-    /// majority is linked, or the leader's links just closed (`T / 50`).
+    /// majority is linked, or the leader's links just closed (`T / 100`).
     pub fast_election: Duration,
     /// A link that should carry traffic (a leader hears each follower's
     /// replies to its heartbeats; a follower hears its leader) and carried
@@ -66,10 +68,10 @@ impl Timing {
         let t = election_timeout.max(Duration::from_millis(10));
         Self {
             election_timeout: t,
-            heartbeat: t / 40,
-            vote_guard: t / 12,
+            heartbeat: t / 80,
+            vote_guard: t / 24,
             read_lease: t / 2,
-            fast_election: t / 50,
+            fast_election: t / 100,
             silent_link: t / 2,
             max_inflight: 4,
             max_batch: 512,

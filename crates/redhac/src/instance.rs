@@ -204,7 +204,9 @@ impl Redhac {
     /// going on as a follower: before a planned restart or drain of its
     /// process, so the cluster elects while this member still answers, and
     /// the writes in between are held back rather than failed. Returns once
-    /// this member no longer leads: at once when it did not lead, and in
+    /// this member follows the new leader (so a [`Redhac::shutdown`] right
+    /// after tells that leader it leaves, and its `All` writes stop waiting
+    /// for this member's lease): at once when it did not lead, and in
     /// standalone mode. The new leader bounds this member's read lease like
     /// any follower's, so `All` writes stay exact.
     ///

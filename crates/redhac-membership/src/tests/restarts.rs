@@ -85,7 +85,8 @@ fn a_restarted_member_gets_no_lease_until_it_counts() {
     };
     receive(&mut n, 310, 1, Message::AppendReply(confirm));
     receive(&mut n, 311, 2, ack(1, 311));
-    let out = n.step(ms(400), Input::Tick);
+    // Within the leader's own lease (from the stamps echoed at 310).
+    let out = n.step(ms(350), Input::Tick);
     assert!(
         leases(&out).contains(&true),
         "confirmed, it is leased: {out:?}"
@@ -276,10 +277,11 @@ fn a_leader_stepped_down_to_waits_for_the_old_leaders_lease() {
 #[test]
 fn a_leader_that_steps_down_hands_over_and_follows_on() {
     // Member 1 holds everything, but started too recently to vote (its
-    // guard runs from its start, at most when this leader first saw it):
-    // told now, it would refuse, and the cluster would wait for an
-    // ordinary election.
+    // guard, longer here than the defaults, runs from its start, at most
+    // when this leader first saw it, at 0): told now, it would refuse, and
+    // the cluster would wait for an ordinary election.
     let mut n = leader_of_three();
+    n.timing.vote_guard = ms(250);
     let out = n.step(ms(110), Input::StepDown);
     let told = |m: &Message| {
         matches!(

@@ -273,7 +273,8 @@ impl Runtime {
     }
 
     /// Hands leadership over when leading, this member following on;
-    /// returns once it no longer leads.
+    /// returns once it no longer leads and knows who does (so a shutdown
+    /// right after tells that leader it leaves, in its term).
     ///
     /// # Errors
     /// [`Error::Handover`] when it cannot (no voter linked, a member that
@@ -283,12 +284,17 @@ impl Runtime {
     pub(crate) async fn step_down(&self) -> Result<()> {
         let mut published = self.watch_status();
         let wait = self.election_timeout + self.election_timeout / 2;
-        self.ask(wait, |reply| Command::StepDown { reply }).await?;
+        if !self.ask(wait, |reply| Command::StepDown { reply }).await? {
+            return Ok(());
+        }
         let stepped = async {
-            while published.borrow_and_update().role == crate::Role::Leader {
+            loop {
+                let s = published.borrow_and_update().clone();
+                if s.role != crate::Role::Leader && s.leader.is_some_and(|l| l != s.me) {
+                    return Ok(());
+                }
                 published.changed().await.map_err(|_| Error::ShutDown)?;
             }
-            Ok(())
         };
         tokio::time::timeout(wait, stepped).await.map_err(|_| {
             Error::Handover(format!(

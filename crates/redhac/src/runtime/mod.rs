@@ -95,8 +95,10 @@ pub(crate) enum Command {
     /// Hand leadership over, then stop.
     Shutdown { reply: oneshot::Sender<()> },
     /// Hand leadership over and follow on; answered once asked of the
-    /// core (or refused).
-    StepDown { reply: oneshot::Sender<Result<()>> },
+    /// core (true), when not leading (false), or refused.
+    StepDown {
+        reply: oneshot::Sender<Result<bool>>,
+    },
     /// Tests only: the runtime task panics, as a bug would make it.
     #[cfg(feature = "test-support")]
     Crash,

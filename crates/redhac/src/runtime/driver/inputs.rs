@@ -181,7 +181,7 @@ impl Driver {
                 }
                 Command::StepDown { reply } => {
                     let asked = self.step_down_input();
-                    let _ = reply.send(asked.as_ref().map(|_| ()).map_err(|e| {
+                    let _ = reply.send(asked.as_ref().map(Option::is_some).map_err(|e| {
                         tracing::warn!(error = %e, "step-down refused");
                         Error::Handover(e.clone())
                     }));
