@@ -56,15 +56,57 @@ pub(crate) async fn start_member<V: Value>(l: TcpListener, hosts: String) -> Red
 
 /// As [`start_member`], with `learners` as `HA_LEARNERS`.
 async fn start_member_with<V: Value>(l: TcpListener, hosts: String, learners: String) -> Redhac {
+    start_member_vars::<V>(l, hosts, learners, &[("CACHE_TLS", "false")]).await
+}
+
+/// Starts `n` members over mutual TLS, each with the variables `tls` (the
+/// `CACHE_TLS*` ones), at the same instant.
+#[allow(dead_code)] // Not every bench that includes this module uses it.
+pub(crate) async fn start_cluster_tls<V: Value>(
+    n: usize,
+    tls: &[(&'static str, String)],
+) -> Vec<Redhac> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
+        .collect();
+    let hosts = listeners
+        .iter()
+        .map(|l| format!("https://{}", l.local_addr().expect("addr")))
+        .collect::<Vec<_>>()
+        .join(",");
+    let starts: Vec<_> = listeners
+        .into_iter()
+        .map(|l| {
+            let (hosts, vars) = (hosts.clone(), tls.to_vec());
+            tokio::spawn(async move {
+                let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                start_member_vars::<V>(l, hosts, String::new(), &vars).await
+            })
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for s in starts {
+        nodes.push(s.await.expect("a start task"));
+    }
+    nodes
+}
+
+/// Starts the member on `l` with `HA_HOSTS`, `HA_LEARNERS` and `vars`.
+async fn start_member_vars<V: Value>(
+    l: TcpListener,
+    hosts: String,
+    learners: String,
+    vars: &[(&str, &str)],
+) -> Redhac {
     let me = l.local_addr().expect("addr").to_string();
-    let config = Config::from_vars([
+    let mut all = vec![
         ("HA_MODE", "true"),
         ("HA_HOSTS", hosts.as_str()),
         ("HA_LEARNERS", learners.as_str()),
         ("CACHE_AUTH_TOKEN", "bench-token-0123456789"),
-        ("CACHE_TLS", "false"),
-    ])
-    .expect("config");
+    ];
+    all.extend_from_slice(vars);
+    let config = Config::from_vars(all).expect("config");
     Redhac::builder()
         .config(config)
         .listener(l)

@@ -12,7 +12,7 @@ use crate::cluster::{leader, shutdown, start_cluster};
 use crate::w1::{KEYS, Val, key, val};
 
 /// Sequential Quorum writes on one member: (p50, p99, mean) in µs.
-async fn latency(cache: Cache<Val>) -> (f64, f64, f64) {
+pub(crate) async fn latency(cache: Cache<Val>) -> (f64, f64, f64) {
     tokio::spawn(async move {
         for i in 0..1_000 {
             cache
@@ -38,7 +38,7 @@ async fn throughput(caches: Vec<Cache<Val>>) -> f64 {
 }
 
 /// `writers` tasks writing at `ack` for `secs`, spread over `caches`: ops/s.
-async fn writers_ops(
+pub(crate) async fn writers_ops(
     caches: Vec<Cache<Val>>,
     writers: usize,
     ack: AckLevel,

@@ -19,6 +19,8 @@
 //! HA follower, fresh and after updates; `REDHAC_PROBE_HA_GET=1` loops
 //! follower gets for a profiler; `REDHAC_PROBE_THROUGHPUT=1` measures write
 //! throughput by the number of writers (1 to 256), Quorum and All;
+//! `REDHAC_PROBE_TLS=1` runs plaintext and mutual TLS side by side (cold
+//! start, write latency, 64-writer throughput; two rounds).
 //! `REDHAC_PROBE_PROCS=1` runs only the three-process row (cold start,
 //! failover by SIGKILL, write latency; a member per process).
 
@@ -30,6 +32,7 @@ mod floor;
 mod ha;
 mod procs;
 mod redis_baseline;
+mod tls;
 #[path = "../common/w1.rs"]
 mod value;
 mod w1;
@@ -61,6 +64,10 @@ fn main() {
     }
     if std::env::var("REDHAC_PROBE_GETS").is_ok() {
         ha::probe_gets(&rt);
+        return;
+    }
+    if std::env::var("REDHAC_PROBE_TLS").is_ok() {
+        tls::probe(&rt);
         return;
     }
     if std::env::var("REDHAC_PROBE_THROUGHPUT").is_ok() {
