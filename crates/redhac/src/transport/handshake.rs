@@ -161,7 +161,9 @@ impl Handshake {
         }
         if h.members_fingerprint.as_ref() != self.fingerprint.as_slice() {
             return bad(
-                "the peer was given another HA_HOSTS list; give every member the same list".into(),
+                "the peer was given other member lists (HA_HOSTS, HA_LEARNERS); give every \
+                 member the same lists, in the same order"
+                    .into(),
             );
         }
         if h.challenge.len() != CHALLENGE_LEN {
