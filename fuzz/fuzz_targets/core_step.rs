@@ -62,7 +62,7 @@ impl Bytes<'_> {
                 let n = self.small()? % 4;
                 let mut entries = Vec::new();
                 for i in 0..n {
-                    entries.push(Entry { id: LogId::new(self.small()?, prev.index + 1 + i), op: self.op()?, origin: None });
+                    entries.push(Entry { id: LogId::new(self.small()?, prev.index + 1 + i), op: self.op()?, origin: None, request: None });
                 }
                 Message::Append(Append {
                     term,

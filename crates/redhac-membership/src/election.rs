@@ -437,7 +437,7 @@ impl Node {
             p.left = true;
         }
         self.leading = Some(leading);
-        self.append_local(std::sync::Arc::new(Op::Noop), self.me);
+        self.append_local(std::sync::Arc::new(Op::Noop), self.me, None);
         self.report_state();
     }
 

@@ -30,6 +30,8 @@ pub struct Faults {
     pub forget_departed_leases: bool,
     pub ignore_known_config: bool,
     pub stayer_left: bool,
+    pub forwards_ordered_twice: bool,
+    pub forget_applied_writes: bool,
 }
 
 /// Whether `$holder.faults` breaks `$rule` on purpose.

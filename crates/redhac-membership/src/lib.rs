@@ -213,5 +213,5 @@ pub use message::{Append, AppendReply, Message, PeerHello, SnapshotChunk};
 pub use node::{Node, NodeStatus, PeerStatus};
 pub use timing::Timing;
 pub use types::{
-    Ack, Entry, Health, Index, LogId, MemberId, NodeRole, Op, RequestId, Term, WriteError,
+    Ack, Entry, Health, Index, LogId, MemberId, NodeRole, Op, Request, RequestId, Term, WriteError,
 };

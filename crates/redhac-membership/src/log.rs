@@ -1,8 +1,8 @@
 //! The in-memory log tail: a bounded ring of entries after a base position.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 
-use crate::types::{Entry, Index, LogId};
+use crate::types::{Entry, Index, LogId, MemberId, Request};
 
 /// Entries `base.index + 1 ..= last`, with the id of the entry just before
 /// them (the snapshot point, or `(0, 0)`).
@@ -12,6 +12,8 @@ pub(crate) struct Log {
     entries: VecDeque<Entry>,
     /// The entries' sizes by [`Op::size`](crate::Op::size), summed.
     bytes: usize,
+    /// Where each entry held that says which write made it is.
+    requests: HashMap<(MemberId, Request), LogId>,
 }
 
 impl Log {
@@ -46,7 +48,29 @@ impl Log {
     pub(crate) fn push(&mut self, entry: Entry) {
         debug_assert_eq!(entry.id.index, self.last().index + 1);
         self.bytes += entry.op.size();
+        if let Some(key) = Self::request_key(&entry) {
+            self.requests.insert(key, entry.id);
+        }
         self.entries.push_back(entry);
+    }
+
+    /// The entry held that the write `request` of `origin` made, if any.
+    pub(crate) fn find(&self, origin: MemberId, request: Request) -> Option<LogId> {
+        self.requests.get(&(origin, request)).copied()
+    }
+
+    fn request_key(e: &Entry) -> Option<(MemberId, Request)> {
+        Some((e.origin?, e.request?))
+    }
+
+    /// `e` is no longer held.
+    fn forget(&mut self, e: &Entry) {
+        self.bytes -= e.op.size();
+        if let Some(key) = Self::request_key(e)
+            && self.requests.get(&key) == Some(&e.id)
+        {
+            self.requests.remove(&key);
+        }
     }
 
     /// Removes the entries from `index` on and returns them.
@@ -56,7 +80,9 @@ impl Log {
             return Vec::new();
         }
         let gone: Vec<Entry> = self.entries.drain(keep..).collect();
-        self.bytes -= gone.iter().map(|e| e.op.size()).sum::<usize>();
+        for e in &gone {
+            self.forget(e);
+        }
         gone
     }
 
@@ -98,8 +124,9 @@ impl Log {
             match self.entries.front() {
                 Some(e) if e.id.index <= applied => {
                     self.base = e.id;
-                    self.bytes -= e.op.size();
-                    self.entries.pop_front();
+                    if let Some(e) = self.entries.pop_front() {
+                        self.forget(&e);
+                    }
                 }
                 _ => break,
             }
@@ -112,11 +139,14 @@ impl Log {
         let kept = self.has(base) && base.index >= self.base.index;
         if kept {
             let drop = (base.index - self.base.index) as usize;
-            let gone: usize = self.entries.drain(..drop).map(|e| e.op.size()).sum();
-            self.bytes -= gone;
+            let gone: Vec<Entry> = self.entries.drain(..drop).collect();
+            for e in &gone {
+                self.forget(e);
+            }
         } else {
             self.entries.clear();
             self.bytes = 0;
+            self.requests.clear();
         }
         self.base = base;
         kept
@@ -135,6 +165,7 @@ mod tests {
             id: LogId::new(term, index),
             op: Arc::new(Op::Noop),
             origin: None,
+            request: None,
         }
     }
 
@@ -169,6 +200,7 @@ mod tests {
                 schema: None,
             }),
             origin: None,
+            request: None,
         }
     }
 

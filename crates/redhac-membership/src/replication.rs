@@ -9,7 +9,7 @@ use crate::faults::broken;
 use crate::leading::Voters;
 use crate::message::{Append, AppendReply, Message};
 use crate::node::Node;
-use crate::types::{Entry, Index, LogId, MemberId, NodeRole, Op, Term};
+use crate::types::{Entry, Index, LogId, MemberId, NodeRole, Op, Request, Term};
 
 /// Entry terms never decrease along a log and never exceed the term of the
 /// leader that sends them.
@@ -24,13 +24,20 @@ fn terms_fit(a: &Append) -> bool {
 }
 
 impl Node {
-    /// Appends a new entry of this leader's term, written on `origin`.
-    pub(crate) fn append_local(&mut self, op: Arc<Op>, origin: MemberId) -> LogId {
+    /// Appends a new entry of this leader's term, the write `request` of
+    /// `origin` (none for the leader's `Noop`).
+    pub(crate) fn append_local(
+        &mut self,
+        op: Arc<Op>,
+        origin: MemberId,
+        request: Option<Request>,
+    ) -> LogId {
         let id = LogId::new(self.term, self.log.last().index + 1);
         self.push_entry(Entry {
             id,
             op,
             origin: Some(origin),
+            request,
         });
         self.advance_commit(); // a one-member cluster commits at once
         id

@@ -121,6 +121,22 @@ pub struct Entry {
     /// `Noop`); `None` when the sender did not say. Events report a write as
     /// local only on its origin.
     pub origin: Option<MemberId>,
+    /// The write that made it, as its origin knows it; `None` for a leader's
+    /// `Noop` and when the sender did not say.
+    pub request: Option<Request>,
+}
+
+/// A write as its origin knows it: that process's incarnation and its id
+/// there. A leader forwarded a write whose entry its log already holds (the
+/// answer was lost with a link, or went to the leader before) answers with
+/// that entry rather than ordering the write twice: ordered again after a
+/// later write to the same key, it would undo that write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Request {
+    /// The origin's [`NodeConfig::incarnation`](crate::NodeConfig::incarnation).
+    pub incarnation: u64,
+    /// The origin's id of the write.
+    pub id: RequestId,
 }
 
 /// How far a write must have gone before it resolves.

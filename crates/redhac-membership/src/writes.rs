@@ -17,7 +17,7 @@ use crate::leading::Leading;
 use crate::message::Message;
 use crate::node::Node;
 use crate::types::{
-    Ack, Health, Index, LogId, MemberId, NodeRole, Op, RequestId, Term, WriteError,
+    Ack, Health, Index, LogId, MemberId, NodeRole, Op, Request, RequestId, Term, WriteError,
 };
 
 /// Where a write is.
@@ -37,6 +37,10 @@ pub(crate) enum Route {
         at: LogId,
         all_done: bool,
         asked: Option<(MemberId, Term)>,
+        /// This node applied it, its entry in the log then: it is committed
+        /// there for good, even once compaction took the entry (and a later
+        /// term's base says nothing of it).
+        applied: bool,
     },
 }
 
@@ -104,7 +108,15 @@ impl Node {
             return;
         }
         if self.leading.as_ref().is_some_and(Leading::takes_writes) {
-            let at = self.append_local(op, self.me);
+            let request = Request {
+                incarnation: self.incarnation,
+                id,
+            };
+            // Forwarded before this node led, its entry may be here already.
+            let at = match self.log.find(self.me, request) {
+                Some(at) if !broken!(self, forwards_ordered_twice) => at,
+                _ => self.append_local(op, self.me, Some(request)),
+            };
             if ack == Ack::All
                 && let Some(lead) = self.leading.as_mut()
             {
@@ -150,24 +162,41 @@ impl Node {
                     at,
                     all_done: false,
                     asked,
+                    applied: false,
                 };
             }
         }
     }
 
     pub(crate) fn on_forward(&mut self, from: MemberId, id: RequestId, op: Arc<Op>, ack: Ack) {
-        let refused_change =
-            matches!(&*op, Op::Membership(next) if self.admit_change(next).is_err());
-        if !self.leading.as_ref().is_some_and(Leading::takes_writes) || refused_change {
-            self.send(from, Message::Refused { id });
-            return;
-        }
-        let at = self.append_local(op, from);
+        let request = self.links.get(&from).map(|h| Request {
+            incarnation: h.incarnation,
+            id,
+        });
+        // Sent again (the answer was lost with a link, or the write went to
+        // the leader before this one): the entry that holds it answers.
+        // Ordered twice, it could land after a later write to its key.
+        let ordered = request
+            .filter(|_| self.leading.is_some() && !broken!(self, forwards_ordered_twice))
+            .and_then(|r| self.log.find(from, r));
+        let at = match ordered {
+            Some(at) => at,
+            None => {
+                let refused_change =
+                    matches!(&*op, Op::Membership(next) if self.admit_change(next).is_err());
+                if !self.leading.as_ref().is_some_and(Leading::takes_writes) || refused_change {
+                    self.send(from, Message::Refused { id });
+                    return;
+                }
+                self.append_local(op, from, request)
+            }
+        };
         if ack == Ack::None {
             return;
         }
         if ack == Ack::All
             && let Some(lead) = self.leading.as_mut()
+            && !lead.awaiting_all.contains(&(Some(from), id, at.index))
         {
             lead.awaiting_all.push((Some(from), id, at.index));
         }
@@ -254,13 +283,21 @@ impl Node {
                 at,
                 all_done,
                 asked,
+                applied: seen,
             } => {
                 // A snapshot may have covered it: an entry of the same term
                 // at or before the log's start is in the committed prefix
                 // (a term has one leader, whose entries never change).
                 let base = self.log.base();
                 let covered = at.index <= base.index && at.term == base.term;
-                let applied = self.applied >= at.index && (self.log.has(at) || covered);
+                // The leader of this term answered that its log holds `at`
+                // (it never drops its own entries), and this node applied
+                // that far: it is committed there, whatever this log's base.
+                let vouched = asked
+                    .is_some_and(|(by, term)| term == self.term && self.leader == Some(by))
+                    && self.applied >= at.index;
+                let applied =
+                    seen || vouched || self.applied >= at.index && (self.log.has(at) || covered);
                 let last = self.log.last();
                 // Another entry holds its place, or a later term's entries
                 // end before it (terms never decrease along a log), or a
@@ -277,7 +314,18 @@ impl Node {
                 if !applied {
                     return;
                 }
-                let ack = p.ack;
+                if !seen && !broken!(self, forget_applied_writes) {
+                    self.set_route(
+                        id,
+                        Route::Ordered {
+                            at,
+                            all_done,
+                            asked,
+                            applied: true,
+                        },
+                    );
+                }
+                let ack = self.pending.get(&id).map_or(Ack::None, |p| p.ack);
                 if ack == Ack::Quorum || all_done {
                     self.pending.remove(&id);
                     self.out.push(Output::Resolve {
@@ -298,6 +346,7 @@ impl Node {
                             at,
                             all_done,
                             asked: Some((leader, term)),
+                            applied: true,
                         },
                     );
                 } else if asked.is_some()
@@ -315,6 +364,7 @@ impl Node {
                             at,
                             all_done,
                             asked: None,
+                            applied: true,
                         },
                     );
                 }

@@ -93,6 +93,7 @@ fn message() -> impl Strategy<Value = Message> {
                         id: LogId::new(t, prev.index + 1 + i as u64),
                         op,
                         origin: None,
+                        request: None,
                     })
                     .collect();
                 Message::Append(Append {

@@ -421,6 +421,7 @@ async fn leader_traffic_of_a_stale_term_or_from_a_non_leader_is_refused() {
             id: LogId::new(term - 1, 1),
             op: evil(),
             origin: None,
+            request: None,
         }],
         1,
     );
@@ -447,6 +448,7 @@ async fn leader_traffic_of_a_stale_term_or_from_a_non_leader_is_refused() {
             id: LogId::new(s.term, last + 1),
             op: evil(),
             origin: None,
+            request: None,
         }],
         last + 1,
     );

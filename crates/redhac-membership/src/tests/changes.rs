@@ -144,6 +144,7 @@ fn a_truncated_membership_entry_no_longer_counts() {
         id: LogId::new(2, 2),
         op: change(m1.clone()),
         origin: Some(1),
+        request: None,
     };
     receive(&mut n, 20, 1, append(2, LogId::new(2, 1), vec![e], 1));
     assert_eq!(n.membership(), &m1);

@@ -72,6 +72,7 @@ fn entry(term: u64, index: u64, op: &Arc<Op>) -> Entry {
         id: LogId::new(term, index),
         op: Arc::clone(op),
         origin: Some(1),
+        request: None,
     }
 }
 

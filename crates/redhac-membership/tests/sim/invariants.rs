@@ -31,6 +31,9 @@ pub(crate) struct Checker {
     /// The term of the leader that committed each index (an entry of an
     /// earlier term may be committed by a later leader).
     committed_in: BTreeMap<u64, Term>,
+    /// Where each client write (its op, by identity: every write's op is
+    /// a value of its own) was committed.
+    committed_ops: BTreeMap<usize, LogId>,
     leaders: BTreeMap<Term, (MemberId, u64)>,
     /// The highest index of a resolved `All` write.
     all_index: u64,
@@ -53,6 +56,7 @@ impl Checker {
             lease: timing.read_lease,
             committed: BTreeMap::new(),
             committed_in: BTreeMap::new(),
+            committed_ops: BTreeMap::new(),
             leaders: BTreeMap::new(),
             all_index: 0,
             quorum: VecDeque::new(),

@@ -43,6 +43,8 @@ pub(crate) enum Violation {
     },
     /// A follower applied an entry no leader applied first.
     AppliedUncommitted { node: MemberId, entry: LogId },
+    /// One client write committed at two positions.
+    CommittedTwice { first: LogId, again: LogId },
     /// A snapshot starts at an entry other than the committed one.
     SnapshotDiverged {
         node: MemberId,
@@ -177,6 +179,12 @@ impl fmt::Display for Violation {
                 "n{node} installed a snapshot at {last} (cut at {cut}) holding {value}"
             ),
             Self::UnknownWrite { node, req } => write!(f, "n{node} resolved unknown write {req}"),
+            Self::CommittedTwice { first, again } => {
+                write!(
+                    f,
+                    "a write committed at {first} was committed again at {again}"
+                )
+            }
             Self::ResolvedNotCommitted {
                 node,
                 req,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redhac_membership::{
-    Ack, Append, AppendReply, Entry, LogId, Membership, Message, Op, SnapshotChunk,
+    Ack, Append, AppendReply, Entry, LogId, Membership, Message, Op, Request, SnapshotChunk,
 };
 use redhac_proto as pb;
 use redhac_proto::core::Msg;
@@ -120,6 +120,10 @@ pub(crate) fn to_wire(msg: &Message) -> pb::Core {
                     id: log_id(e.id),
                     op: Some(op_to_wire(&e.op)),
                     origin: e.origin,
+                    request: e.request.map(|r| pb::WriteRequest {
+                        incarnation: r.incarnation,
+                        id: r.id,
+                    }),
                 })
                 .collect(),
             commit: a.commit,
@@ -239,6 +243,10 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
                     id,
                     op: Arc::new(op_from_wire(e.op)?),
                     origin: e.origin,
+                    request: e.request.map(|r| Request {
+                        incarnation: r.incarnation,
+                        id: r.id,
+                    }),
                 });
             }
             Message::Append(Append {
@@ -358,11 +366,16 @@ mod tests {
                         id,
                         op: Arc::clone(&put),
                         origin: Some(2),
+                        request: Some(Request {
+                            incarnation: 11,
+                            id: 5,
+                        }),
                     },
                     Entry {
                         id: LogId::new(3, 10),
                         op: Arc::new(Op::Clear { cache: "c".into() }),
                         origin: None,
+                        request: None,
                     },
                 ],
                 commit: 7,
@@ -452,6 +465,7 @@ mod tests {
                     id: log_id(LogId::new(1, 5)),
                     op: Some(op_to_wire(&Op::Noop)),
                     origin: None,
+                    request: None,
                 }],
                 ..Default::default()
             })),

@@ -48,7 +48,22 @@ impl Checker {
             None if let Some(term) = leads => {
                 self.committed.insert(e.id.index, (e.id, Arc::clone(&e.op)));
                 self.committed_in.insert(e.id.index, term);
-                Ok(())
+                // Invariant: a write is committed once by the leader it was
+                // made on (ordered again after a later write to its key, it
+                // would undo that write). A write forwarded again after a lost
+                // answer may still be ordered twice when its first entry left
+                // the dedup window (the log tail): counted, not asserted.
+                let op = Arc::as_ptr(&e.op) as usize;
+                match self.committed_ops.insert(op, e.id) {
+                    Some(first) if e.origin == Some(id) => {
+                        Err(Violation::CommittedTwice { first, again: e.id })
+                    }
+                    Some(_) => {
+                        *self.resolved.entry("forwarded_twice").or_insert(0) += 1;
+                        Ok(())
+                    }
+                    None => Ok(()),
+                }
             }
             None => Err(Violation::AppliedUncommitted {
                 node: id,
