@@ -1,5 +1,5 @@
 //! A redhac cluster inside the benchmark process: `n` members on 127.0.0.1
-//! ephemeral ports, plaintext, default timing (election timeout 2 s), each
+//! ephemeral ports, plaintext (or mutual TLS), default timing (election timeout 2 s), each
 //! with one cache "w1" of the bench's value type.
 
 use std::net::TcpListener;
@@ -19,25 +19,42 @@ pub(crate) async fn start_cluster_with_learners<V: Value>(
     voters: usize,
     learners: usize,
 ) -> Vec<Redhac> {
+    start_members::<V>(voters, learners, "http", &[("CACHE_TLS", "false".into())]).await
+}
+
+/// Starts `n` members over mutual TLS, each with the variables `tls` (the
+/// `CACHE_TLS*` ones), at the same instant.
+#[allow(dead_code)] // Not every bench that includes this module uses it.
+pub(crate) async fn start_cluster_tls<V: Value>(
+    n: usize,
+    tls: &[(&'static str, String)],
+) -> Vec<Redhac> {
+    start_members::<V>(n, 0, "https", tls).await
+}
+
+/// Starts `voters` members and `learners` more, listed with `scheme`, each
+/// with `vars` besides the member lists and the token, as spawned tasks.
+async fn start_members<V: Value>(
+    voters: usize,
+    learners: usize,
+    scheme: &str,
+    vars: &[(&'static str, String)],
+) -> Vec<Redhac> {
     let listeners: Vec<TcpListener> = (0..voters + learners)
         .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
         .collect();
     let list = |ls: &[TcpListener]| {
         ls.iter()
-            .map(|l| format!("http://{}", l.local_addr().expect("addr")))
+            .map(|l| format!("{scheme}://{}", l.local_addr().expect("addr")))
             .collect::<Vec<_>>()
             .join(",")
     };
-    let hosts = list(&listeners[..voters]);
-    let learner_hosts = list(&listeners[voters..]);
+    let (hosts, learner_hosts) = (list(&listeners[..voters]), list(&listeners[voters..]));
     let starts: Vec<_> = listeners
         .into_iter()
         .map(|l| {
-            tokio::spawn(start_member_with::<V>(
-                l,
-                hosts.clone(),
-                learner_hosts.clone(),
-            ))
+            let (hosts, learners, vars) = (hosts.clone(), learner_hosts.clone(), vars.to_vec());
+            tokio::spawn(async move { start_member_vars::<V>(l, hosts, learners, &vars).await })
         })
         .collect();
     let mut nodes = Vec::new();
@@ -51,44 +68,8 @@ pub(crate) async fn start_cluster_with_learners<V: Value>(
 /// separated `http://` addresses, as `HA_HOSTS`).
 #[allow(dead_code)] // Not every bench that includes this module uses it.
 pub(crate) async fn start_member<V: Value>(l: TcpListener, hosts: String) -> Redhac {
-    start_member_with::<V>(l, hosts, String::new()).await
-}
-
-/// As [`start_member`], with `learners` as `HA_LEARNERS`.
-async fn start_member_with<V: Value>(l: TcpListener, hosts: String, learners: String) -> Redhac {
-    start_member_vars::<V>(l, hosts, learners, &[("CACHE_TLS", "false")]).await
-}
-
-/// Starts `n` members over mutual TLS, each with the variables `tls` (the
-/// `CACHE_TLS*` ones), at the same instant.
-#[allow(dead_code)] // Not every bench that includes this module uses it.
-pub(crate) async fn start_cluster_tls<V: Value>(
-    n: usize,
-    tls: &[(&'static str, String)],
-) -> Vec<Redhac> {
-    let listeners: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind"))
-        .collect();
-    let hosts = listeners
-        .iter()
-        .map(|l| format!("https://{}", l.local_addr().expect("addr")))
-        .collect::<Vec<_>>()
-        .join(",");
-    let starts: Vec<_> = listeners
-        .into_iter()
-        .map(|l| {
-            let (hosts, vars) = (hosts.clone(), tls.to_vec());
-            tokio::spawn(async move {
-                let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                start_member_vars::<V>(l, hosts, String::new(), &vars).await
-            })
-        })
-        .collect();
-    let mut nodes = Vec::new();
-    for s in starts {
-        nodes.push(s.await.expect("a start task"));
-    }
-    nodes
+    let plaintext = [("CACHE_TLS", "false".to_owned())];
+    start_member_vars::<V>(l, hosts, String::new(), &plaintext).await
 }
 
 /// Starts the member on `l` with `HA_HOSTS`, `HA_LEARNERS` and `vars`.
@@ -96,14 +77,14 @@ async fn start_member_vars<V: Value>(
     l: TcpListener,
     hosts: String,
     learners: String,
-    vars: &[(&str, &str)],
+    vars: &[(&'static str, String)],
 ) -> Redhac {
     let me = l.local_addr().expect("addr").to_string();
     let mut all = vec![
-        ("HA_MODE", "true"),
-        ("HA_HOSTS", hosts.as_str()),
-        ("HA_LEARNERS", learners.as_str()),
-        ("CACHE_AUTH_TOKEN", "bench-token-0123456789"),
+        ("HA_MODE", "true".to_owned()),
+        ("HA_HOSTS", hosts),
+        ("HA_LEARNERS", learners),
+        ("CACHE_AUTH_TOKEN", "bench-token-0123456789".to_owned()),
     ];
     all.extend_from_slice(vars);
     let config = Config::from_vars(all).expect("config");

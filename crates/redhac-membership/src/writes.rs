@@ -250,6 +250,7 @@ impl Node {
         let Some(p) = self.pending.get(&id) else {
             return;
         };
+        let ack = p.ack;
         if self.now >= p.deadline {
             // An `Ack::None` write resolved when proposed; one that found no
             // leader before its deadline is dropped.
@@ -325,7 +326,6 @@ impl Node {
                         },
                     );
                 }
-                let ack = self.pending.get(&id).map_or(Ack::None, |p| p.ack);
                 if ack == Ack::Quorum || all_done {
                     self.pending.remove(&id);
                     self.out.push(Output::Resolve {

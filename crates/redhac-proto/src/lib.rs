@@ -16,7 +16,10 @@ pub const PROTOCOL_VERSION: u32 = 3;
 /// members of version 1 accepted exactly their own version.)
 ///
 /// What each version added: 3, the `Leaving` message (a follower shutting
-/// down tells its leader it serves no more reads).
+/// down tells its leader it serves no more reads), `TimeoutNow.stays` (a
+/// leader stepping down stays a member) and `Entry.request` (the write that
+/// made an entry; a peer of version 2 ignores it and orders a write sent
+/// again a second time).
 pub const MIN_PROTOCOL_VERSION: u32 = 2;
 
 /// Generated messages and the `Cluster` service.

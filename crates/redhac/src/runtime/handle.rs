@@ -78,15 +78,16 @@ impl Runtime {
         };
         let me = find_me(&members, &name).map_err(Error::Config)?;
         let tls = TlsSetup::load(config)?;
-        let listener = match options.listener {
-            Some(l) => l
-                .set_nonblocking(true)
+        let to_tokio = |l: std::net::TcpListener| {
+            l.set_nonblocking(true)
                 .and_then(|()| TcpListener::from_std(l))
+        };
+        let listener = match options.listener {
+            Some(l) => to_tokio(l)
                 .map_err(|e| Error::Config(format!("the listener given to the builder is unusable: {e}")))?,
             None => match config.listen_addr {
                 Some(addr) => std::net::TcpListener::bind(addr)
-                    .and_then(|l| l.set_nonblocking(true).map(|()| l))
-                    .and_then(TcpListener::from_std)
+                    .and_then(to_tokio)
                     .map_err(|e| {
                         Error::Config(format!(
                             "cannot listen on CACHE_LISTEN_ADDR {addr}: {e}; free the port, or \
@@ -94,7 +95,7 @@ impl Runtime {
                         ))
                     })?,
                 None => listen_any(members[me].port)
-                    .and_then(TcpListener::from_std)
+                    .and_then(to_tokio)
                     .map_err(|e| {
                         Error::Config(format!(
                             "cannot listen on port {} (this member's HA_HOSTS entry {}): {e}; free the port or fix HA_HOSTS",

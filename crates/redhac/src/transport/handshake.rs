@@ -35,6 +35,11 @@ pub(crate) struct Introduced {
 /// The protocol versions this release speaks.
 pub(crate) const VERSIONS: RangeInclusive<u32> = MIN_PROTOCOL_VERSION..=PROTOCOL_VERSION;
 
+/// The first protocol version with `Leaving` and `TimeoutNow.stays`: a link
+/// of an older one is sent no `Leaving`, and a leader linked to one does not
+/// step down (elected by it, that member would take the leader for gone).
+pub(crate) const LEAVING_AND_STAYS: u32 = 3;
+
 /// Which peer a handshake may accept.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Expect {

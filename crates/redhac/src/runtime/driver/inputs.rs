@@ -7,6 +7,8 @@ use std::time::{Duration, Instant};
 
 use redhac_membership::{Health, Input};
 use redhac_proto::{Frame, frame};
+
+use crate::transport::handshake::LEAVING_AND_STAYS;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Driver;
@@ -210,16 +212,14 @@ impl Driver {
         if s.role != redhac_membership::NodeRole::Leader {
             return Ok(None);
         }
-        if let Some(p) = s
-            .peers
-            .iter()
-            .find(|p| p.connected && self.outbox.version(p.id) < Some(3))
-        {
+        let old = s.peers.iter().find_map(|p| {
+            let v = self.outbox.version(p.id)?;
+            (v < LEAVING_AND_STAYS).then_some((p.id, v))
+        });
+        if let Some((id, v)) = old {
             return Err(format!(
-                "member {} speaks protocol {:?}, which cannot tell a step-down from a \
-                 shutdown; upgrade it first",
-                p.id,
-                self.outbox.version(p.id)
+                "member {id} speaks protocol {v}, which cannot tell a step-down from a \
+                 shutdown; upgrade it first"
             ));
         }
         if !s.peers.iter().any(|p| p.connected && p.voter) {

@@ -8,6 +8,7 @@ use redhac_proto::frame;
 
 use super::Driver;
 use crate::runtime::{effects, wire};
+use crate::transport::handshake::LEAVING_AND_STAYS;
 
 impl Driver {
     pub(super) fn carry_out(&mut self, out: Output) {
@@ -63,7 +64,9 @@ impl Driver {
         // A peer of protocol 2 would take a message it does not know for
         // a malformed frame and close the link; without it, it waits for
         // the lease instead.
-        if matches!(msg, Message::Leaving { .. }) && self.outbox.version(to) < Some(3) {
+        if matches!(msg, Message::Leaving { .. })
+            && self.outbox.version(to) < Some(LEAVING_AND_STAYS)
+        {
             return;
         }
         self.send_frame(to, frame::Kind::Core(wire::to_wire(msg)));
