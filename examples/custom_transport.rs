@@ -185,7 +185,9 @@ impl Member {
                     self.me
                 );
             }
-            Output::State { .. } | Output::Health(_) | Output::ShutdownReady => {}
+            // Only a leader with the autopilot on removes members; this
+            // demo's membership is static.
+            Output::State { .. } | Output::Health(_) | Output::ShutdownReady | Output::Removed => {}
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use redhac_membership::{
-    Ack, Append, AppendReply, NodeConfig, Entry, Input, LogId, Membership, Message, Node, Op, Output, PeerHello, SnapshotChunk, Timing,
+    Ack, Append, AppendReply, Autopilot, NodeConfig, Entry, Input, LogId, Membership, Message, Node, Op, Output, PeerHello, SnapshotChunk, Timing,
 };
 
 /// Reads the fuzzer's bytes as small numbers.
@@ -52,7 +52,7 @@ impl Bytes<'_> {
     }
     fn message(&mut self) -> Option<Message> {
         let term = self.small()?;
-        Some(match self.u8()? % 14 {
+        Some(match self.u8()? % 15 {
             0 => Message::PreVote { term, last: self.id()?, config: self.small()? },
             1 => Message::PreVoteReply { term, granted: self.u8()? % 2 == 0 },
             2 => Message::Vote { term, last: self.id()?, transfer: self.u8()? % 2 == 0, config: self.small()? },
@@ -98,7 +98,8 @@ impl Bytes<'_> {
             10 => Message::AwaitAll { id: self.small()?, index: self.small()? },
             11 => Message::AllDone { id: self.small()?, index: self.small()? },
             12 => Message::TimeoutNow { term, stays: self.u8()? % 2 == 0 },
-            _ => Message::Leaving { term },
+            13 => Message::Leaving { term },
+            _ => Message::Removed { term },
         })
     }
     fn input(&mut self) -> Option<Input> {
@@ -116,7 +117,12 @@ impl Bytes<'_> {
 
 fuzz_target!(|data: &[u8]| {
     let mut bytes = Bytes(data);
-    let mut node = Node::new(NodeConfig::new(1, 3, Timing::new(Duration::from_secs(1)), 3), Duration::ZERO);
+    let mut config = NodeConfig::new(1, 3, Timing::new(Duration::from_secs(1)), 3);
+    // Half the inputs run the leader's autopilot (the dynamic mode).
+    if bytes.u8().is_some_and(|b| b % 2 == 1) {
+        config.autopilot = Some(Autopilot::new(3, Duration::from_secs(1)));
+    }
+    let mut node = Node::new(config, Duration::ZERO);
     let mut now = Duration::ZERO;
     let mut applied = 0;
     while let (Some(advance), Some(input)) = (bytes.ms(), bytes.input()) {

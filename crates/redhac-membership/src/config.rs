@@ -1,5 +1,6 @@
 //! What a node is built from.
 
+use crate::autopilot::Autopilot;
 #[cfg(feature = "faults")]
 use crate::faults::Faults;
 use crate::membership::Membership;
@@ -40,6 +41,11 @@ pub struct NodeConfig {
     /// incarnation change knows it forgot its votes, and counts it in no
     /// majority until a majority without it confirms the leader's term.
     pub incarnation: u64,
+    /// The leader's autopilot (the dynamic mode), off by default: it keeps
+    /// a number of voters, promotes caught-up learners in place of silent
+    /// voters, removes members silent for long and adds new members (linked,
+    /// unlisted, their log empty) as learners.
+    pub autopilot: Option<Autopilot>,
     /// Rules to break on purpose, so the simulation can show it catches
     /// each broken invariant. All off by default; never set them otherwise.
     #[cfg(feature = "faults")]
@@ -59,6 +65,7 @@ impl NodeConfig {
             seed,
             term_floor: 0,
             incarnation: 0,
+            autopilot: None,
             #[cfg(feature = "faults")]
             faults: Faults::default(),
         }

@@ -509,6 +509,20 @@ impl Node {
         }
     }
 
+    /// The leader says this member was removed: it leaves as a follower
+    /// that shuts down does (no reads, writes or votes), and says so once.
+    pub(crate) fn on_removed(&mut self, from: MemberId, term: Term) {
+        if term < self.term || self.leading.is_some() || self.removed {
+            return;
+        }
+        if term > self.term {
+            self.become_follower(term, Some(from));
+        }
+        self.removed = true;
+        self.shutdown();
+        self.out.push(Output::Removed);
+    }
+
     pub(crate) fn on_timeout_now(&mut self, from: MemberId, term: Term, stays: bool) {
         if term == self.term
             && self.leader == Some(from)

@@ -134,6 +134,11 @@ pub enum Output {
     },
     /// Shutdown may proceed: leadership was handed over, or there was none.
     ShutdownReady,
+    /// The leader said this member was removed from the membership: it
+    /// serves, votes and takes writes no more. Stop it, or (the dynamic
+    /// mode) start a new member with a new id in its place, which joins as
+    /// a learner.
+    Removed,
     /// A peer's message was not acted on. The runtime logs it (a warning
     /// when `why.is_violation()`) and counts it; nothing else is to be done.
     Rejected {

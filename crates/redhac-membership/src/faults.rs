@@ -32,6 +32,7 @@ pub struct Faults {
     pub stayer_left: bool,
     pub forwards_ordered_twice: bool,
     pub forget_applied_writes: bool,
+    pub changes_without_majority: bool,
 }
 
 /// Whether `$holder.faults` breaks `$rule` on purpose.

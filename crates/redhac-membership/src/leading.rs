@@ -2,7 +2,7 @@
 //! when it wins an election and dropped when it steps down; and what only a
 //! leader does on its own: check-quorum and the handover.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::faults::broken;
@@ -72,6 +72,9 @@ pub(crate) struct Leading {
     /// Members removed while this node led, with the bound on their leases
     /// then (they were sent nothing since): `All` writes wait it out.
     pub(crate) departed: BTreeMap<MemberId, Duration>,
+    /// Linked members told they were removed (the autopilot), until their
+    /// link comes up again.
+    pub(crate) told_removed: BTreeSet<MemberId>,
 }
 
 /// A handover under way.
@@ -111,6 +114,7 @@ impl Leading {
             awaiting_all: Vec::new(),
             transfer: None,
             departed: BTreeMap::new(),
+            told_removed: BTreeSet::new(),
         }
     }
 
@@ -211,6 +215,7 @@ impl Node {
             return;
         }
         self.restart_stalled_streams();
+        self.autopilot_tick();
         if let Some(t) = self.leading.as_ref().and_then(|l| l.transfer)
             && self.now >= t.deadline
         {

@@ -71,8 +71,16 @@
 //! in force on a member as soon as its log holds it (committed or not) and
 //! dropped if truncated away. Raft's single-server changes: each entry
 //! changes one member once ([`Membership::one_change_to`]); the leader
-//! appends one only after committing an entry of its term, and one at a
-//! time (else [`WriteError::Membership`]). A removed member is sent nothing
+//! appends one only after committing an entry of its term, one at a time,
+//! and only when a majority of the new voters answer it (else
+//! [`WriteError::Membership`]). Where the membership changes, every start
+//! of a member should be a new member (a new id) that joins as a learner:
+//! a member restarted under its old id forgot its log and what the cluster
+//! committed since (see docs/architecture.md §2). The leader's
+//! [`Autopilot`] ([`NodeConfig::autopilot`]) makes those changes itself:
+//! new members added as learners, a silent voter replaced by a caught-up
+//! learner, members silent for long removed (and told so:
+//! [`Output::Removed`]). A removed member is sent nothing
 //! more; `All` writes wait out its lease, and a later leader's wait a read
 //! lease after its election when any member was ever removed. Votes carry
 //! the version (log index) of the candidate's membership, and a member
@@ -179,6 +187,7 @@
 //! The simulation in `tests/sim` checks these rules after every event; see
 //! `docs/architecture.md` §6 and `CONTRIBUTING.md` in the repository.
 
+mod autopilot;
 mod config;
 mod election;
 mod events;
@@ -203,6 +212,7 @@ mod writes;
 #[cfg(test)]
 mod tests;
 
+pub use autopilot::Autopilot;
 pub use config::NodeConfig;
 pub use events::{Input, Output, Rejection};
 #[cfg(feature = "faults")]

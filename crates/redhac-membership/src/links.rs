@@ -28,6 +28,9 @@ impl Node {
             self.incarnations
                 .insert(peer, (hello.incarnation, self.now));
         }
+        if let Some(lead) = self.leading.as_mut() {
+            lead.told_removed.remove(&peer);
+        }
         if let Some(lead) = self.leading.as_mut()
             && self.configs.current().contains(peer)
         {

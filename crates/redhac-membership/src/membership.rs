@@ -76,6 +76,10 @@ pub enum ChangeError {
     Leader,
     /// A learner to promote must hold the log up to the commit index.
     NotCaughtUp,
+    /// Too few of the new membership's voters answer the leader for a
+    /// majority of them: the change itself could never commit, and the
+    /// cluster would stop until the silent ones came back.
+    NoMajority,
 }
 
 impl fmt::Display for ChangeError {
@@ -89,6 +93,10 @@ impl fmt::Display for ChangeError {
             }
             Self::Leader => "the change would remove or demote the leader; hand over first",
             Self::NotCaughtUp => "the learner does not hold the log yet; retry once it caught up",
+            Self::NoMajority => {
+                "too few of the new voters answer the leader for a majority; \
+                 bring members back or remove the gone ones first"
+            }
         })
     }
 }
@@ -343,7 +351,8 @@ impl Configs {
 
 impl Node {
     /// Whether this leader may append `next` now: Raft's single-server
-    /// changes, one at a time, once it committed an entry of its term.
+    /// changes, one at a time, once it committed an entry of its term, and
+    /// only to voters of whom a majority answer it.
     pub(crate) fn admit_change(&self, next: &Membership) -> Result<(), ChangeError> {
         let lead = self.leading.as_ref().ok_or(ChangeError::NotLeader)?;
         if self.commit < lead.term_start && !broken!(self, change_before_term_commit) {
@@ -370,6 +379,13 @@ impl Node {
                 return Err(ChangeError::NotCaughtUp);
             }
         }
+        // The new voters that answer the leader now must be a majority of
+        // them: else the change stops the cluster (a demoted or removed
+        // voter that answers, the others gone).
+        let answering = next.voters().filter(|id| self.answers(*id)).count();
+        if answering < next.majority() && !broken!(self, changes_without_majority) {
+            return Err(ChangeError::NoMajority);
+        }
         Ok(())
     }
 
@@ -390,7 +406,10 @@ impl Node {
             for id in gone {
                 let bound = lead.lease_bound(id, lease);
                 lead.progress.remove(&id);
-                lead.departed.insert(id, bound);
+                // Removed, added again and removed once more: the lease
+                // from its first time may outlast what the second knew.
+                let kept = lead.departed.entry(id).or_insert(bound);
+                *kept = (*kept).max(bound);
             }
             for peer in self.links.keys().filter(|p| members.contains(**p)) {
                 lead.progress.entry(*peer).or_insert_with(|| {

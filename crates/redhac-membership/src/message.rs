@@ -124,6 +124,13 @@ pub enum Message {
         /// The follower's term.
         term: Term,
     },
+    /// The leader (its autopilot on) removed the receiver from the
+    /// membership: it serves, votes and writes no more, and its runtime
+    /// starts a new member (a new id) in its place or stops.
+    Removed {
+        /// The leader's term.
+        term: Term,
+    },
 }
 
 impl Message {
@@ -156,6 +163,7 @@ impl Message {
             Message::AllDone { .. } => "all_done",
             Message::TimeoutNow { .. } => "timeout_now",
             Message::Leaving { .. } => "leaving",
+            Message::Removed { .. } => "removed",
         }
     }
 }

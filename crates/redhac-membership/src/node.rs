@@ -119,6 +119,8 @@ pub struct Node {
     // than behind a settings type that would own nothing.
     pub(crate) me: MemberId,
     pub(crate) incarnation: u64,
+    /// The leader's autopilot, when on (see [`crate::autopilot`]).
+    pub(crate) autopilot: Option<crate::Autopilot>,
     #[cfg(feature = "faults")]
     pub(crate) faults: Faults,
     /// Who is in the cluster and who votes: the latest membership in the
@@ -171,6 +173,8 @@ pub struct Node {
     pub(crate) shutting_down: bool,
     /// `ShutdownReady` was reported.
     pub(crate) stop_reported: bool,
+    /// The leader said this member was removed (`Output::Removed`).
+    pub(crate) removed: bool,
     /// What this step tells the runtime, in order.
     pub(crate) out: Vec<Output>,
 }
@@ -189,6 +193,7 @@ impl Node {
         let mut node = Self {
             me: config.me,
             incarnation: config.incarnation,
+            autopilot: config.autopilot,
             #[cfg(feature = "faults")]
             faults: config.faults,
             timing,
@@ -215,6 +220,7 @@ impl Node {
             pending: BTreeMap::new(),
             shutting_down: false,
             stop_reported: false,
+            removed: false,
             out: Vec::new(),
             configs: Configs::new(config.membership, config.membership_index),
             known_config: config.membership_index,
@@ -487,10 +493,11 @@ impl Node {
             Message::AllDone { id, index } => self.on_all_done(id, index),
             Message::TimeoutNow { term, stays } => self.on_timeout_now(from, term, stays),
             Message::Leaving { term } => self.on_leaving(from, term),
+            Message::Removed { term } => self.on_removed(from, term),
         }
     }
 
-    fn shutdown(&mut self) {
+    pub(crate) fn shutdown(&mut self) {
         self.shutting_down = true;
         if self.leading.is_none() {
             // A follower stops serving for good; the end of the turn tells

@@ -53,6 +53,9 @@ pub(crate) struct Progress {
     /// It said it serves no more reads (it is shutting down): its lease is
     /// over, whatever it answers.
     pub(crate) left: bool,
+    /// When the leader began tracking it (listed and linked): the
+    /// autopilot counts its silence from there until it first answers.
+    pub(crate) created: Duration,
 }
 
 impl Progress {
@@ -76,6 +79,7 @@ impl Progress {
             relinked_at: None,
             linked: true,
             left: false,
+            created: now,
         }
     }
 

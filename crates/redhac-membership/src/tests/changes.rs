@@ -102,11 +102,12 @@ fn only_a_leader_that_committed_its_term_changes_the_membership() {
     assert_eq!(refused(&out, 2), None, "{out:?}");
 }
 
-#[test]
-fn a_removed_member_is_sent_nothing_and_all_waits_out_its_lease() {
+/// A leader of voters 0, 1, 2 and learners 3, 4 that removed learner 4
+/// (entry 3, committed at 3330 ms). Long after its election (a lease after
+/// it is past), every member answered; 4's lease counts from its reply at
+/// 3300 ms.
+fn leader_that_removed_4() -> Node {
     let mut n = leader_with_learners();
-    // Long after its election (a lease after it is past), every member
-    // answers; learner 4's lease counts from its reply at 3300 ms.
     for peer in [1, 2, 3, 4] {
         receive(&mut n, 2900, peer, ack(1, 2900));
     }
@@ -121,7 +122,12 @@ fn a_removed_member_is_sent_nothing_and_all_waits_out_its_lease() {
     receive(&mut n, 3330, 1, ack(3, 3330));
     assert_eq!(n.status().commit, 3);
     assert!(!n.status().peers.iter().any(|p| p.id == 4));
+    n
+}
 
+#[test]
+fn a_removed_member_is_sent_nothing_and_all_waits_out_its_lease() {
+    let mut n = leader_that_removed_4();
     // An All write every member listed applies: it still waits for 4.
     let out = propose(&mut n, 3340, 3, &put("b"), Ack::All);
     assert!(!sends(&out, 4, |_| true), "{out:?}");
@@ -133,6 +139,29 @@ fn a_removed_member_is_sent_nothing_and_all_waits_out_its_lease() {
     // Past 4's lease (a read lease from its reply at 3300 ms, plus the drift margin).
     let out = n.step(ms(3310) + T / 2 + T / 16 + ms(1), Input::Tick);
     assert!(resolved(&out, 3), "{out:?}");
+}
+
+#[test]
+fn a_member_removed_again_keeps_the_lease_bound_of_its_first_removal() {
+    let mut n = leader_that_removed_4();
+    let m = n.membership().clone();
+    // Added again, and removed again before it answered: the leader knows
+    // of no lease of its second time, but the first may still run.
+    propose(&mut n, 3331, 3, &change(m.with_learner(4)), Ack::Quorum);
+    receive(&mut n, 3332, 1, ack(4, 3332));
+    propose(&mut n, 3333, 4, &change(m.clone()), Ack::Quorum);
+    receive(&mut n, 3334, 1, ack(5, 3334));
+    assert_eq!((n.status().commit, n.membership()), (5, &m));
+
+    let out = propose(&mut n, 3340, 5, &put("b"), Ack::All);
+    assert!(!sends(&out, 4, |_| true), "{out:?}");
+    for peer in [1, 2, 3] {
+        receive(&mut n, 3350, peer, ack(6, 3350));
+    }
+    let out = n.step(ms(3400), Input::Tick);
+    assert!(!resolved(&out, 5), "{out:?}");
+    let out = n.step(ms(3310) + T / 2 + T / 16 + ms(1), Input::Tick);
+    assert!(resolved(&out, 5), "{out:?}");
 }
 
 #[test]
@@ -152,4 +181,22 @@ fn a_truncated_membership_entry_no_longer_counts() {
     let other = entry(3, 2, &put("x"));
     receive(&mut n, 30, 2, append(3, LogId::new(2, 1), vec![other], 1));
     assert_eq!(n.membership(), &m0);
+}
+
+#[test]
+fn a_change_that_would_leave_no_answering_majority_is_refused() {
+    // Voters 0, 1, 2: member 1 answers the leader, member 2 is linked but
+    // silent (gone).
+    let mut n = leader_of_three();
+    let m = n.membership().clone();
+    // Demoting 1 leaves voters 0 and 2, of whom only the leader answers:
+    // that change could never commit, and the cluster would stop.
+    let out = propose(&mut n, 200, 1, &change(m.demoted(1)), Ack::Quorum);
+    assert_eq!(refused(&out, 1), Some(ChangeError::NoMajority), "{out:?}");
+    let out = propose(&mut n, 201, 2, &change(m.without(1)), Ack::Quorum);
+    assert_eq!(refused(&out, 2), Some(ChangeError::NoMajority));
+    // Removing the silent one leaves voters 0 and 1, both answering.
+    let out = propose(&mut n, 202, 3, &change(m.without(2)), Ack::Quorum);
+    assert_eq!(refused(&out, 3), None, "{out:?}");
+    assert_eq!(n.membership(), &m.without(2));
 }

@@ -2,6 +2,7 @@
 //! The shared fixtures come first: a node, its links, the messages a peer
 //! sends, and a leader or a follower to start from.
 
+mod autopilot;
 mod changes;
 mod election;
 mod learners;

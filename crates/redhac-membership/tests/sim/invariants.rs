@@ -79,7 +79,11 @@ impl Checker {
     }
 
     pub(crate) fn restarted(&mut self, id: MemberId) {
-        self.incs[id as usize] += 1;
+        let i = id as usize;
+        if i >= self.incs.len() {
+            self.incs.resize(i + 1, 0);
+        }
+        self.incs[i] += 1;
     }
 
     /// The latest membership committed, if any was, with its index.
@@ -119,28 +123,44 @@ impl Checker {
     }
 
     /// Crash only while, in the membership last committed and in every
-    /// leader's (which may be newer), a majority of the voters other than
+    /// leader's (which may be newer; every member's that could lead, when
+    /// members never come back), a majority of the voters other than
     /// the victim run and hold every committed entry: the guarantees are
     /// for a surviving majority. (Learners count in no majority.)
+    ///
+    /// Before anything is committed any crash may go (the member comes
+    /// back), unless members never come back (fresh identities): then a
+    /// majority of the first voters must stay, or no cluster could form.
     pub(crate) fn may_crash(&self, w: &World, victim: MemberId) -> bool {
-        let Some(c) = self.max_committed() else {
+        let c = self.max_committed();
+        if c.is_none() && !w.fresh_identities() {
             return true;
-        };
+        }
+        // A member shutting down is as good as gone when it will not come
+        // back under its id.
+        let fresh = w.fresh_identities();
         let holds = |i: MemberId| {
+            let n = &w.nodes[i as usize];
             i != victim
-                && w.nodes[i as usize]
-                    .node
+                && !(fresh && n.leaving)
+                && n.node
                     .as_ref()
-                    .is_some_and(|n| n.holds(c))
+                    .is_some_and(|n| c.is_none_or(|c| n.holds(c)))
         };
         let committed = self
             .committed_membership()
             .map_or_else(|| w.membership(), |(_, m)| m);
+        // When members never come back, the membership of any member that
+        // could still lead (it holds everything committed) may be
+        // committed later, and one lost is lost to it for good.
         let leaders = w
             .nodes
             .iter()
             .filter_map(|n| n.node.as_ref())
-            .filter(|n| n.status().role == redhac_membership::NodeRole::Leader)
+            .filter(|n| {
+                n.status().role == redhac_membership::NodeRole::Leader
+                    || (fresh && c.is_none_or(|c| n.holds(c)))
+            })
             .map(|n| n.membership().clone());
         std::iter::once(committed)
             .chain(leaders)

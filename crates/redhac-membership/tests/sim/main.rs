@@ -7,7 +7,9 @@
 //! leader and every node Good must follow within 10 election timeouts.
 //!
 //! `REDHAC_SIM_SEEDS=N` sets the seeds per cluster size; `REDHAC_SIM_SEED=S`
-//! replays one seed with a trace of every input and output.
+//! replays one seed with a trace of every input and output;
+//! `REDHAC_SIM_LIST=1` prints the first violation of every seed that broke
+//! an invariant.
 
 mod invariants;
 mod violation;
@@ -80,6 +82,8 @@ fn options(nodes: usize, seed: u64) -> Options {
         spares: 0,
         changes: false,
         step_downs: false,
+        fresh_identities: false,
+        restart_blind: false,
         trace: false,
     }
 }
@@ -132,6 +136,8 @@ fn campaign_with(nodes: usize, default_seeds: u64, name: &str, tweak: impl Fn(&m
         return;
     }
     let seeds = env_u64("REDHAC_SIM_SEEDS").unwrap_or(default_seeds);
+    // `REDHAC_SIM_LIST=1`: a line for every seed that broke an invariant.
+    let list = env_u64("REDHAC_SIM_LIST") == Some(1);
     let started = Instant::now();
     let mut violations = 0;
     let mut first_failure = None;
@@ -142,6 +148,13 @@ fn campaign_with(nodes: usize, default_seeds: u64, name: &str, tweak: impl Fn(&m
             seed + 1000 * nodes as u64 + 100_000 * learners as u64 + 1_000_000 * u64::from(changes);
         let r = run(options(nodes, seed));
         if !r.violations.is_empty() {
+            if list {
+                let first = r.violations[0].to_string();
+                println!(
+                    "seed {seed}: {}",
+                    first.chars().take(160).collect::<String>()
+                );
+            }
             violations += r.violations.len();
             first_failure.get_or_insert((seed, texts(&r.violations)));
         }
@@ -207,6 +220,23 @@ fn sim_membership_changes() {
         o.spares = 4;
         o.changes = true;
     });
+}
+
+/// The dynamic mode: 3 voters and 2 members not listed at first; every
+/// member that crashes or exits comes back as a new member (a new id) that
+/// knows only the first list, while an operator (an autopilot) adds,
+/// promotes, demotes and removes members, and repairs once healed.
+#[test]
+fn sim_dynamic_members() {
+    campaign_with(5, 25, "sim_dynamic_members", dynamic);
+}
+
+/// Seeds of the dynamic mode: 3 voters, 2 members not listed, fresh
+/// identities, an operator changing the membership.
+fn dynamic(o: &mut Options) {
+    o.spares = 2;
+    o.changes = true;
+    o.fresh_identities = true;
 }
 
 /// Runs seeds with a deliberately broken rule until the simulation reports
@@ -513,6 +543,52 @@ fn catches_a_vote_for_a_candidate_with_an_older_membership() {
     // candidate whose older membership lists it as a voter: found at seed
     // 303 (before seed 100 with the longer vote guard of T/12).
     caught_with(faults, 7, false, committed_lost, 500, with_changes);
+}
+
+/// Why every start is a new member when the membership changes: a member
+/// restarted under its old id, its log lost, knows only the first list
+/// (nothing tells it what the cluster committed since) and votes, or
+/// stands, by a membership the cluster left.
+#[test]
+fn catches_a_restarted_member_that_keeps_its_id_without_the_committed_membership() {
+    caught_with(
+        Faults::default(),
+        7,
+        false,
+        |v| {
+            committed_lost(v)
+                || matches!(
+                    v,
+                    Violation::TwoLeaders { .. } | Violation::StaleRead { .. }
+                )
+        },
+        // Found at seed 27.
+        200,
+        |o| {
+            with_changes(o);
+            o.restart_blind = true;
+        },
+    );
+}
+
+/// A change to voters of whom too few answer the leader (a demoted or
+/// removed voter that answers, the others gone for good) never commits,
+/// and the cluster cannot elect again.
+#[test]
+fn catches_a_change_that_leaves_no_answering_majority() {
+    let faults = Faults {
+        changes_without_majority: true,
+        ..Faults::default()
+    };
+    caught_with(
+        faults,
+        5,
+        false,
+        |v| matches!(v, Violation::NotSettled { .. }),
+        // Found at seed 77.
+        400,
+        dynamic,
+    );
 }
 
 #[test]

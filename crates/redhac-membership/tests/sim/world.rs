@@ -92,6 +92,12 @@ enum Event {
     },
     /// The application asks the leader to step down (and will again).
     StepDown,
+    /// A member the leader said was removed stops; a new one starts in
+    /// its place.
+    Removed {
+        node: MemberId,
+        inc: u64,
+    },
 }
 
 /// Options of one run.
@@ -117,6 +123,16 @@ pub(crate) struct Options {
     pub(crate) changes: bool,
     /// The application makes leaders step down while faults go on.
     pub(crate) step_downs: bool,
+    /// Every start is a new member (the dynamic mode: a member's id is
+    /// drawn per incarnation). A crashed member never comes back: a new
+    /// one starts in its place knowing only the first member list (nothing
+    /// the cluster could tell it), and the leaders' autopilot adds it,
+    /// promotes learners and removes the members gone.
+    pub(crate) fresh_identities: bool,
+    /// A member restarted under its old id knows only the first list, as
+    /// the runtime's would: what fresh identities exist to avoid (only for
+    /// the test that shows it).
+    pub(crate) restart_blind: bool,
     pub(crate) trace: bool,
 }
 
@@ -228,6 +244,31 @@ impl World {
         self.nodes[n as usize].node.is_some()
     }
 
+    /// Whether every start is a new member.
+    pub(crate) fn fresh_identities(&self) -> bool {
+        self.opts.fresh_identities
+    }
+
+    /// The members running now.
+    fn running(&self) -> Vec<MemberId> {
+        (0..self.nodes.len() as MemberId)
+            .filter(|&i| self.alive(i))
+            .collect()
+    }
+
+    /// A new member (a new id) starts and dials every running member.
+    fn join(&mut self) {
+        let id = self.nodes.len() as MemberId;
+        let offset = self.rng.millis(0, 1_000_000);
+        self.nodes.push(SimNode::new(offset));
+        for other in 0..id {
+            self.links.insert((other, id), Link::default());
+        }
+        self.start(id);
+        self.reconnect_all();
+        *self.checker.resolved.entry("joined").or_insert(0) += 1;
+    }
+
     /// Runs until `end` (simulated time), then returns.
     pub(crate) fn run_until(&mut self, end: Duration) {
         while let Some(Reverse((at, _, key))) = self.queue.peek().copied() {
@@ -266,6 +307,7 @@ impl World {
             Event::Write => self.write(),
             Event::Reconfigure { again } => self.reconfigure(again),
             Event::StepDown => self.step_down(),
+            Event::Removed { node, inc } => self.removed(node, inc),
         }
     }
 
@@ -294,7 +336,8 @@ impl World {
     }
 
     /// The settled state: one leader, every member of its membership
-    /// running, Good, following it with the same membership, and serving.
+    /// running, Good, following it with the same membership, and serving
+    /// (and with fresh identities, as many voters as the autopilot keeps).
     pub(crate) fn settled(&self) -> bool {
         let running: Vec<&Node> = self.nodes.iter().filter_map(|n| n.node.as_ref()).collect();
         let leaders: Vec<&Node> = running
@@ -312,6 +355,10 @@ impl World {
             .filter(|n| membership.contains(n.status().me))
             .collect();
         if members.len() != membership.len() {
+            return false;
+        }
+        // The autopilot has made up its voters again.
+        if self.opts.fresh_identities && membership.voter_count() != member::AUTOPILOT_VOTERS {
             return false;
         }
         // Every member serves, too: a link that carries nothing any more

@@ -175,6 +175,10 @@ pub(crate) fn to_wire(msg: &Message) -> pb::Core {
             term: *term,
             stays: false,
         })),
+        Message::Removed { term } => one(Msg::Removed(pb::TimeoutNow {
+            term: *term,
+            stays: false,
+        })),
     }
 }
 
@@ -313,6 +317,7 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
             stays: m.stays,
         },
         Msg::Leaving(m) => Message::Leaving { term: m.term },
+        Msg::Removed(m) => Message::Removed { term: m.term },
     };
     Ok(msg)
 }
@@ -435,6 +440,7 @@ mod tests {
                 stays: true,
             },
             Message::Leaving { term: 3 },
+            Message::Removed { term: 3 },
         ]
     }
 

@@ -18,18 +18,17 @@ impl World {
     }
 
     fn inject_fault(&mut self) {
-        let n = self.nodes.len() as u64;
-        let a = self.rng.below(n) as MemberId;
-        let b = ((u64::from(a) + 1 + self.rng.below(n - 1)) % n) as MemberId;
+        let (a, b) = self.fault_pair();
         match self.rng.below(12) {
             0 | 1 => self.reset(a, b),
             2 => {
                 // Symmetric partition: a random side against the rest. Links
                 // stall (no reset): half-open, they stay silent even once
                 // healed until an end resets them.
+                let n = self.nodes.len() as MemberId;
                 let side: Vec<bool> = (0..n).map(|_| self.rng.chance(0.5)).collect();
-                for x in 0..n as MemberId {
-                    for y in 0..n as MemberId {
+                for x in 0..n {
+                    for y in 0..n {
                         if x != y && side[x as usize] != side[y as usize] {
                             self.block(x, y);
                         }
@@ -55,8 +54,9 @@ impl World {
                 node.paused_until = node.paused_until.max(self.now + pause);
             }
             _ => {
-                if self.nodes.iter().any(|n| n.node.is_none()) {
-                    let dead: Vec<_> = (0..n as MemberId).filter(|&i| !self.alive(i)).collect();
+                if !self.opts.fresh_identities && self.nodes.iter().any(|n| n.node.is_none()) {
+                    let n = self.nodes.len() as MemberId;
+                    let dead: Vec<_> = (0..n).filter(|&i| !self.alive(i)).collect();
                     let pick = dead[self.rng.below(dead.len() as u64) as usize];
                     self.schedule(Duration::ZERO, Event::Restart { node: pick });
                 } else {
@@ -64,6 +64,23 @@ impl World {
                 }
             }
         }
+    }
+
+    /// Two members a fault may hit: any two ids, or, when dead ids never
+    /// come back, two running members.
+    fn fault_pair(&mut self) -> (MemberId, MemberId) {
+        let ids: Vec<MemberId> = if self.opts.fresh_identities {
+            self.running()
+        } else {
+            (0..self.nodes.len() as MemberId).collect()
+        };
+        let n = ids.len() as u64;
+        if n < 2 {
+            return (0, 1);
+        }
+        let a = self.rng.below(n);
+        let b = (a + 1 + self.rng.below(n - 1)) % n;
+        (ids[a as usize], ids[b as usize])
     }
 
     /// Drops what `a` sends `b` from now on; a link up between them keeps
@@ -96,6 +113,11 @@ impl World {
         self.trace_crash(victim);
         self.nodes[victim as usize].node = None;
         self.nodes[victim as usize].serving_until = None;
+        // A rollout goes on with the next member once this one's
+        // replacement starts (at once, when ids are fresh).
+        if self.opts.fresh_identities {
+            self.nodes[victim as usize].leaving = false;
+        }
         if was_leader {
             self.crash_of_leader = Some(self.now);
         }
@@ -152,9 +174,20 @@ impl World {
         }
     }
 
+    /// A member told it was removed stops (it counts in no membership
+    /// that may still commit), and a new member starts in its place.
+    pub(super) fn removed(&mut self, node: MemberId, inc: u64) {
+        if self.nodes[node as usize].inc == inc && self.alive(node) {
+            *self.checker.resolved.entry("removed").or_insert(0) += 1;
+            self.crash_anyway(node);
+        }
+    }
+
     /// A crashed node comes back as a new incarnation.
     pub(super) fn restart(&mut self, node: MemberId) {
-        if !self.alive(node) {
+        if self.opts.fresh_identities {
+            self.join();
+        } else if !self.alive(node) {
             self.start(node);
             self.reconnect_all();
         }
@@ -166,8 +199,9 @@ impl World {
         self.blocked.clear();
         for i in 0..self.nodes.len() {
             self.nodes[i].paused_until = self.nodes[i].paused_until.min(self.now);
-            // A node that is exiting exits first (see `exit`).
-            if !self.alive(i as MemberId) {
+            // A node that is exiting exits first (see `exit`); a new
+            // identity has taken a dead one's place already.
+            if !self.alive(i as MemberId) && !self.opts.fresh_identities {
                 self.start(i as MemberId);
             }
         }

@@ -7,10 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redhac_membership::{
-    Ack, Input, MemberId, Node, NodeConfig, NodeRole, Op, Output, PeerHello, RequestId,
+    Ack, Autopilot, Input, MemberId, Node, NodeConfig, NodeRole, Op, Output, PeerHello, RequestId,
 };
 
 use super::{Event, World};
+
+/// How many voters the dynamic mode's autopilot keeps.
+pub(crate) const AUTOPILOT_VOTERS: usize = 3;
 
 /// A simulated member: the core plus the caches it would keep.
 pub(crate) struct SimNode {
@@ -67,15 +70,26 @@ impl World {
             self.opts.seed ^ (u64::from(id) << 32)
         };
         let mut config = NodeConfig::new(id, self.opts.nodes, self.timing, seed);
-        // A member that starts is given the cluster's membership as last
-        // committed (the dynamic mode's discovery provides it; the static
-        // list never changes): it never acts on one the cluster left.
-        let (index, membership) = self
-            .checker
-            .committed_membership()
-            .unwrap_or_else(|| (0, self.membership()));
+        // A member that restarts under the same id is given the cluster's
+        // membership as last committed (an oracle: the static list never
+        // changes, so only this simulation restarts a changed membership's
+        // member under its old id): it never acts on one the cluster left.
+        // A new identity knows only the first list, which does not name it.
+        let oracle = (!self.opts.fresh_identities && !self.opts.restart_blind)
+            .then(|| self.checker.committed_membership())
+            .flatten();
+        let (index, membership) = oracle.unwrap_or_else(|| (0, self.membership()));
         config.membership = membership;
         config.membership_index = index;
+        // The dynamic mode's leaders run the autopilot, quicker than by
+        // default so a run heals within its time.
+        if self.opts.fresh_identities {
+            config.autopilot = Some(Autopilot {
+                voters: AUTOPILOT_VOTERS,
+                replace_after: self.timing.election_timeout,
+                remove_after: self.timing.election_timeout * 2,
+            });
+        }
         config.faults = self.opts.faults;
         // Wall clocks agree within a few milliseconds (less than a restart).
         let skew = self.rng.below(5);
@@ -236,6 +250,12 @@ impl World {
                 self.check(|c, w| c.rejected(w, id, from, what, why));
             }
             Output::ShutdownReady => self.shutdown_ready(id),
+            Output::Removed => {
+                // Its runtime starts a new member in its place (after this
+                // step's outputs are carried out).
+                let inc = self.nodes[id as usize].inc;
+                self.schedule(Duration::ZERO, Event::Removed { node: id, inc });
+            }
             Output::ResetLink { peer } => {
                 let epoch = self.links[&Self::pair(id, peer)].epoch;
                 self.schedule(

@@ -10,6 +10,16 @@ use super::Driver;
 use crate::runtime::{effects, wire};
 use crate::transport::handshake::LEAVING_AND_STAYS;
 
+/// The leader removed this member (only a leader whose autopilot is on
+/// says so; the static mode never does): the core serves, votes and takes
+/// writes no more.
+fn removed() {
+    tracing::warn!(
+        "the leader removed this member from the cluster: it serves no reads and takes no \
+         writes any more; start it again to join as a new member"
+    );
+}
+
 impl Driver {
     pub(super) fn carry_out(&mut self, out: Output) {
         match out {
@@ -41,6 +51,7 @@ impl Driver {
             }
             Output::ResetLink { peer } => self.reset_link(peer),
             Output::ShutdownReady => self.shutdown_ready(),
+            Output::Removed => removed(),
         }
     }
 

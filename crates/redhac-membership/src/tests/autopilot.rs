@@ -1,0 +1,155 @@
+//! The autopilot: new members added as learners, a silent voter replaced
+//! by a caught-up learner and removed later, one change at a time; members
+//! no longer listed told they were removed, and leaving when told.
+
+use super::*;
+use crate::{Autopilot, WriteError};
+
+/// Node 0 of 3, elected (member 1 answers, member 2 is linked and
+/// silent), its autopilot keeping 3 voters, replacing after 3 s and
+/// removing after 6 s.
+fn piloted() -> Node {
+    let mut c = NodeConfig::new(0, 3, Timing::new(T), 7);
+    c.autopilot = Some(Autopilot {
+        voters: 3,
+        replace_after: ms(3000),
+        remove_after: ms(6000),
+    });
+    elected(Node::new(c, Duration::ZERO))
+}
+
+/// A peer's hello reporting a log that ends at `last` (0: empty, a new
+/// member).
+fn hello(last: u64) -> PeerHello {
+    PeerHello {
+        term: 1,
+        last: LogId::new(u64::from(last > 0), last),
+        incarnation: 0,
+        floor: 0,
+    }
+}
+
+/// Links `peer`, whose log ends at `last`, at `at` ms.
+fn link(n: &mut Node, at: u64, peer: u32, last: u64) -> Vec<Output> {
+    let hello = hello(last);
+    n.step(ms(at), Input::Connected { peer, hello })
+}
+
+fn tick(n: &mut Node, at: u64) -> Vec<Output> {
+    n.step(ms(at), Input::Tick)
+}
+
+#[test]
+fn the_autopilot_adds_a_new_member_then_replaces_a_silent_voter_with_it() {
+    let mut n = piloted();
+    let m0 = n.membership().clone();
+    // A new member links (its log empty): added as a learner.
+    link(&mut n, 200, 5, 0);
+    tick(&mut n, 210);
+    assert_eq!(n.membership(), &m0.with_learner(5));
+    // One change at a time: nothing more before it commits.
+    tick(&mut n, 215);
+    assert_eq!(n.status().last.index, 2);
+    receive(&mut n, 220, 1, ack(2, 220));
+    receive(&mut n, 221, 5, ack(2, 221));
+    assert_eq!(n.status().commit, 2);
+    // Voter 2 stays silent; 1 and 5 answer. Before 3 s nothing changes.
+    for at in [1500, 2900] {
+        receive(&mut n, at, 1, ack(2, at));
+        receive(&mut n, at + 1, 5, ack(2, at + 1));
+        tick(&mut n, at + 2);
+    }
+    assert_eq!(n.membership(), &m0.with_learner(5));
+    // Silent past 3 s: the caught-up learner is promoted in its place.
+    tick(&mut n, 3200);
+    let m1 = m0.with_learner(5).promoted(5);
+    assert_eq!(n.membership(), &m1);
+    for at in [3210, 4500, 6000] {
+        receive(&mut n, at, 1, ack(3, at));
+        receive(&mut n, at + 1, 5, ack(3, at + 1));
+        tick(&mut n, at + 2);
+    }
+    assert_eq!(n.status().commit, 3);
+    assert_eq!(n.membership(), &m1, "not removed before 6 s");
+    // Silent past 6 s: removed.
+    tick(&mut n, 6200);
+    assert_eq!(n.membership(), &m1.without(2));
+    assert_eq!(n.membership().voters().collect::<Vec<_>>(), [0, 1, 5]);
+}
+
+#[test]
+fn a_leader_without_autopilot_changes_nothing_by_itself() {
+    let mut n = leader_of_three();
+    let m0 = n.membership().clone();
+    link(&mut n, 200, 5, 0);
+    for at in [1500, 2900, 4500, 6000] {
+        receive(&mut n, at, 1, ack(1, at));
+        tick(&mut n, at + 2);
+    }
+    tick(&mut n, 7000);
+    assert_eq!(n.membership(), &m0);
+}
+
+#[test]
+fn a_member_that_is_no_longer_listed_is_told_once_per_link() {
+    let mut n = piloted();
+    // Member 5 holds entries but is not listed: it was removed.
+    n.step(
+        ms(200),
+        Input::Connected {
+            peer: 5,
+            hello: hello(7),
+        },
+    );
+    let told = |out: &[Output]| {
+        out.iter()
+            .filter(|o| {
+                matches!(
+                    o,
+                    Output::Send {
+                        to: 5,
+                        msg: Message::Removed { term: 1 }
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(told(&tick(&mut n, 210)), 1);
+    assert_eq!(told(&tick(&mut n, 220)), 0, "once per link");
+    n.step(ms(230), Input::Disconnected { peer: 5 });
+    n.step(
+        ms(240),
+        Input::Connected {
+            peer: 5,
+            hello: hello(7),
+        },
+    );
+    assert_eq!(told(&tick(&mut n, 250)), 1, "again on a new link");
+    // It was not added: it is no new member.
+    assert!(!n.membership().contains(5));
+}
+
+#[test]
+fn a_member_told_it_was_removed_leaves() {
+    let mut n = following_1_in_term_2();
+    let out = receive(&mut n, 20, 1, Message::Removed { term: 2 });
+    assert!(out.contains(&Output::Removed), "{out:?}");
+    assert!(!n.serving(ms(21)));
+    let out = propose(&mut n, 22, 1, &put("a"), Ack::Quorum);
+    assert!(
+        out.iter().any(|o| matches!(
+            o,
+            Output::Resolve {
+                id: 1,
+                result: Err(WriteError::ShuttingDown)
+            }
+        )),
+        "{out:?}"
+    );
+    let out = receive(&mut n, 23, 1, Message::Removed { term: 2 });
+    assert!(!out.contains(&Output::Removed), "said once: {out:?}");
+    // An older leader's word counts for nothing.
+    let mut m = following_1_in_term_2();
+    let out = receive(&mut m, 20, 1, Message::Removed { term: 1 });
+    assert!(!out.contains(&Output::Removed), "{out:?}");
+}
