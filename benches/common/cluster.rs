@@ -68,8 +68,19 @@ async fn start_members<V: Value>(
 /// separated `http://` addresses, as `HA_HOSTS`).
 #[allow(dead_code)] // Not every bench that includes this module uses it.
 pub(crate) async fn start_member<V: Value>(l: TcpListener, hosts: String) -> Redhac {
+    start_member_with_learners::<V>(l, hosts, String::new()).await
+}
+
+/// Starts the member listening on `l` of the voters `hosts` and the
+/// learners `learners` (both as `HA_HOSTS`), plaintext.
+#[allow(dead_code)] // Not every bench that includes this module uses it.
+pub(crate) async fn start_member_with_learners<V: Value>(
+    l: TcpListener,
+    hosts: String,
+    learners: String,
+) -> Redhac {
     let plaintext = [("CACHE_TLS", "false".to_owned())];
-    start_member_vars::<V>(l, hosts, String::new(), &plaintext).await
+    start_member_vars::<V>(l, hosts, learners, &plaintext).await
 }
 
 /// Starts the member on `l` with `HA_HOSTS`, `HA_LEARNERS` and `vars`.

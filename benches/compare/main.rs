@@ -22,7 +22,9 @@
 //! `REDHAC_PROBE_TLS=1` runs plaintext and mutual TLS side by side (cold
 //! start, write latency, 64-writer throughput; two rounds).
 //! `REDHAC_PROBE_PROCS=1` runs only the three-process row (cold start,
-//! failover by SIGKILL, write latency; a member per process).
+//! failover by SIGKILL, write latency; a member per process);
+//! `REDHAC_PROBE_LEARNERS=1` the learners row (3 voters and 0, 4 or 12
+//! learners, a process each: Quorum and All write latency on the leader).
 
 #![allow(missing_docs)]
 
@@ -51,6 +53,10 @@ fn main() {
     }
     if std::env::var("REDHAC_PROBE_PROCS").is_ok() {
         println!("{}", Value::Object(procs::row()));
+        return;
+    }
+    if std::env::var("REDHAC_PROBE_LEARNERS").is_ok() {
+        println!("{}", Value::Object(procs::learners_row()));
         return;
     }
     let rt = tokio::runtime::Builder::new_multi_thread()

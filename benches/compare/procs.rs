@@ -3,12 +3,14 @@
 //! timing. Cold start (from spawning the processes to one leader and all
 //! serving), failover (the leader's process killed with SIGKILL, to a write
 //! succeeding on a survivor) and Quorum write latency on a member of its own
-//! process.
+//! process. With learners (`learners_row`): 3 voters and 0, 4 or 12 learner
+//! processes, Quorum and All write latency on the leader.
 //!
 //! A member process reports its state on stdout (`state ROLE LEADER SERVING`
 //! on each change) and takes commands on stdin: `write` (write until one
-//! succeeds, then `written`), `latency N` (N sequential Quorum writes, then
-//! `latency P50 P99` in µs) and `quit`; it also stops when stdin closes.
+//! succeeds, then `written`), `latency N [all]` (N sequential Quorum, or
+//! All, writes, then `latency P50 P99` in µs) and `quit`; it also stops when
+//! stdin closes.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -16,18 +18,19 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use redhac::{Role, WriteOptions};
+use redhac::{AckLevel, Role, WriteOptions};
 use serde_json::{Map, Value, json};
 
-use crate::cluster::start_member;
+use crate::cluster::start_member_with_learners;
 use crate::w1::{KEYS, Val, key, val};
 
-/// The member process's side: `--member PORT HOSTS`.
+/// The member process's side: `--member PORT HOSTS [LEARNERS]`.
 pub(crate) fn member(args: &[String]) {
     let (port, hosts) = match args {
         [port, hosts, ..] => (port.clone(), hosts.clone()),
-        _ => panic!("--member PORT HOSTS"),
+        _ => panic!("--member PORT HOSTS [LEARNERS]"),
     };
+    let learners = args.get(2).cloned().unwrap_or_default();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -44,7 +47,7 @@ pub(crate) fn member(args: &[String]) {
     });
     rt.block_on(async move {
         let l = TcpListener::bind(format!("127.0.0.1:{port}")).expect("bind the member's port");
-        let node = start_member::<Val>(l, hosts).await;
+        let node = start_member_with_learners::<Val>(l, hosts, learners).await;
         let cache = node.cache::<Val>("w1").expect("cache");
         let mut changes = node.watch();
         let reporter = tokio::spawn(async move {
@@ -65,12 +68,20 @@ pub(crate) fn member(args: &[String]) {
                     while cache.put_with("failover", val(0), opts).await.is_err() {}
                     say("written");
                 }
-                ["latency", n] => {
+                ["latency", n, ack @ ..] => {
                     let n: usize = n.parse().expect("a count");
+                    let ack = match ack {
+                        ["all"] => AckLevel::All,
+                        _ => AckLevel::Quorum,
+                    };
+                    let opts = WriteOptions::default().ack(ack);
                     let mut samples = Vec::with_capacity(n);
                     for i in 0..n {
                         let t = Instant::now();
-                        cache.put(key(i % KEYS), val(i)).await.expect("write");
+                        cache
+                            .put_with(key(i % KEYS), val(i), opts)
+                            .await
+                            .expect("write");
                         samples.push(t.elapsed());
                     }
                     let (p50, p99, _) = crate::percentiles_us(samples);
@@ -99,7 +110,7 @@ struct State {
     serving: bool,
 }
 
-/// Three member processes and their lines.
+/// Member processes and their lines.
 struct Procs {
     children: Vec<Option<(Child, ChildStdin)>>,
     lines: mpsc::Receiver<(usize, String)>,
@@ -109,19 +120,27 @@ struct Procs {
 }
 
 impl Procs {
-    /// Spawns three members, `stagger` apart.
+    /// Spawns three voters, `stagger` apart.
     fn spawn(stagger: Duration) -> Self {
-        let ports: Vec<u16> = (0..3)
+        Self::spawn_with_learners(stagger, 0)
+    }
+
+    /// Spawns three voters and `learners` learners, `stagger` apart.
+    fn spawn_with_learners(stagger: Duration, learners: usize) -> Self {
+        let ports: Vec<u16> = (0..3 + learners)
             .map(|_| {
                 let l = TcpListener::bind("127.0.0.1:0").expect("bind");
                 l.local_addr().expect("addr").port()
             })
             .collect();
-        let hosts = ports
-            .iter()
-            .map(|p| format!("http://127.0.0.1:{p}"))
-            .collect::<Vec<_>>()
-            .join(",");
+        let list = |ports: &[u16]| {
+            ports
+                .iter()
+                .map(|p| format!("http://127.0.0.1:{p}"))
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let (hosts, learner_hosts) = (list(&ports[..3]), list(&ports[3..]));
         let exe = std::env::current_exe().expect("this binary");
         let (tx, lines) = mpsc::channel();
         let mut children = Vec::new();
@@ -130,7 +149,7 @@ impl Procs {
                 std::thread::sleep(stagger);
             }
             let mut child = Command::new(&exe)
-                .args(["--member", &port.to_string(), &hosts])
+                .args(["--member", &port.to_string(), &hosts, &learner_hosts])
                 .stdin(Stdio::piped())
                 .stdout(Stdio::piped())
                 .spawn()
@@ -151,7 +170,7 @@ impl Procs {
         Self {
             children,
             lines,
-            states: vec![State::default(); 3],
+            states: vec![State::default(); ports.len()],
             last_spawned: Instant::now(),
         }
     }
@@ -195,7 +214,7 @@ impl Procs {
         let alive: Vec<bool> = self.children.iter().map(Option::is_some).collect();
         let mut found = 0;
         self.until("steady leader", |s, _| {
-            let live: Vec<usize> = (0..3).filter(|&i| alive[i]).collect();
+            let live: Vec<usize> = (0..alive.len()).filter(|&i| alive[i]).collect();
             let leaders: Vec<usize> = live
                 .iter()
                 .copied()
@@ -242,7 +261,7 @@ impl Procs {
     }
 
     fn quit(mut self) {
-        for i in 0..3 {
+        for i in 0..self.children.len() {
             if self.children[i].is_some() {
                 self.tell(i, "quit");
             }
@@ -299,17 +318,9 @@ pub(crate) fn row() -> Map<String, Value> {
     let mut procs = Procs::spawn(Duration::ZERO);
     let l = procs.steady();
     let f = (l + 1) % 3;
-    let parse = |line: String| -> (f64, f64) {
-        let v: Vec<f64> = line
-            .split_whitespace()
-            .skip(1)
-            .filter_map(|x| x.parse().ok())
-            .collect();
-        (v[0], v[1])
-    };
     procs.ask(l, "latency 1000", "latency"); // warm-up
-    let (w_p50, w_p99) = parse(procs.ask(l, "latency 10000", "latency"));
-    let (f_p50, f_p99) = parse(procs.ask(f, "latency 10000", "latency"));
+    let (w_p50, w_p99) = parse_latency(&procs.ask(l, "latency 10000", "latency"));
+    let (f_p50, f_p99) = parse_latency(&procs.ask(f, "latency 10000", "latency"));
     eprintln!("   leader write p50 {w_p50:.1} µs; follower write p50 {f_p50:.1} µs");
     procs.quit();
     crate::row(
@@ -328,4 +339,45 @@ pub(crate) fn row() -> Map<String, Value> {
             "w_follower_p99_us": f_p99,
         }),
     )
+}
+
+/// Quorum and All write latency on the leader with 3 voters and 0, 4 or 12
+/// learners, each member a process of its own.
+pub(crate) fn learners_row() -> Map<String, Value> {
+    let mut figures = Map::new();
+    for learners in [0, 4, 12] {
+        let mut procs = Procs::spawn_with_learners(Duration::ZERO, learners);
+        let l = procs.steady();
+        procs.ask(l, "latency 500", "latency"); // warm-up
+        let (q_p50, q_p99) = parse_latency(&procs.ask(l, "latency 3000", "latency"));
+        let (a_p50, a_p99) = parse_latency(&procs.ask(l, "latency 3000 all", "latency"));
+        eprintln!(
+            "   3 voters + {learners} learners: Quorum p50 {q_p50:.1} µs p99 {q_p99:.1} µs; \
+             All p50 {a_p50:.1} µs p99 {a_p99:.1} µs"
+        );
+        for (name, v) in [
+            ("quorum_p50_us", q_p50),
+            ("quorum_p99_us", q_p99),
+            ("all_p50_us", a_p50),
+            ("all_p99_us", a_p99),
+        ] {
+            figures.insert(format!("l{learners}_{name}"), json!(v));
+        }
+        procs.quit();
+    }
+    figures.insert(
+        "mode".into(),
+        json!("3 voters + N learners, a process each, plaintext"),
+    );
+    crate::row("redhac-procs-learners", Value::Object(figures))
+}
+
+/// `latency P50 P99` as numbers.
+fn parse_latency(line: &str) -> (f64, f64) {
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (v[0], v[1])
 }
