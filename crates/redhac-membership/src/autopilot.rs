@@ -19,15 +19,17 @@ use crate::types::{MemberId, Op};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Autopilot {
     /// How many voters to keep (3 or 5: an even number adds no fault
-    /// tolerance). Learners are promoted while fewer voters answer, and
-    /// extra voters demoted while none is gone.
+    /// tolerance; 0 counts as 1). Learners are promoted while fewer voters
+    /// were heard from within `replace_after`, and extra voters demoted
+    /// while none was silent that long.
     pub voters: usize,
     /// A voter the leader has not heard from this long is replaced: a
     /// caught-up learner is promoted in its place (it stays a voter until
     /// removed).
     pub replace_after: Duration,
-    /// A member the leader has not heard from this long is removed. At
-    /// least `replace_after`.
+    /// A member the leader has not heard from this long is removed. Make it
+    /// longer than `replace_after`, or a silent voter is removed before a
+    /// learner takes its place.
     pub remove_after: Duration,
 }
 
@@ -84,8 +86,13 @@ impl Node {
         let Some(pilot) = self.autopilot else {
             return;
         };
-        let taking_writes = self.leading.as_ref().is_some_and(|l| l.takes_writes());
-        if !taking_writes || self.shutting_down {
+        // Only a leader that takes writes and committed an entry of its
+        // term: its log then holds every committed change.
+        let ready = self
+            .leading
+            .as_ref()
+            .is_some_and(|l| l.takes_writes() && self.commit >= l.term_start);
+        if !ready || self.shutting_down {
             return;
         }
         self.tell_removed();
@@ -98,10 +105,11 @@ impl Node {
         }
     }
 
-    /// Tells each linked peer that is not a member and has been one (it
-    /// holds entries, or this leader removed it), once per link, that it
-    /// was removed: it leaves, and joins again as a new member. A member
-    /// whose removal is not committed yet is told once it is.
+    /// Tells each linked peer that is listed in neither the committed nor
+    /// the current membership and is no new member (its hello, when it
+    /// linked, reported entries; or this leader removed it), once per link,
+    /// that it was removed: it leaves, and joins again as a new member. A
+    /// member whose removal is not committed yet is told once it is.
     fn tell_removed(&mut self) {
         let Some(lead) = self.leading.as_ref() else {
             return;
@@ -120,6 +128,12 @@ impl Node {
             })
             .map(|(id, _)| *id)
             .collect();
+        // Only under its lease: no newer leader can have been elected (and
+        // added the member back) meanwhile.
+        let leased = self.leader_lease().is_some_and(|until| self.now < until);
+        if gone.is_empty() || !leased {
+            return;
+        }
         let term = self.term;
         for id in gone {
             self.send(id, Message::Removed { term });
@@ -144,12 +158,13 @@ impl Node {
             return Vec::new();
         }
         let m = self.configs.current();
+        let target = pilot.voters.max(1);
         let mut changes = Vec::new();
         let staying = m
             .voters()
             .filter(|v| self.silent_for(*v) < pilot.replace_after)
             .count();
-        if staying < pilot.voters {
+        if staying < target {
             changes.extend(
                 m.learners()
                     .filter(|l| {
@@ -175,7 +190,7 @@ impl Node {
                 })
                 .map(|(id, _)| m.with_learner(*id)),
         );
-        if m.voter_count() > pilot.voters && staying == m.voter_count() {
+        if m.voter_count() > target && staying == m.voter_count() {
             changes.extend(
                 m.voters()
                     .filter(|v| *v != self.me)

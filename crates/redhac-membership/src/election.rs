@@ -512,7 +512,11 @@ impl Node {
     /// The leader says this member was removed: it leaves as a follower
     /// that shuts down does (no reads, writes or votes), and says so once.
     pub(crate) fn on_removed(&mut self, from: MemberId, term: Term) {
-        if term < self.term || self.leading.is_some() || self.removed {
+        // Only a leader says so (a removed member is sent nothing else, so
+        // it may not know the leader's term yet): not one of an older term,
+        // nor another than the leader it follows in this term.
+        let other = term == self.term && self.leader.is_some_and(|l| l != from);
+        if term < self.term || other || self.leading.is_some() || self.removed {
             return;
         }
         if term > self.term {

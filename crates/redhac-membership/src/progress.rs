@@ -53,8 +53,8 @@ pub(crate) struct Progress {
     /// It said it serves no more reads (it is shutting down): its lease is
     /// over, whatever it answers.
     pub(crate) left: bool,
-    /// When the leader began tracking it (listed and linked): the
-    /// autopilot counts its silence from there until it first answers.
+    /// When the leader began tracking it on this link (listed and linked):
+    /// the autopilot counts its silence from there until it first answers.
     pub(crate) created: Duration,
 }
 

@@ -180,6 +180,34 @@ impl Checker {
     }
 }
 
+impl Checker {
+    /// `id` is told it was removed (when it is sent: delivered late, to a
+    /// member paused meanwhile, it may find itself added back, which costs
+    /// a learner that never answered, no more: on the same link the news
+    /// comes before anything the later leader sends).
+    pub(crate) fn told_removed(&mut self, w: &World, id: MemberId) {
+        self.report(w.now, removed_is_unlisted(self, w, id));
+    }
+}
+
+/// Invariant: a member is told it was removed only while it is listed
+/// neither in the membership last committed nor in any leader's.
+fn removed_is_unlisted(c: &Checker, w: &World, id: MemberId) -> Result<(), Violation> {
+    let listed = |by: String| Violation::RemovedWhileListed { node: id, by };
+    if c.committed_membership()
+        .is_some_and(|(_, m)| m.contains(id))
+    {
+        return Err(listed("the committed membership".into()));
+    }
+    for n in w.nodes.iter().filter_map(|n| n.node.as_ref()) {
+        let s = n.status();
+        if s.role == redhac_membership::NodeRole::Leader && n.membership().contains(id) {
+            return Err(listed(format!("leader n{}", s.me)));
+        }
+    }
+    Ok(())
+}
+
 /// Invariant: a learner never stands (pre-candidate, candidate or leader).
 pub(crate) fn learner_never_stands(
     w: &World,

@@ -104,6 +104,9 @@ pub(crate) enum Violation {
     },
     /// A learner stood for election.
     LearnerVoted { node: MemberId, what: String },
+    /// A member was sent word that it was removed while the committed
+    /// membership, or a leader's, still lists it.
+    RemovedWhileListed { node: MemberId, by: String },
     /// No single leader with every node Good and serving soon after the
     /// network healed.
     NotSettled { states: Vec<String> },
@@ -227,6 +230,9 @@ impl fmt::Display for Violation {
                 value,
             } => write!(f, "n{node} caches {value} at applied {applied}"),
             Self::LearnerVoted { node, what } => write!(f, "learner n{node}: {what}"),
+            Self::RemovedWhileListed { node, by } => {
+                write!(f, "n{node} told it was removed while {by} lists it")
+            }
             Self::ChangesOverlap { node, entries } => {
                 write!(f, "leader n{node} holds uncommitted changes {entries:?}")
             }

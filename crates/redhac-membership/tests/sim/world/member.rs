@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use redhac_membership::{
-    Ack, Autopilot, Input, MemberId, Node, NodeConfig, NodeRole, Op, Output, PeerHello, RequestId,
+    Ack, Autopilot, Input, MemberId, Message, Node, NodeConfig, NodeRole, Op, Output, PeerHello,
+    RequestId,
 };
 
 use super::{Event, World};
@@ -180,7 +181,12 @@ impl World {
 
     fn carry_out(&mut self, id: MemberId, out: Output) {
         match out {
-            Output::Send { to, msg } => self.transmit(id, to, msg),
+            Output::Send { to, msg } => {
+                if matches!(msg, Message::Removed { .. }) {
+                    self.check(|c, w| c.told_removed(w, to));
+                }
+                self.transmit(id, to, msg);
+            }
             Output::Apply(entry) => {
                 self.check(|c, w| c.applied(w, id, &entry));
                 let n = &mut self.nodes[id as usize];

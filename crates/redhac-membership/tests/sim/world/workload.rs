@@ -12,8 +12,14 @@ impl World {
     /// once, proposed in one turn as a runtime batches what waits), and the
     /// next write is scheduled.
     pub(super) fn write(&mut self) {
-        let n = self.nodes.len() as u64;
-        let at = self.rng.below(n) as MemberId;
+        // With fresh identities dead ids pile up: write on running members.
+        let at = if self.opts.fresh_identities {
+            let running = self.running();
+            let pick = self.rng.below(running.len() as u64) as usize;
+            running.get(pick).copied().unwrap_or(0)
+        } else {
+            self.rng.below(self.nodes.len() as u64) as MemberId
+        };
         if self.alive(at) && self.nodes[at as usize].paused_until <= self.now {
             let burst = if self.rng.chance(0.25) {
                 2 + self.rng.below(5)
