@@ -226,6 +226,15 @@ impl Node {
             && !self.leader_guard()
             && self.may_vote()
             && !self.shutting_down;
+        // Refused for a term this node is already in: say which, as for a
+        // floor, so the candidate stands above it next time. Otherwise one
+        // with the longer log, behind in terms, would ask below the term of
+        // a voter that can never win (its log is shorter) for ever.
+        let term = if !granted && term <= self.term {
+            self.term + 1
+        } else {
+            term
+        };
         self.send(from, Message::PreVoteReply { term, granted });
     }
 

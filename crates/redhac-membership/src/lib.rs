@@ -118,7 +118,9 @@
 //!   after the guard), not a whole timeout. A split vote retries soon; so
 //!   does a pre-vote lost with no leader known (voters still in their vote
 //!   guard: members that started at different moments), and one refused for
-//!   a voter's floor asks again at once, at that floor.
+//!   a voter's floor, or for a term the voter is in already (the refusal
+//!   names the floor, or the voter's term plus one), asks again at once,
+//!   there.
 //! - *Check-quorum*: a leader that heard no majority within `T` steps down.
 //! - *Handover*: on [`Input::Shutdown`] a leader stops taking writes and
 //!   serving, brings its most up-to-date follower level with its log, sends it

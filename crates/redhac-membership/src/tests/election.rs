@@ -195,3 +195,30 @@ fn a_pre_vote_below_a_voters_floor_is_asked_again_at_once_at_that_floor() {
         "{out:?}"
     );
 }
+
+#[test]
+fn a_pre_vote_below_the_voters_term_is_told_where_to_stand() {
+    // Following 1 in term 2: a pre-vote for term 2 is refused, and the
+    // answer names term 3, above this voter's, so the candidate (its log
+    // may be the longest) stands there next rather than below for ever.
+    let mut n = following_1_in_term_2();
+    let last = LogId::new(2, 1);
+    // (asked term, answer): below or at its term, its term plus one; above
+    // it, refused for another reason (its leader is live), the asked term.
+    for (at, asked, answered) in [(20, 2, 3), (21, 3, 3)] {
+        let ask = Message::PreVote {
+            term: asked,
+            last,
+            config: 0,
+        };
+        let out = receive(&mut n, at, 2, ask);
+        let reply = Message::PreVoteReply {
+            term: answered,
+            granted: false,
+        };
+        assert!(
+            out.contains(&Output::Send { to: 2, msg: reply }),
+            "{asked}: {out:?}"
+        );
+    }
+}

@@ -310,13 +310,15 @@ fn catches_a_restarted_node_that_reuses_old_terms() {
         ..Faults::default()
     };
     // Needs a partition, a crash right after a vote and a second candidacy
-    // in the same term to line up: rarer than the other broken rules.
+    // in the same term to line up: rarer than the other broken rules (found
+    // at seed 369 since refused pre-votes name the voter's term, which
+    // moves candidates above terms in use; before, within 80).
     caught_within(
         faults,
         5,
         false,
         |v| matches!(v, Violation::TwoLeaders { .. }),
-        80,
+        600,
     );
 }
 
