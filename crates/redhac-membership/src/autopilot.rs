@@ -152,9 +152,9 @@ impl Node {
         let Some(lead) = self.leading.as_ref() else {
             return Vec::new();
         };
-        // Only a leader that committed its term, with no change in flight.
-        let in_flight = self.configs.last_index().is_some_and(|i| i > self.commit);
-        if self.commit < lead.term_start || in_flight {
+        // Nothing to weigh while a change is in flight (admission would
+        // refuse every one); the caller checked the term's commit.
+        if self.configs.last_index().is_some_and(|i| i > self.commit) {
             return Vec::new();
         }
         let m = self.configs.current();
