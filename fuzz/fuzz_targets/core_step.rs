@@ -80,6 +80,7 @@ impl Bytes<'_> {
                 last: self.small()?,
                 applied: self.small()?,
                 needs_snapshot: self.u8()? % 2 == 0,
+                leaving: self.u8()? % 2 == 0,
                 stamp: self.ms()?,
                 own: self.ms()?,
                 batch: self.u8()? % 2 == 0,

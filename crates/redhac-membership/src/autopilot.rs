@@ -27,6 +27,12 @@ pub struct Autopilot {
     /// caught-up learner is promoted in its place (it stays a voter until
     /// removed).
     pub replace_after: Duration,
+    /// A voter that shuts down waits this long at most for the leader to
+    /// remove it before it reports [`Output::ShutdownReady`]; it goes on
+    /// voting meanwhile (see `Node::waits_for_removal`).
+    ///
+    /// [`Output::ShutdownReady`]: crate::Output::ShutdownReady
+    pub leave_timeout: Duration,
     /// A member the leader has not heard from this long is removed. Make it
     /// longer than `replace_after`, or a silent voter is removed before a
     /// learner takes its place.
@@ -35,12 +41,14 @@ pub struct Autopilot {
 
 impl Autopilot {
     /// Keeps `voters` voters; replaces a voter silent for `election_timeout`
-    /// times 5, removes a member silent for 30 times.
+    /// times 5, removes a member silent for 30 times; a voter shutting down
+    /// waits 10 times at most to be removed.
     pub fn new(voters: usize, election_timeout: Duration) -> Self {
         Self {
             voters,
             replace_after: election_timeout * 5,
             remove_after: election_timeout * 30,
+            leave_timeout: election_timeout * 10,
         }
     }
 }
@@ -159,7 +167,12 @@ impl Node {
         }
         let m = self.configs.current();
         let target = pilot.voters.max(1);
-        let mut changes = Vec::new();
+        // A member shutting down goes first: a voter waits for it to leave.
+        let mut changes: Vec<Membership> = m
+            .all()
+            .filter(|id| lead.progress.get(id).is_some_and(|p| p.left))
+            .map(|id| m.without(id))
+            .collect();
         let staying = m
             .voters()
             .filter(|v| self.silent_for(*v) < pilot.replace_after)

@@ -78,10 +78,13 @@ impl Election {
         self.term_leader.filter(|(t, _)| *t == term).map(|(_, l)| l)
     }
 
-    /// A new round of votes, this node's own granted.
-    fn count_from(&mut self, me: MemberId) {
+    /// A new round of votes, this node's own granted when it counts (see
+    /// `Node::may_stand`).
+    fn count_from(&mut self, me: MemberId, counts: bool) {
         self.votes.clear();
-        self.votes.insert(me, true);
+        if counts {
+            self.votes.insert(me, true);
+        }
     }
 }
 
@@ -170,7 +173,7 @@ impl Node {
 
     /// The timer fired: pre-vote, unless a guard says not yet.
     pub(crate) fn try_election(&mut self) {
-        if self.shutting_down || !self.is_voter() {
+        if self.shutting_down || !self.may_stand() {
             // A learner never stands: it waits for a leader to hear from.
             self.election.timer = self.now + self.timing.election_timeout;
             return;
@@ -195,7 +198,7 @@ impl Node {
             self.role = NodeRole::PreCandidate;
             self.report_state();
         }
-        self.election.count_from(self.me);
+        self.election.count_from(self.me, self.is_voter());
         let (term, last, config) = (self.next_term(), self.log.last(), self.configs.version());
         for p in self.linked_voters() {
             self.send(p, Message::PreVote { term, last, config });
@@ -225,7 +228,7 @@ impl Node {
             && !self.live_leader()
             && !self.leader_guard()
             && self.may_vote()
-            && !self.shutting_down;
+            && !self.refuses_votes_leaving();
         // Refused for a term this node is already in: say which, as for a
         // floor, so the candidate stands above it next time. Otherwise one
         // with the longer log, behind in terms, would ask below the term of
@@ -313,7 +316,7 @@ impl Node {
         self.election.heard_leader = None;
         self.drop_lease();
         self.election.timer = self.now + self.random_timeout();
-        self.election.count_from(self.me);
+        self.election.count_from(self.me, self.is_voter());
         self.report_state();
         let (term, last, config) = (self.term, self.log.last(), self.configs.version());
         for p in self.linked_voters() {
@@ -345,7 +348,7 @@ impl Node {
             || term < self.election.floor
             || (!transfer && self.leader_guard())
             || !self.may_vote()
-            || self.shutting_down;
+            || self.refuses_votes_leaving();
         if refuse {
             let reply = Message::VoteReply {
                 term: self.term.max(self.election.floor),

@@ -18,6 +18,8 @@ use crate::types::{Index, MemberId, RequestId};
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Voters<'a> {
     membership: &'a Membership,
+    /// This node.
+    me: MemberId,
     /// Learners count too (a rule broken on purpose).
     learners_count: bool,
     pub(crate) count: usize,
@@ -25,8 +27,8 @@ pub(crate) struct Voters<'a> {
 
 impl<'a> Voters<'a> {
     /// The voters of `membership` (and its learners, when `learners_count`
-    /// breaks the rule on purpose).
-    pub(crate) fn new(membership: &'a Membership, learners_count: bool) -> Self {
+    /// breaks the rule on purpose), as node `me` counts them.
+    pub(crate) fn new(membership: &'a Membership, me: MemberId, learners_count: bool) -> Self {
         let count = if learners_count {
             membership.len()
         } else {
@@ -34,6 +36,7 @@ impl<'a> Voters<'a> {
         };
         Self {
             membership,
+            me,
             learners_count,
             count,
         }
@@ -42,13 +45,24 @@ impl<'a> Voters<'a> {
     pub(crate) fn counts(&self, id: MemberId) -> bool {
         self.learners_count || self.membership.is_voter(id)
     }
+
+    /// Whether this node's own answer counts: a leader that is no voter in
+    /// its latest membership (demoted by an entry not committed yet, see
+    /// `Node::may_stand`) counts only the others.
+    pub(crate) fn counts_me(&self) -> bool {
+        self.counts(self.me)
+    }
 }
 
 impl Node {
     /// Who makes up a leader's majorities: commit, its lease and
     /// check-quorum. Voters do; learners never.
     pub(crate) fn voters(&self) -> Voters<'_> {
-        Voters::new(self.configs.current(), broken!(self, count_learners))
+        Voters::new(
+            self.configs.current(),
+            self.me,
+            broken!(self, count_learners),
+        )
     }
 }
 
@@ -131,7 +145,9 @@ impl Leading {
             .filter(|p| p.linked)
             .map(|p| p.matched)
             .collect();
-        matched.push(last);
+        if voters.counts_me() {
+            matched.push(last);
+        }
         quorum::quorum_value(&mut matched, voters.count)
     }
 
@@ -139,7 +155,9 @@ impl Leading {
     /// leader now.
     pub(crate) fn quorum_heard(&self, now: Duration, voters: Voters<'_>) -> Option<Duration> {
         let mut acks: Vec<Duration> = self.counted(voters).filter_map(|p| p.last_ack).collect();
-        acks.push(now);
+        if voters.counts_me() {
+            acks.push(now);
+        }
         quorum::quorum_value(&mut acks, voters.count)
     }
 
@@ -147,7 +165,9 @@ impl Leading {
     /// leader's own now.
     pub(crate) fn quorum_stamp(&self, now: Duration, voters: Voters<'_>) -> Option<Duration> {
         let mut stamps: Vec<Duration> = self.counted(voters).filter_map(|p| p.stamp).collect();
-        stamps.push(now);
+        if voters.counts_me() {
+            stamps.push(now);
+        }
         quorum::quorum_value(&mut stamps, voters.count)
     }
 
@@ -215,6 +235,7 @@ impl Node {
             return;
         }
         self.restart_stalled_streams();
+        self.hand_over_if_demoted();
         self.autopilot_tick();
         if let Some(t) = self.leading.as_ref().and_then(|l| l.transfer)
             && self.now >= t.deadline
@@ -229,6 +250,21 @@ impl Node {
                 // leaves.
                 self.step_down();
             }
+        }
+    }
+
+    /// A leader elected as a voter that a change not committed then demoted
+    /// or removed (see `Node::may_stand`): once its term's first entry
+    /// committed, and the change with it, it hands leadership to a voter and
+    /// goes on as a member of what it is now (a step-down: it waits until
+    /// the target can win, and leads on meanwhile).
+    pub(crate) fn hand_over_if_demoted(&mut self) {
+        let idle = self
+            .leading
+            .as_ref()
+            .is_some_and(|l| l.transfer.is_none() && self.commit >= l.term_start);
+        if idle && !self.is_voter() && !self.shutting_down {
+            self.begin_transfer(true);
         }
     }
 

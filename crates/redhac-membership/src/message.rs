@@ -227,6 +227,10 @@ pub struct AppendReply {
     pub applied: Index,
     /// The follower's caches were cleared and need a snapshot.
     pub needs_snapshot: bool,
+    /// The follower is shutting down: it serves no more reads (as
+    /// [`Message::Leaving`] says, on every reply: a reply reaches a leader
+    /// elected after the word went out, or over a new link).
+    pub leaving: bool,
     /// The leader's stamp echoed back; zero in the answer to a snapshot.
     pub stamp: Duration,
     /// The follower's clock when it sent this reply.

@@ -169,8 +169,13 @@ pub struct Node {
 
     /// Writes made here and not yet resolved (see [`crate::writes`]).
     pub(crate) pending: BTreeMap<RequestId, Pending>,
-    /// [`Input::Shutdown`] came: refuse writes and votes, stand for nothing.
+    /// [`Input::Shutdown`] came: refuse writes and votes (in the dynamic
+    /// mode, votes only once removed), stand for nothing.
     pub(crate) shutting_down: bool,
+    /// When [`Input::Shutdown`] came (see [`Node::waits_for_removal`]).
+    pub(crate) shutdown_at: Option<Duration>,
+    /// Its peers were told it leaves (`Message::Leaving`).
+    pub(crate) leaving_announced: bool,
     /// `ShutdownReady` was reported.
     pub(crate) stop_reported: bool,
     /// The leader said this member was removed (`Output::Removed`).
@@ -219,6 +224,8 @@ impl Node {
             lease: Lease::default(),
             pending: BTreeMap::new(),
             shutting_down: false,
+            shutdown_at: None,
+            leaving_announced: false,
             stop_reported: false,
             removed: false,
             out: Vec::new(),
@@ -234,6 +241,21 @@ impl Node {
         self.configs.current().is_voter(self.me)
     }
 
+    /// Whether this node may stand: a voter may, and so may a voter of the
+    /// membership at its commit index that a later entry, not committed
+    /// yet, demoted or removed. Such a member may hold the longest log (the
+    /// leader that appended the change reached it alone, then failed); the
+    /// other voters cannot be elected without its vote, which goes to no
+    /// shorter log, so were it not to stand no one could. It counts the
+    /// votes of its latest membership's voters, its own not among them
+    /// (any majority of it meets any majority of the one before: a single
+    /// change); leading, it counts itself in no majority, and once its
+    /// term's first entry commits (and with it the change) it hands
+    /// leadership to a voter (`Node::hand_over_if_demoted`).
+    pub(crate) fn may_stand(&self) -> bool {
+        self.is_voter() || self.configs.at(self.commit).1.is_voter(self.me)
+    }
+
     /// Whether `id` counts in elections: voters do, learners never.
     pub(crate) fn counts_in_majority(&self, id: MemberId) -> bool {
         self.electors().counts(id)
@@ -246,7 +268,11 @@ impl Node {
 
     /// Who elects.
     fn electors(&self) -> Voters<'_> {
-        Voters::new(self.configs.current(), broken!(self, learners_vote))
+        Voters::new(
+            self.configs.current(),
+            self.me,
+            broken!(self, learners_vote),
+        )
     }
 
     /// The voters this node reaches: the linked ones, and itself when it
@@ -308,8 +334,13 @@ impl Node {
             // Shutting down and not leading (a follower, a leader with no
             // one to hand over to or whose handover timed out, or one that
             // lost its leadership meanwhile): nothing to hand over.
-            self.announce_leaving(None);
-            self.ready_to_stop();
+            if !self.leaving_announced {
+                self.leaving_announced = true;
+                self.announce_leaving(None);
+            }
+            if !self.waits_for_removal() {
+                self.ready_to_stop();
+            }
         }
         self.settle();
         if self.role == NodeRole::Leader {
@@ -466,6 +497,12 @@ impl Node {
             self.reject(from, msg.name(), Rejection::NotLinked);
             return;
         }
+        if self.stop_reported && self.autopilot.is_some() {
+            // Dynamic mode: it reported `ShutdownReady` and may be gone any
+            // moment, never to come back under this id. Whatever it would
+            // acknowledge or vote now nothing could count on.
+            return;
+        }
         if let Some(t) = self.traffic.get_mut(&from) {
             t.heard(self.now);
         }
@@ -499,6 +536,7 @@ impl Node {
 
     pub(crate) fn shutdown(&mut self) {
         self.shutting_down = true;
+        self.shutdown_at.get_or_insert(self.now);
         if self.leading.is_none() {
             // A follower stops serving for good; the end of the turn tells
             // its leader, whose `All` writes then stop waiting for its lease.
@@ -515,6 +553,38 @@ impl Node {
             // No one to hand over to: the end of the turn says it leaves.
             self.step_down();
         }
+    }
+
+    /// In the dynamic mode a listed member that shuts down stays one,
+    /// acknowledging entries and voting (serving no reads, standing for
+    /// nothing), until the leader removes it ([`Message::Removed`]), for at
+    /// most the autopilot's `leave_timeout`. An identity lives one process:
+    /// a voter that just left would stay listed, gone for good, until the
+    /// autopilot removes it; were another voter gone already (one the
+    /// autopilot is replacing), the two would be half of the voters and no
+    /// leader could be elected again. A learner waits too: the leader may
+    /// have promoted it before it heard the member leaves (its vote then
+    /// counts). A member listed in no membership it knows leaves at once;
+    /// from then on it answers nothing (see `Node::receive`), so no
+    /// promotion can count on it.
+    pub(crate) fn waits_for_removal(&self) -> bool {
+        let Some(pilot) = self.autopilot else {
+            return false;
+        };
+        let me = self.me;
+        let listed =
+            self.configs.current().contains(me) || self.configs.at(self.commit).1.contains(me);
+        let waited = self
+            .shutdown_at
+            .is_some_and(|at| self.now >= at + pilot.leave_timeout);
+        listed && !self.removed && !waited
+    }
+
+    /// Whether shutting down keeps this node from voting: always in the
+    /// static mode; in the dynamic mode only once removed (see
+    /// [`Node::waits_for_removal`]).
+    pub(crate) fn refuses_votes_leaving(&self) -> bool {
+        self.shutting_down && (self.autopilot.is_none() || self.removed)
     }
 
     /// Reports, once, that the runtime may stop.

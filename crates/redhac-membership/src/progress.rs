@@ -163,6 +163,7 @@ impl Progress {
             self.inflight = self.inflight.saturating_sub(1);
         }
         self.last_ack = Some(now);
+        self.left |= r.leaving;
         self.prompt |= self.echo.is_none();
         self.echo = Some(r.own);
         if r.stamp > Duration::ZERO {
@@ -170,10 +171,13 @@ impl Progress {
         }
         self.applied = r.applied;
         if let Some(s) = self.streaming {
-            // Until the follower acknowledges the snapshot (a reply with no
-            // stamp: it answers no append), replies to what was sent before
-            // it neither end the stream nor ask for another.
-            if r.ok && r.stamp.is_zero() && r.last >= s.index && !r.needs_snapshot {
+            // Until the follower answers the snapshot's last chunk (a reply
+            // with no stamp: it answers no append), replies to what was sent
+            // before it neither end the stream nor ask for another. Its
+            // answer ends the stream whether it installed the snapshot or
+            // refused it as older than its log: a refused one still wants a
+            // snapshot, a newer one.
+            if r.ok && r.stamp.is_zero() && r.last >= s.index {
                 self.streaming = None;
             }
         } else if r.needs_snapshot && self.snapshot_sent.is_none_or(|t| now >= t + snapshot_retry) {

@@ -77,7 +77,14 @@ impl Node {
             // Before the frames-in-flight limit: with that reached (its
             // frames lost), a follower whose next entry was compacted could
             // otherwise not even get a heartbeat.
-            if next - 1 < self.log.base().index || p.wants_snapshot {
+            // A follower whose caches were cleared gets the caches once
+            // this leader applied as far as it did: an older snapshot is
+            // refused (its log may have moved past that point), so until
+            // then it gets entries like any follower, and their commit
+            // moves this leader's applied index on (a new leader's first
+            // entry may need its acknowledgement).
+            let wanted = p.wants_snapshot && self.applied >= p.applied;
+            if next - 1 < self.log.base().index || wanted {
                 self.send_snapshot(peer);
                 return;
             }
@@ -220,6 +227,7 @@ impl Node {
             last,
             applied: self.applied,
             needs_snapshot: self.install.needed(),
+            leaving: self.shutting_down,
             stamp,
             own: self.now,
             batch,
@@ -286,7 +294,11 @@ impl Node {
             return;
         };
         p.on_reply(&r, now, retry);
-        let voters = Voters::new(self.configs.current(), broken!(self, count_learners));
+        let voters = Voters::new(
+            self.configs.current(),
+            self.me,
+            broken!(self, count_learners),
+        );
         if let Some(lead) = self.leading.as_mut() {
             lead.confirm_relinked(now, voters);
         }
@@ -296,7 +308,11 @@ impl Node {
     /// The leader's commit index: the largest index a majority holds, once
     /// that entry is of the current term.
     pub(crate) fn advance_commit(&mut self) {
-        let mut voters = Voters::new(self.configs.current(), broken!(self, count_learners));
+        let mut voters = Voters::new(
+            self.configs.current(),
+            self.me,
+            broken!(self, count_learners),
+        );
         if broken!(self, commit_without_majority) {
             voters.count = 1;
         }

@@ -114,16 +114,18 @@ fn message() -> impl Strategy<Value = Message> {
             any::<bool>(),
             ms(),
             ms(),
+            any::<bool>(),
             any::<bool>()
         )
             .prop_map(
-                |(term, ok, last, applied, needs_snapshot, stamp, own, batch)| {
+                |(term, ok, last, applied, needs_snapshot, stamp, own, batch, leaving)| {
                     Message::AppendReply(AppendReply {
                         term,
                         ok,
                         last,
                         applied,
                         needs_snapshot,
+                        leaving,
                         stamp,
                         own,
                         batch,

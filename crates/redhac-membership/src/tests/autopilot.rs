@@ -2,6 +2,7 @@
 //! by a caught-up learner and removed later, one change at a time; members
 //! no longer listed told they were removed, and leaving when told.
 
+use super::learners::sends;
 use super::*;
 use crate::{Autopilot, WriteError};
 
@@ -9,13 +10,31 @@ use crate::{Autopilot, WriteError};
 /// silent), its autopilot keeping 3 voters, replacing after 3 s and
 /// removing after 6 s.
 fn piloted() -> Node {
-    let mut c = NodeConfig::new(0, 3, Timing::new(T), 7);
+    elected(Node::new(piloted_config(0), Duration::ZERO))
+}
+
+/// Member `me` of 3 in the dynamic mode: the autopilot keeps 3 voters,
+/// replaces after 3 s, removes after 6 s; a voter shutting down waits 4 s
+/// at most to be removed.
+fn piloted_config(me: u32) -> NodeConfig {
+    let mut c = NodeConfig::new(me, 3, Timing::new(T), 7);
     c.autopilot = Some(Autopilot {
         voters: 3,
         replace_after: ms(3000),
         remove_after: ms(6000),
+        leave_timeout: ms(4000),
     });
-    elected(Node::new(c, Duration::ZERO))
+    c
+}
+
+/// Node 0 of 3 in the dynamic mode, following member 1 in term 2 with
+/// entry (2, 1) applied.
+fn piloted_follower() -> Node {
+    let mut n = Node::new(piloted_config(0), Duration::ZERO);
+    connect_all(&mut n, ms(0), &[1, 2], 2);
+    let first = vec![entry(2, 1, &put("a"))];
+    receive(&mut n, 10, 1, append(2, LogId::default(), first, 1));
+    n
 }
 
 /// A peer's hello reporting a log that ends at `last` (0: empty, a new
@@ -153,4 +172,85 @@ fn a_member_told_it_was_removed_leaves() {
             "{from} {term}: {out:?}"
         );
     }
+}
+
+fn ready(out: &[Output]) -> bool {
+    out.contains(&Output::ShutdownReady)
+}
+
+/// Member 2 asks for a vote in term 3 at `at` ms (the leader long silent).
+fn asked_for_vote(n: &mut Node, at: u64) -> Vec<Output> {
+    let vote = Message::Vote {
+        term: 3,
+        last: LogId::new(2, 1),
+        transfer: false,
+        config: 0,
+    };
+    receive(n, at, 2, vote)
+}
+
+fn granted(out: &[Output]) -> bool {
+    out.iter().any(|o| {
+        matches!(
+            o,
+            Output::Send {
+                to: 2,
+                msg: Message::VoteReply { granted: true, .. }
+            }
+        )
+    })
+}
+
+#[test]
+fn a_listed_member_shutting_down_in_the_dynamic_mode_votes_until_it_is_removed() {
+    // The static mode: ready at once, and no more votes.
+    let mut s = following_1_in_term_2();
+    assert!(ready(&s.step(ms(20), Input::Shutdown)));
+    assert!(!granted(&asked_for_vote(&mut s, 10_000)));
+
+    let mut n = piloted_follower();
+    let out = n.step(ms(20), Input::Shutdown);
+    assert!(!ready(&out), "{out:?}");
+    assert!(sends(&out, 1, |m| matches!(m, Message::Leaving { .. })));
+    // Every reply says it leaves (a new leader hears it too).
+    let out = receive(&mut n, 30, 1, append(2, LogId::new(2, 1), Vec::new(), 1));
+    assert!(sends(&out, 1, |m| matches!(
+        m,
+        Message::AppendReply(AppendReply { leaving: true, .. })
+    )));
+    assert!(!n.serving(ms(31)));
+    // Still a voter: its vote may be what elects the next leader.
+    assert!(granted(&asked_for_vote(&mut n, 3000)));
+    // Removed by that leader: now it may stop, and answers nothing more.
+    let out = receive(&mut n, 3010, 2, Message::Removed { term: 3 });
+    assert!(ready(&out) && out.contains(&Output::Removed), "{out:?}");
+    let out = receive(&mut n, 3020, 2, append(3, LogId::new(2, 1), Vec::new(), 1));
+    assert!(out.is_empty(), "{out:?}");
+}
+
+#[test]
+fn a_member_shutting_down_leaves_after_the_leave_timeout_or_at_once_when_unlisted() {
+    let mut n = piloted_follower();
+    n.step(ms(20), Input::Shutdown);
+    assert!(!ready(&tick(&mut n, 4019)));
+    assert!(ready(&tick(&mut n, 4020)));
+    // A new member no membership lists yet has nothing to wait for.
+    let mut c = piloted_config(5);
+    c.membership = Membership::voters_only(3);
+    let mut new = Node::new(c, Duration::ZERO);
+    assert!(ready(&new.step(ms(20), Input::Shutdown)));
+}
+
+#[test]
+fn the_autopilot_removes_a_member_that_says_it_leaves_first() {
+    let mut n = piloted();
+    let m0 = n.membership().clone();
+    receive(&mut n, 200, 2, ack(1, 200));
+    let leaving = Message::AppendReply(AppendReply {
+        leaving: true,
+        ..ack_reply(1, 201)
+    });
+    receive(&mut n, 201, 1, leaving);
+    tick(&mut n, 210);
+    assert_eq!(n.membership(), &m0.without(1));
 }

@@ -200,3 +200,97 @@ fn a_change_that_would_leave_no_answering_majority_is_refused() {
     assert_eq!(refused(&out, 3), None, "{out:?}");
     assert_eq!(n.membership(), &m.without(2));
 }
+
+/// Node 0 of 3 following member 1 in term 2, holding an entry (2, 2) that
+/// demotes it which no one else got; its leader failed. Returns it and
+/// the membership of that entry.
+fn demoted_alone() -> (Node, Membership) {
+    let mut n = following_1_in_term_2();
+    let demoted = Membership::new([1, 2], [0]).expect("valid");
+    let second = vec![entry(2, 2, &change(demoted.clone()))];
+    receive(&mut n, 20, 1, append(2, LogId::new(2, 1), second, 1));
+    assert!(!n.status().voter);
+    (n, demoted)
+}
+
+/// `n` (see [`demoted_alone`]) stands in term 3 and is elected by 1 and 2.
+fn elected_by_both(n: &mut Node) {
+    n.step(ms(20_000), Input::Tick);
+    let pre = Message::PreVoteReply {
+        term: 3,
+        granted: true,
+    };
+    receive(n, 20_001, 1, pre.clone());
+    receive(n, 20_002, 2, pre);
+    let vote = Message::VoteReply {
+        term: 3,
+        granted: true,
+    };
+    receive(n, 20_003, 1, vote.clone());
+    receive(n, 20_004, 2, vote);
+    assert_eq!(n.status().role, NodeRole::Leader);
+}
+
+/// A follower's acknowledgement of entry (3, 3) at `at` ms.
+fn acked_3(at: u64) -> Message {
+    Message::AppendReply(AppendReply {
+        term: 3,
+        ..ack_reply(3, at)
+    })
+}
+
+#[test]
+fn a_voter_demoted_by_an_entry_not_committed_stands_counts_only_the_others_and_hands_over() {
+    // Only 0 can be elected: no voter gives a shorter log its vote.
+    let (mut n, demoted) = demoted_alone();
+    let out = n.step(ms(20_000), Input::Tick);
+    assert_eq!(n.status().role, NodeRole::PreCandidate, "{out:?}");
+    // Its own vote counts for nothing: it needs both 1 and 2.
+    let pre = Message::PreVoteReply {
+        term: 3,
+        granted: true,
+    };
+    receive(&mut n, 20_001, 2, pre.clone());
+    assert_eq!(n.status().role, NodeRole::PreCandidate);
+    receive(&mut n, 20_002, 1, pre);
+    assert_eq!(n.status().role, NodeRole::Candidate);
+    let vote = Message::VoteReply {
+        term: 3,
+        granted: true,
+    };
+    receive(&mut n, 20_003, 2, vote.clone());
+    assert_eq!(n.status().role, NodeRole::Candidate);
+    receive(&mut n, 20_004, 1, vote);
+    assert_eq!(n.status().role, NodeRole::Leader);
+    // Leading, it counts itself in no majority either: 2's ack of its
+    // first entry (3) commits nothing, 1's too does (and the demotion).
+    receive(&mut n, 20_010, 2, acked_3(20_010));
+    assert_eq!(n.status().commit, 1);
+    receive(&mut n, 20_011, 1, acked_3(20_011));
+    assert_eq!(n.status().commit, 3);
+    // Then it hands leadership to a voter, and follows.
+    let out = n.step(ms(20_100), Input::Tick);
+    assert!(
+        sends(&out, 1, |m| matches!(
+            m,
+            Message::TimeoutNow { term: 3, .. }
+        )),
+        "{out:?}"
+    );
+    assert_eq!(n.status().role, NodeRole::Follower);
+    assert_eq!(n.membership(), &demoted);
+}
+
+#[test]
+fn a_leader_that_is_no_voter_keeps_leading_only_while_both_voters_answer() {
+    let (mut n, _) = demoted_alone();
+    elected_by_both(&mut n);
+    // Only 2 answers: an election timeout after it won, having heard from
+    // one voter of two since (itself not counted), it steps down.
+    receive(&mut n, 20_010, 2, acked_3(20_010));
+    receive(&mut n, 22_000, 2, acked_3(22_000));
+    n.step(ms(21_900), Input::Tick);
+    assert_eq!(n.status().role, NodeRole::Leader);
+    n.step(ms(22_100), Input::Tick);
+    assert_eq!(n.status().role, NodeRole::Follower);
+}

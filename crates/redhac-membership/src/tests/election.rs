@@ -136,6 +136,7 @@ fn a_leader_meeting_a_restarted_members_floor_stands_again_above_it() {
         last: 0,
         applied: 0,
         needs_snapshot: false,
+        leaving: false,
         stamp: ms(102),
         own: ms(1),
         batch: true,

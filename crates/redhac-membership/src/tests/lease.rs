@@ -36,6 +36,7 @@ fn a_follower_installs_a_snapshot_in_chunks_and_serves_only_after_a_renewal() {
                     msg: Message::AppendReply(AppendReply {
                         ok: false,
                         needs_snapshot: true,
+                        leaving: false,
                         batch: false,
                         ..
                     })

@@ -14,6 +14,7 @@ fn streaming_to_1(writes: u64) -> (Node, Vec<Output>) {
     }
     let asks = Message::AppendReply(AppendReply {
         needs_snapshot: true,
+        leaving: false,
         ..ack_reply(1, 105)
     });
     out.extend(receive(&mut n, 105, 1, asks));
@@ -66,6 +67,7 @@ fn the_leader_keeps_the_entries_after_a_streaming_snapshot_up_to_four_times_its_
     let mut n = elected(small);
     let asks = Message::AppendReply(AppendReply {
         needs_snapshot: true,
+        leaving: false,
         ..ack_reply(1, 104)
     });
     receive(&mut n, 104, 1, asks);
@@ -156,4 +158,56 @@ fn a_snapshot_older_than_one_installed_is_refused_and_ends_its_stream() {
     )));
     let s = n.status();
     assert_eq!((s.applied, s.last.index), (9, 9), "nothing forgotten");
+}
+
+#[test]
+fn a_follower_that_applied_further_than_the_leader_gets_entries_until_it_caught_up() {
+    // A new leader that committed only its election's entry; member 1
+    // applied entry 3 under the leader before (this one holds it, not yet
+    // committed), then its caches were cleared.
+    let mut n = leader_of_three();
+    let mut out = propose(&mut n, 104, 1, &put("a"), Ack::Leader);
+    out.extend(propose(&mut n, 104, 2, &put("b"), Ack::Leader));
+    let asks = |last, at| {
+        Message::AppendReply(AppendReply {
+            needs_snapshot: true,
+            applied: 3,
+            ..ack_reply(last, at)
+        })
+    };
+    // A snapshot at 1 would be refused (its log moved past it): entries go.
+    out.extend(receive(&mut n, 105, 1, asks(1, 105)));
+    out.extend(n.step(ms(160), Input::Tick));
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::SendSnapshot { to: 1, .. })),
+        "{out:?}"
+    );
+    assert_eq!(appended(&out, 1), vec![vec![2], vec![3]]);
+    // Its acknowledgement commits them; now the caches go, from 3.
+    let out = receive(&mut n, 106, 1, asks(3, 106));
+    assert_eq!(n.status().commit, 3);
+    assert!(
+        out.iter()
+            .any(|o| matches!(o, Output::SendSnapshot { to: 1, last, .. } if last.index == 3)),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_snapshot_refused_as_older_ends_its_stream() {
+    let (mut n, _) = streaming_to_1(0);
+    assert!(n.progress(1).is_some_and(|p| p.streaming.is_some()));
+    // Its answer to the last chunk: refused (its log moved past it), it
+    // still wants one.
+    let refused = Message::AppendReply(AppendReply {
+        needs_snapshot: true,
+        stamp: Duration::ZERO,
+        applied: 4,
+        ..ack_reply(1, 110)
+    });
+    receive(&mut n, 110, 1, refused);
+    assert!(n.progress(1).is_some_and(|p| p.streaming.is_none()));
+    let out = propose(&mut n, 120, 1, &put("k"), Ack::Leader);
+    assert_eq!(appended(&out, 1), vec![vec![2]], "the log flows again");
 }

@@ -208,13 +208,23 @@ fn removed_is_unlisted(c: &Checker, w: &World, id: MemberId) -> Result<(), Viola
     Ok(())
 }
 
-/// Invariant: a learner never stands (pre-candidate, candidate or leader).
+/// Invariant: a learner never stands (pre-candidate, candidate or leader):
+/// only a voter of its own latest membership does, or a member that a
+/// committed membership (or the first one) made a voter: one demoted or
+/// removed since may hold the longest log (see `Node::may_stand`).
 pub(crate) fn learner_never_stands(
+    c: &Checker,
     w: &World,
     id: MemberId,
     role: redhac_membership::NodeRole,
 ) -> Result<(), Violation> {
-    if role != redhac_membership::NodeRole::Follower && !w.is_voter(id) {
+    let was_voter = || {
+        w.membership().is_voter(id)
+            || c.committed
+                .values()
+                .any(|(_, op)| matches!(&**op, Op::Membership(m) if m.is_voter(id)))
+    };
+    if role != redhac_membership::NodeRole::Follower && !w.is_voter(id) && !was_voter() {
         return Err(Violation::LearnerVoted {
             node: id,
             what: format!("became {role:?}"),
@@ -226,7 +236,7 @@ pub(crate) fn learner_never_stands(
 impl Checker {
     /// A node was stepped and now has `role`.
     pub(crate) fn stepped(&mut self, w: &World, id: MemberId, role: redhac_membership::NodeRole) {
-        self.report(w.now, learner_never_stands(w, id, role));
+        self.report(w.now, learner_never_stands(self, w, id, role));
         if role == redhac_membership::NodeRole::Leader
             && let Some(node) = w.nodes[id as usize].node.as_ref()
         {

@@ -28,6 +28,7 @@ fn ack(last: u64, at: u64) -> Input {
             last,
             applied: last,
             needs_snapshot: false,
+            leaving: false,
             stamp: ms(at),
             own: ms(at),
             batch: true,

@@ -83,12 +83,16 @@ impl World {
         config.membership = membership;
         config.membership_index = index;
         // The dynamic mode's leaders run the autopilot, quicker than by
-        // default so a run heals within its time.
+        // default so a run heals within its time. A member shutting down
+        // waits to be removed for as long as it takes: when a process may go
+        // is the fault budget's to say (`may_crash`); a leave timeout that
+        // ran out while the member is still needed is a crash beyond it.
         if self.opts.fresh_identities {
             config.autopilot = Some(Autopilot {
                 voters: AUTOPILOT_VOTERS,
                 replace_after: self.timing.election_timeout,
                 remove_after: self.timing.election_timeout * 2,
+                leave_timeout: Duration::MAX / 4,
             });
         }
         config.faults = self.opts.faults;
