@@ -53,9 +53,9 @@ impl Bytes<'_> {
     fn message(&mut self) -> Option<Message> {
         let term = self.small()?;
         Some(match self.u8()? % 15 {
-            0 => Message::PreVote { term, last: self.id()?, config: self.small()? },
+            0 => Message::PreVote { term, last: self.id()?, config: self.small()?, cluster: self.small()? % 3, first: (0..self.small()? % 4).map(|_| self.small().map(|v| v as u32 % 6)).collect::<Option<_>>()? },
             1 => Message::PreVoteReply { term, granted: self.u8()? % 2 == 0 },
-            2 => Message::Vote { term, last: self.id()?, transfer: self.u8()? % 2 == 0, config: self.small()? },
+            2 => Message::Vote { term, last: self.id()?, transfer: self.u8()? % 2 == 0, config: self.small()?, cluster: self.small()? % 3 },
             3 => Message::VoteReply { term, granted: self.u8()? % 2 == 0 },
             4 => {
                 let prev = self.id()?;
@@ -105,12 +105,13 @@ impl Bytes<'_> {
     }
     fn input(&mut self) -> Option<Input> {
         let peer = u32::from(self.u8()? % 4);
-        Some(match self.u8()? % 7 {
+        Some(match self.u8()? % 8 {
             0 => Input::Tick,
             1 => Input::Connected { peer, hello: PeerHello { term: self.small()?, last: self.id()?, incarnation: self.small()?, floor: self.small()? } },
             2 => Input::Disconnected { peer },
             3 | 4 => Input::Receive { from: peer, msg: self.message()? },
             5 => Input::Propose { id: self.small()?, op: self.op()?, ack: self.ack()?, deadline: self.ms()? },
+            6 => Input::Discovered { peers: usize::from(self.u8()? % 5) },
             _ => Input::StepDown,
         })
     }
@@ -119,9 +120,14 @@ impl Bytes<'_> {
 fuzz_target!(|data: &[u8]| {
     let mut bytes = Bytes(data);
     let mut config = NodeConfig::new(1, 3, Timing::new(Duration::from_secs(1)), 3);
-    // Half the inputs run the leader's autopilot (the dynamic mode).
-    if bytes.u8().is_some_and(|b| b % 2 == 1) {
+    // Half the inputs run the leader's autopilot (the dynamic mode), half
+    // of those starting in no cluster (the bootstrap).
+    let mode = bytes.u8().unwrap_or(0);
+    if mode % 2 == 1 {
         config.autopilot = Some(Autopilot::new(3, Duration::from_secs(1)));
+        if mode % 4 == 3 {
+            config.bootstrap_expect = Some(3);
+        }
     }
     let mut node = Node::new(config, Duration::ZERO);
     let mut now = Duration::ZERO;

@@ -46,6 +46,17 @@ pub struct NodeConfig {
     /// voters, removes members silent for long and adds new members (linked,
     /// unlisted, their log empty) as learners.
     pub autopilot: Option<Autopilot>,
+    /// The dynamic mode's bootstrap (`HA_BOOTSTRAP_EXPECT`): the node starts
+    /// in no cluster (`membership` is not used) and either bootstraps one
+    /// with the members it sees or is added to one that exists. A cluster
+    /// bootstraps with the `N` smallest ids among members that see each
+    /// other and every member discovery lists ([`Input::Discovered`]), none
+    /// of them in a cluster yet; its first election needs every one of them
+    /// (see [`crate::bootstrap`]). Safe while fewer than `2N` members start
+    /// before the first cluster elected its leader.
+    ///
+    /// [`Input::Discovered`]: crate::Input::Discovered
+    pub bootstrap_expect: Option<usize>,
     /// Rules to break on purpose, so the simulation can show it catches
     /// each broken invariant. All off by default; never set them otherwise.
     #[cfg(feature = "faults")]
@@ -66,6 +77,7 @@ impl NodeConfig {
             term_floor: 0,
             incarnation: 0,
             autopilot: None,
+            bootstrap_expect: None,
             #[cfg(feature = "faults")]
             faults: Faults::default(),
         }

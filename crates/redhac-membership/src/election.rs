@@ -118,6 +118,12 @@ impl Node {
             && self.links.values().all(|h| h.last == LogId::default())
     }
 
+    /// Whether a candidate of `cluster` is of this node's cluster (see
+    /// `crate::bootstrap`; 0 for both in the static mode).
+    fn same_cluster(&self, cluster: u64) -> bool {
+        cluster == self.configs.current().cluster()
+    }
+
     /// The linked members whose votes count, to ask for them.
     fn linked_voters(&self) -> Vec<MemberId> {
         self.links
@@ -200,13 +206,31 @@ impl Node {
         }
         self.election.count_from(self.me, self.is_voter());
         let (term, last, config) = (self.next_term(), self.log.last(), self.configs.version());
+        let cluster = self.configs.current().cluster();
+        let first = self.final_choice();
         for p in self.linked_voters() {
-            self.send(p, Message::PreVote { term, last, config });
+            self.send(
+                p,
+                Message::PreVote {
+                    term,
+                    last,
+                    config,
+                    cluster,
+                    first: first.clone(),
+                },
+            );
         }
         self.count_pre_votes();
     }
 
-    pub(crate) fn on_pre_vote(&mut self, from: MemberId, term: Term, last: LogId, config: Index) {
+    pub(crate) fn on_pre_vote(
+        &mut self,
+        from: MemberId,
+        term: Term,
+        last: LogId,
+        config: Index,
+        cluster: u64,
+    ) {
         if term < self.election.floor {
             // Below this incarnation's floor: say so, so the candidate stands
             // higher next time.
@@ -224,6 +248,7 @@ impl Node {
         // may lag (a new or restarted member); the candidate counts only the
         // voters of its own.
         let granted = term > self.term
+            && self.same_cluster(cluster)
             && self.up_to_date(last, config)
             && !self.live_leader()
             && !self.leader_guard()
@@ -279,11 +304,18 @@ impl Node {
             .filter(|m| self.counts_in_majority(*m))
             .filter(|m| !self.election.votes.contains_key(m) && !self.links.contains_key(m))
             .count();
-        quorum::vote_result(
-            granted,
-            self.election.votes.len() - granted + unreachable,
-            self.electorate(),
-        )
+        let refused = self.election.votes.len() - granted + unreachable;
+        if self.first_election() {
+            // Every voter, not a majority (see `crate::bootstrap`).
+            return if granted >= self.electorate() {
+                VoteResult::Won
+            } else if refused > 0 {
+                VoteResult::Lost
+            } else {
+                VoteResult::Pending
+            };
+        }
+        quorum::vote_result(granted, refused, self.electorate())
     }
 
     fn count_pre_votes(&mut self) {
@@ -319,6 +351,7 @@ impl Node {
         self.election.count_from(self.me, self.is_voter());
         self.report_state();
         let (term, last, config) = (self.term, self.log.last(), self.configs.version());
+        let cluster = self.configs.current().cluster();
         for p in self.linked_voters() {
             self.send(
                 p,
@@ -327,6 +360,7 @@ impl Node {
                     last,
                     transfer,
                     config,
+                    cluster,
                 },
             );
         }
@@ -341,10 +375,11 @@ impl Node {
         term: Term,
         last: LogId,
         transfer: bool,
-        config: Index,
+        (config, cluster): (Index, u64),
     ) {
         // Whatever this node's own membership says, as for pre-votes.
         let refuse = term < self.term
+            || !self.same_cluster(cluster)
             || term < self.election.floor
             || (!transfer && self.leader_guard())
             || !self.may_vote()
@@ -368,6 +403,10 @@ impl Node {
             self.election.voted_for = Some(from);
             self.election.timer = self.now + self.random_timeout();
             self.drop_lease();
+            if last.index == 0 {
+                // A first election (see `crate::bootstrap`).
+                self.lock_choice();
+            }
         }
         let term = self.term;
         self.send(from, Message::VoteReply { term, granted });
@@ -449,7 +488,14 @@ impl Node {
             p.left = true;
         }
         self.leading = Some(leading);
-        self.append_local(std::sync::Arc::new(Op::Noop), self.me, None);
+        // A bootstrapped cluster's first entry is its first membership: every
+        // member added later learns it (and its cluster id) from the log.
+        let first = if self.boot.is_some() && self.log.last().index == 0 {
+            Op::Membership(self.configs.current().clone())
+        } else {
+            Op::Noop
+        };
+        self.append_local(std::sync::Arc::new(first), self.me, None);
         self.report_state();
     }
 

@@ -46,6 +46,14 @@ pub enum Input {
     },
     /// Hand leadership over (when leading), then report `ShutdownReady`.
     Shutdown,
+    /// Discovery lists `peers` other members now (the dynamic mode's DNS
+    /// name resolved, own address left out). A member bootstraps a cluster
+    /// only while it is linked to at least that many (see
+    /// [`NodeConfig::bootstrap_expect`](crate::NodeConfig::bootstrap_expect)).
+    Discovered {
+        /// How many other members discovery lists.
+        peers: usize,
+    },
     /// Hand leadership over to the most up-to-date linked voter and go on
     /// as a follower (before a planned restart, to move leadership off a
     /// member). Ignored unless leading, not shutting down and not already

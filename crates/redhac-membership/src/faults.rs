@@ -33,6 +33,9 @@ pub struct Faults {
     pub forwards_ordered_twice: bool,
     pub forget_applied_writes: bool,
     pub changes_without_majority: bool,
+    pub first_election_by_majority: bool,
+    pub bootstrap_without_discovery: bool,
+    pub no_adoption: bool,
 }
 
 /// Whether `$holder.faults` breaks `$rule` on purpose.

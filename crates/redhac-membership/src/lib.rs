@@ -87,6 +87,10 @@
 //! refuses one older than the newest it knows was committed
 //! ([`NodeConfig::membership_index`]): a member restarted with its log lost
 //! must not elect a candidate whose old membership counts it as a voter.
+//! A cluster of new members can also start from nothing
+//! ([`NodeConfig::bootstrap_expect`], see [`bootstrap`]): members that see
+//! each other choose the first voters, and its first election needs every
+//! one of them.
 //!
 //! **Election** (Raft's rules, votes in memory). Terms only grow; one vote per
 //! term; a candidate needs a majority of the voters and a log at least as up
@@ -190,6 +194,7 @@
 //! `docs/architecture.md` §6 and `CONTRIBUTING.md` in the repository.
 
 mod autopilot;
+pub mod bootstrap;
 mod config;
 mod election;
 mod events;

@@ -34,6 +34,11 @@ pub struct Membership {
     /// `All` writes wait out every such lease (a read lease after its
     /// election).
     removed_any: bool,
+    /// The cluster this membership belongs to: 0 for a static list, else
+    /// the id of the first membership a cluster bootstrapped with
+    /// ([`Membership::bootstrap`]), kept by every change. Votes carry it; a
+    /// member votes only for a candidate of its own cluster.
+    cluster: u64,
 }
 
 /// Why a membership is not valid.
@@ -110,6 +115,7 @@ impl Membership {
             voters: (0..members.max(1) as MemberId).collect(),
             learners: BTreeSet::new(),
             removed_any: false,
+            cluster: 0,
         }
     }
 
@@ -133,7 +139,44 @@ impl Membership {
             voters,
             learners,
             removed_any: false,
+            cluster: 0,
         })
+    }
+
+    /// The first membership of a cluster that bootstraps with `voters`,
+    /// its cluster id derived from them (the same on every member that
+    /// chose the same voters).
+    ///
+    /// # Errors
+    /// No voter.
+    pub fn bootstrap(voters: impl IntoIterator<Item = MemberId>) -> Result<Self, MembershipError> {
+        let mut m = Self::new(voters, [])?;
+        m.cluster = cluster_id(&m.voters);
+        Ok(m)
+    }
+
+    /// No cluster yet: a member waiting to bootstrap one or to be added to
+    /// one. No one votes, so no one stands; only the core makes it.
+    pub(crate) fn unformed() -> Self {
+        Self {
+            voters: BTreeSet::new(),
+            learners: BTreeSet::new(),
+            removed_any: false,
+            cluster: 0,
+        }
+    }
+
+    /// The cluster this membership belongs to (0: a static list).
+    pub fn cluster(&self) -> u64 {
+        self.cluster
+    }
+
+    /// This membership with [`Membership::cluster`] as given (a transport
+    /// decoding one).
+    #[must_use]
+    pub fn with_cluster(mut self, cluster: u64) -> Self {
+        self.cluster = cluster;
+        self
     }
 
     /// This membership with `id` added as a learner.
@@ -247,9 +290,10 @@ impl Membership {
         self.voters.len() + self.learners.len()
     }
 
-    /// Never: a membership has at least one voter.
+    /// Whether no one is listed: only before a cluster formed (a member in
+    /// the dynamic mode waiting to bootstrap or to be added).
     pub fn is_empty(&self) -> bool {
-        false
+        self.len() == 0
     }
 
     /// How many voters.
@@ -261,6 +305,18 @@ impl Membership {
     pub fn majority(&self) -> usize {
         quorum::majority(self.voters.len())
     }
+}
+
+/// A bootstrapped cluster's id: FNV-1a over its first voters, in order
+/// (stable across builds and platforms), never 0.
+fn cluster_id(voters: &BTreeSet<MemberId>) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for v in voters {
+        for b in v.to_le_bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    h.max(1)
 }
 
 /// The membership in force: the latest in the log, committed or not

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::types::{Ack, Entry, Index, LogId, Op, RequestId, Term};
+use crate::types::{Ack, Entry, Index, LogId, MemberId, Op, RequestId, Term};
 
 /// What a peer said about itself when its link came up. The whole-cluster
 /// cold start rule needs it (a member that (re)started may vote at once only
@@ -37,6 +37,16 @@ pub enum Message {
         /// The version (log index) of the candidate's membership: a
         /// member that knows a newer one was committed refuses it.
         config: Index,
+        /// The candidate's cluster ([`Membership::cluster`]): a member of
+        /// another cluster, or of none yet, refuses it.
+        ///
+        /// [`Membership::cluster`]: crate::Membership::cluster
+        cluster: u64,
+        /// In a first election by a candidate that granted a vote in one
+        /// already (its choice is final), the voters it chose: a member
+        /// among them whose own choice is not final adopts it (see
+        /// [`crate::bootstrap`]). Empty otherwise.
+        first: Vec<MemberId>,
     },
     /// Answer to `PreVote`.
     PreVoteReply {
@@ -57,6 +67,8 @@ pub enum Message {
         /// The version (log index) of the candidate's membership: a
         /// member that knows a newer one was committed refuses it.
         config: Index,
+        /// As in `PreVote`.
+        cluster: u64,
     },
     /// Answer to `Vote`.
     VoteReply {

@@ -180,6 +180,9 @@ pub struct Node {
     pub(crate) stop_reported: bool,
     /// The leader said this member was removed (`Output::Removed`).
     pub(crate) removed: bool,
+    /// While it is in no formed cluster (the dynamic mode's bootstrap; see
+    /// [`crate::bootstrap`]).
+    pub(crate) boot: Option<crate::bootstrap::Boot>,
     /// What this step tells the runtime, in order.
     pub(crate) out: Vec<Output>,
 }
@@ -228,8 +231,15 @@ impl Node {
             leaving_announced: false,
             stop_reported: false,
             removed: false,
+            boot: config
+                .bootstrap_expect
+                .map(|n| crate::bootstrap::Boot::new(n, now)),
             out: Vec::new(),
-            configs: Configs::new(config.membership, config.membership_index),
+            configs: if config.bootstrap_expect.is_some() {
+                Configs::new(crate::membership::Membership::unformed(), 0)
+            } else {
+                Configs::new(config.membership, config.membership_index)
+            },
             known_config: config.membership_index,
         };
         node.health = node.health_by_links();
@@ -292,6 +302,10 @@ impl Node {
     pub(crate) fn health_by_links(&self) -> Health {
         let voters = self.voters();
         let members = self.configs.current();
+        if members.is_empty() {
+            // In no cluster yet (see `crate::bootstrap`).
+            return Health::Bad;
+        }
         let linked = self.links.keys().filter(|p| members.contains(**p)).count();
         quorum::health(
             linked + usize::from(members.contains(self.me)),
@@ -342,6 +356,7 @@ impl Node {
                 self.ready_to_stop();
             }
         }
+        self.bootstrap_step();
         self.settle();
         if self.role == NodeRole::Leader {
             self.flush();
@@ -363,6 +378,7 @@ impl Node {
                 deadline,
             } => self.propose(id, op, ack, deadline),
             Input::Shutdown => self.shutdown(),
+            Input::Discovered { peers } => self.discovered(peers),
             Input::StepDown => self.request_step_down(),
         }
     }
@@ -507,14 +523,24 @@ impl Node {
             t.heard(self.now);
         }
         match msg {
-            Message::PreVote { term, last, config } => self.on_pre_vote(from, term, last, config),
+            Message::PreVote {
+                term,
+                last,
+                config,
+                cluster,
+                first,
+            } => {
+                self.adopt_choice(&first, cluster);
+                self.on_pre_vote(from, term, last, config, cluster);
+            }
             Message::PreVoteReply { term, granted } => self.on_pre_vote_reply(from, term, granted),
             Message::Vote {
                 term,
                 last,
                 transfer,
                 config,
-            } => self.on_vote(from, term, last, transfer, config),
+                cluster,
+            } => self.on_vote(from, term, last, transfer, (config, cluster)),
             Message::VoteReply { term, granted } => self.on_vote_reply(from, term, granted),
             Message::Append(a) => self.on_append(from, a),
             Message::AppendReply(r) => self.on_append_reply(from, r),

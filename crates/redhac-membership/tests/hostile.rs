@@ -49,21 +49,31 @@ fn ms() -> impl Strategy<Value = Duration> {
 fn message() -> impl Strategy<Value = Message> {
     let entries = prop::collection::vec((0u64..6, op()), 0..4);
     prop_oneof![
-        (0u64..8, log_id(), 0u64..20).prop_map(|(term, last, config)| Message::PreVote {
-            term,
-            last,
-            config
-        }),
+        (
+            0u64..8,
+            log_id(),
+            0u64..20,
+            0u64..3,
+            prop::collection::vec(0u32..6, 0..4)
+        )
+            .prop_map(|(term, last, config, cluster, first)| Message::PreVote {
+                term,
+                last,
+                config,
+                cluster,
+                first,
+            }),
         (0u64..8, any::<bool>())
             .prop_map(|(term, granted)| Message::PreVoteReply { term, granted }),
-        (0u64..8, log_id(), any::<bool>(), 0u64..20).prop_map(|(term, last, transfer, config)| {
-            Message::Vote {
+        (0u64..8, log_id(), any::<bool>(), 0u64..20, 0u64..3).prop_map(
+            |(term, last, transfer, config, cluster)| Message::Vote {
                 term,
                 last,
                 transfer,
                 config,
+                cluster,
             }
-        }),
+        ),
         (0u64..8, any::<bool>()).prop_map(|(term, granted)| Message::VoteReply { term, granted }),
         (
             0u64..8,

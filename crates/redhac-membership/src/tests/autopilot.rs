@@ -185,6 +185,7 @@ fn asked_for_vote(n: &mut Node, at: u64) -> Vec<Output> {
         last: LogId::new(2, 1),
         transfer: false,
         config: 0,
+        cluster: 0,
     };
     receive(n, at, 2, vote)
 }

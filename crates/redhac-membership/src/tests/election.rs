@@ -10,6 +10,8 @@ fn a_follower_refuses_a_pre_vote_while_its_leader_is_live() {
         term: 2,
         last: LogId::new(1, 5),
         config: 0,
+        cluster: 0,
+        first: Vec::new(),
     };
     let out = receive(&mut n, 20, 2, pre_vote);
     assert_eq!(
@@ -80,6 +82,7 @@ fn a_restarted_member_waits_out_the_vote_guard() {
         last: LogId::new(4, 9),
         transfer: false,
         config: 0,
+        cluster: 0,
     };
     let refused = Output::Send {
         to: 1,
@@ -111,6 +114,7 @@ fn a_member_never_votes_below_its_term_floor_and_says_so() {
         last: LogId::new(4, 9),
         transfer: false,
         config: 0,
+        cluster: 0,
     };
     let out = receive(&mut n, T.as_millis() as u64, 1, vote);
     assert_eq!(
@@ -147,6 +151,7 @@ fn a_leader_meeting_a_restarted_members_floor_stands_again_above_it() {
         last: LogId::new(1, 1),
         transfer: true,
         config: 0,
+        cluster: 0,
     };
     assert!(
         out.contains(&Output::Send {
@@ -211,6 +216,8 @@ fn a_pre_vote_below_the_voters_term_is_told_where_to_stand() {
             term: asked,
             last,
             config: 0,
+            cluster: 0,
+            first: Vec::new(),
         };
         let out = receive(&mut n, at, 2, ask);
         let reply = Message::PreVoteReply {

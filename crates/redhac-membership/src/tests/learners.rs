@@ -38,6 +38,7 @@ fn votes_are_granted_whatever_the_voters_own_membership_says() {
         last: LogId::new(4, 9),
         transfer: false,
         config: 0,
+        cluster: 0,
     };
     let out = receive(&mut learner, 10, 0, vote);
     assert!(

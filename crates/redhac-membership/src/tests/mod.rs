@@ -3,6 +3,7 @@
 //! sends, and a leader or a follower to start from.
 
 mod autopilot;
+mod bootstrap;
 mod changes;
 mod election;
 mod learners;
@@ -18,7 +19,7 @@ use std::time::Duration;
 
 use crate::events::{Input, Output};
 use crate::message::{Append, AppendReply, Message, PeerHello, SnapshotChunk};
-use crate::types::{Ack, Entry, LogId, NodeRole, Op};
+use crate::types::{Ack, Entry, Health, LogId, NodeRole, Op};
 use crate::{Membership, Node, NodeConfig, Timing};
 
 /// The election timeout of every test node.

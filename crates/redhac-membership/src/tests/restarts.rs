@@ -143,6 +143,7 @@ fn a_restarted_member_follows_an_older_term_without_an_election_but_never_votes_
             last: LogId::new(2, 1),
             transfer: true,
             config: 0,
+            cluster: 0,
         },
     );
     assert!(

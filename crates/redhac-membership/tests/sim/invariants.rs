@@ -46,6 +46,8 @@ pub(crate) struct Checker {
     incs: Vec<u64>,
     /// Each leader's term and the index of its first entry (its noop).
     pub(crate) term_starts: BTreeMap<MemberId, (Term, u64)>,
+    /// The cluster of the first leader.
+    cluster: Option<u64>,
     pub(crate) violations: Vec<Found>,
     pub(crate) resolved: BTreeMap<&'static str, u64>,
 }
@@ -64,6 +66,7 @@ impl Checker {
             chunks: Vec::new(),
             incs: vec![0; members],
             term_starts: BTreeMap::new(),
+            cluster: None,
             violations: Vec::new(),
             resolved: BTreeMap::new(),
         }
@@ -219,7 +222,7 @@ pub(crate) fn learner_never_stands(
     role: redhac_membership::NodeRole,
 ) -> Result<(), Violation> {
     let was_voter = || {
-        w.membership().is_voter(id)
+        (!w.bootstraps() && w.membership().is_voter(id))
             || c.committed
                 .values()
                 .any(|(_, op)| matches!(&**op, Op::Membership(m) if m.is_voter(id)))
@@ -272,8 +275,10 @@ fn one_change_in_flight(
             entries: changes,
         });
     }
+    // The term's first entry itself may be a membership: a bootstrapped
+    // cluster's first leader's is its first membership.
     match (changes.first(), term_start) {
-        (Some(c), Some(start)) if c.term == s.term && s.commit < start => {
+        (Some(c), Some(start)) if c.term == s.term && s.commit < start && c.index != start => {
             Err(Violation::ChangeBeforeTermCommitted {
                 node: id,
                 change: *c,

@@ -84,6 +84,10 @@ fn options(nodes: usize, seed: u64) -> Options {
         step_downs: false,
         fresh_identities: false,
         restart_blind: false,
+        bootstrap: false,
+        discovery_lag: Duration::ZERO,
+        early_faults: false,
+        start_cut: 0.0,
         trace: false,
     }
 }
@@ -229,6 +233,33 @@ fn sim_membership_changes() {
 #[test]
 fn sim_dynamic_members() {
     campaign_with(5, 25, "sim_dynamic_members", dynamic);
+}
+
+/// The dynamic mode from nothing: members start within 2 s and bootstrap
+/// one cluster of 3; then as `sim_dynamic_members`. Either 3 to 5 of them
+/// (fewer than twice 3), each discovered up to 3 s after it started, or 6
+/// to 7 with discovery complete from the start. A quarter of the seeds
+/// start under a partial partition (each pair cut with a chance of 0.5)
+/// and faults from the first moments, a quarter under those faults alone.
+/// Invariant: every leader is of one cluster.
+#[test]
+fn sim_bootstrap() {
+    campaign_with(5, 25, "sim_bootstrap", bootstrap);
+}
+
+/// Seeds of the bootstrap (see `sim_bootstrap`); no member is given the
+/// first list `World::membership` names.
+fn bootstrap(o: &mut Options) {
+    dynamic(o);
+    o.bootstrap = true;
+    o.nodes = 3 + (o.seed % 5) as usize;
+    if o.nodes <= 5 {
+        o.discovery_lag = Duration::from_secs(3);
+    }
+    o.early_faults = o.seed % 2 == 1;
+    if o.seed % 4 == 1 {
+        o.start_cut = 0.5;
+    }
 }
 
 /// Seeds of the dynamic mode: 3 voters, 2 members not listed, fresh
@@ -646,5 +677,72 @@ fn a_leader_orders_a_write_forwarded_again_once() {
     assert!(
         deduplicated * 2 < every_copy,
         "{deduplicated} ordered twice, {every_copy} without the lookup"
+    );
+}
+
+/// A broken bootstrap rule, caught as two clusters electing leaders within
+/// `seeds` bootstrap seeds of the scenario `tweak` picks among those
+/// `sim_bootstrap` plays.
+fn caught_two_clusters(faults: Faults, seeds: u64, tweak: fn(&mut Options)) {
+    caught_with(
+        faults,
+        5,
+        false,
+        |v| matches!(v, Violation::TwoClusters { .. }),
+        seeds,
+        |o| {
+            bootstrap(o);
+            tweak(o);
+        },
+    );
+}
+
+/// Of `sim_bootstrap`'s seeds: a partial partition from the start.
+fn cut_at_start(o: &mut Options) {
+    o.early_faults = true;
+    o.start_cut = 0.5;
+}
+
+/// Of `sim_bootstrap`'s seeds: faults from the first moments only.
+fn faults_at_start(o: &mut Options) {
+    o.early_faults = true;
+    o.start_cut = 0.0;
+}
+
+#[test]
+fn catches_a_first_election_won_by_a_majority() {
+    let faults = Faults {
+        first_election_by_majority: true,
+        ..Faults::default()
+    };
+    // Found at seed 7.
+    caught_two_clusters(faults, 40, cut_at_start);
+}
+
+#[test]
+fn catches_a_bootstrap_without_every_discovered_member() {
+    let faults = Faults {
+        bootstrap_without_discovery: true,
+        ..Faults::default()
+    };
+    // Six or seven members, discovery complete, split by a partition:
+    // found at seed 43.
+    caught_two_clusters(faults, 200, faults_at_start);
+}
+
+#[test]
+fn catches_a_bootstrap_where_no_one_adopts_a_final_choice() {
+    let faults = Faults {
+        no_adoption: true,
+        ..Faults::default()
+    };
+    caught_with(
+        faults,
+        5,
+        false,
+        |v| matches!(v, Violation::NotSettled { .. }),
+        // Found at seed 191.
+        400,
+        bootstrap,
     );
 }

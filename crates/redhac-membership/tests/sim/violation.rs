@@ -9,6 +9,12 @@ use redhac_membership::{Ack, LogId, MemberId, Rejection, RequestId, Term};
 /// A broken invariant.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Violation {
+    /// Leaders of two clusters: two bootstrapped at once.
+    TwoClusters {
+        first: u64,
+        second: u64,
+        node: MemberId,
+    },
     /// Two incarnations led one term.
     TwoLeaders {
         term: Term,
@@ -230,6 +236,14 @@ impl fmt::Display for Violation {
                 value,
             } => write!(f, "n{node} caches {value} at applied {applied}"),
             Self::LearnerVoted { node, what } => write!(f, "learner n{node}: {what}"),
+            Self::TwoClusters {
+                first,
+                second,
+                node,
+            } => write!(
+                f,
+                "n{node} leads cluster {second:x} while cluster {first:x} had a leader"
+            ),
             Self::RemovedWhileListed { node, by } => {
                 write!(f, "n{node} told it was removed while {by} lists it")
             }

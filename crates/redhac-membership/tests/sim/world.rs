@@ -98,6 +98,11 @@ enum Event {
         node: MemberId,
         inc: u64,
     },
+    /// A member of the first ones starts (a bootstrap's members start at
+    /// different moments).
+    Start {
+        node: MemberId,
+    },
 }
 
 /// Options of one run.
@@ -133,6 +138,17 @@ pub(crate) struct Options {
     /// the runtime's would: what fresh identities exist to avoid (only for
     /// the test that shows it).
     pub(crate) restart_blind: bool,
+    /// With fresh identities: no member knows a membership at first; the
+    /// first ones start within 2 s of each other and bootstrap a cluster
+    /// of `AUTOPILOT_VOTERS` (`NodeConfig::bootstrap_expect`), each member
+    /// appearing in discovery up to `discovery_lag` after it started; no
+    /// member crashes or exits before a membership was committed.
+    pub(crate) bootstrap: bool,
+    pub(crate) discovery_lag: Duration,
+    /// Faults begin at once (else after an election timeout).
+    pub(crate) early_faults: bool,
+    /// Each pair's link is cut from the start with this chance.
+    pub(crate) start_cut: f64,
     pub(crate) trace: bool,
 }
 
@@ -194,7 +210,30 @@ impl World {
         for i in 0..w.opts.nodes {
             let offset = rng.millis(0, 1_000_000);
             w.nodes.push(SimNode::new(offset));
-            w.start(i as MemberId);
+            if w.opts.bootstrap {
+                let at = rng.millis(0, 2000);
+                w.schedule(
+                    at,
+                    Event::Start {
+                        node: i as MemberId,
+                    },
+                );
+            } else {
+                w.start(i as MemberId);
+            }
+        }
+        if w.opts.start_cut > 0.0 {
+            // A partial partition from the start: each pair cut with some
+            // chance, so members see different sets of others (until the
+            // chaos clears it).
+            for a in 0..w.opts.nodes as MemberId {
+                for b in a + 1..w.opts.nodes as MemberId {
+                    if rng.chance(w.opts.start_cut) {
+                        w.blocked.insert((a, b), true);
+                        w.blocked.insert((b, a), true);
+                    }
+                }
+            }
         }
         w.rng = rng;
         for a in 0..w.opts.nodes as MemberId {
@@ -203,7 +242,12 @@ impl World {
                 w.schedule(Duration::ZERO, Event::Connect { a, b });
             }
         }
-        w.schedule(w.timing.election_timeout, Event::Fault);
+        let first_fault = if w.opts.early_faults {
+            Duration::from_millis(50)
+        } else {
+            w.timing.election_timeout
+        };
+        w.schedule(first_fault, Event::Fault);
         if w.opts.changes {
             w.schedule(
                 w.timing.election_timeout * 2,
@@ -247,6 +291,28 @@ impl World {
     /// Whether every start is a new member.
     pub(crate) fn fresh_identities(&self) -> bool {
         self.opts.fresh_identities
+    }
+
+    /// Whether members start in no cluster and bootstrap one.
+    pub(crate) fn bootstraps(&self) -> bool {
+        self.opts.bootstrap
+    }
+
+    /// Whether a member may crash or exit now: in a bootstrap, not before a
+    /// membership was committed (the bootstrap is safe while fewer than
+    /// twice `bootstrap_expect` members start before it; a crashed member's
+    /// replacement is one more).
+    fn may_go(&self) -> bool {
+        !self.opts.bootstrap || self.checker.committed_membership().is_some()
+    }
+
+    /// How many members other than `id` discovery lists now: those running
+    /// that started long enough ago (each appears after a lag of its own).
+    fn discovered(&self, id: MemberId) -> usize {
+        (0..self.nodes.len() as MemberId)
+            .filter(|&p| p != id && self.alive(p))
+            .filter(|&p| self.nodes[p as usize].discoverable <= self.now)
+            .count()
     }
 
     /// The members running now.
@@ -308,6 +374,10 @@ impl World {
             Event::Reconfigure { again } => self.reconfigure(again),
             Event::StepDown => self.step_down(),
             Event::Removed { node, inc } => self.removed(node, inc),
+            Event::Start { node } => {
+                self.start(node);
+                self.reconnect_all();
+            }
         }
     }
 

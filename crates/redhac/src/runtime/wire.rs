@@ -56,6 +56,7 @@ fn membership_to_wire(m: &Membership) -> pb::Membership {
         voters: m.voters().collect(),
         learners: m.learners().collect(),
         removed_any: m.removed_any(),
+        cluster: m.cluster(),
     }
 }
 
@@ -69,7 +70,7 @@ pub(crate) fn membership_at(index: u64, m: &Membership) -> pb::MembershipAt {
 
 fn membership_from_wire(m: pb::Membership) -> Result<Membership, WireError> {
     Membership::new(m.voters, m.learners)
-        .map(|ms| ms.with_removed_any(m.removed_any))
+        .map(|ms| ms.with_removed_any(m.removed_any).with_cluster(m.cluster))
         .map_err(|_| "a membership with no voter, or a member both voter and learner")
 }
 
@@ -86,10 +87,18 @@ fn ack_to_wire(ack: Ack) -> pb::Ack {
 pub(crate) fn to_wire(msg: &Message) -> pb::Core {
     let one = |m: Msg| pb::Core { msg: Some(m) };
     match msg {
-        Message::PreVote { term, last, config } => one(Msg::PreVote(pb::PreVote {
+        Message::PreVote {
+            term,
+            last,
+            config,
+            cluster,
+            first,
+        } => one(Msg::PreVote(pb::PreVote {
             term: *term,
             last: log_id(*last),
             config: *config,
+            cluster: *cluster,
+            first: first.clone(),
         })),
         Message::PreVoteReply { term, granted } => one(Msg::PreVoteReply(pb::VoteReply {
             term: *term,
@@ -100,11 +109,13 @@ pub(crate) fn to_wire(msg: &Message) -> pb::Core {
             last,
             transfer,
             config,
+            cluster,
         } => one(Msg::Vote(pb::Vote {
             term: *term,
             last: log_id(*last),
             transfer: *transfer,
             config: *config,
+            cluster: *cluster,
         })),
         Message::VoteReply { term, granted } => one(Msg::VoteReply(pb::VoteReply {
             term: *term,
@@ -221,6 +232,8 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
             term: m.term,
             last: need_id(m.last)?,
             config: m.config,
+            cluster: m.cluster,
+            first: m.first,
         },
         Msg::PreVoteReply(m) => Message::PreVoteReply {
             term: m.term,
@@ -231,6 +244,7 @@ pub(crate) fn from_wire(core: pb::Core) -> Result<Message, WireError> {
             last: need_id(m.last)?,
             transfer: m.transfer,
             config: m.config,
+            cluster: m.cluster,
         },
         Msg::VoteReply(m) => Message::VoteReply {
             term: m.term,
@@ -350,6 +364,8 @@ mod tests {
                 term: 4,
                 last: id,
                 config: 3,
+                cluster: 9,
+                first: vec![1, 4, 6],
             },
             Message::PreVoteReply {
                 term: 4,
@@ -360,6 +376,7 @@ mod tests {
                 last: id,
                 transfer: true,
                 config: 0,
+                cluster: 0,
             },
             Message::VoteReply {
                 term: 4,
@@ -412,7 +429,8 @@ mod tests {
                     Arc::new(
                         Membership::new([0, 2], [1, 4])
                             .expect("valid")
-                            .with_removed_any(true),
+                            .with_removed_any(true)
+                            .with_cluster(77),
                     ),
                 )),
             }),
@@ -463,6 +481,7 @@ mod tests {
                 last: None,
                 transfer: false,
                 config: 0,
+                cluster: 0,
             })),
         };
         assert!(from_wire(no_last).is_err());
@@ -497,6 +516,7 @@ mod tests {
                             voters,
                             learners,
                             removed_any: false,
+                            cluster: 0,
                         })),
                     }),
                     ack: pb::Ack::Quorum.into(),

@@ -12,11 +12,35 @@ impl Checker {
     pub(crate) fn became_leader(&mut self, w: &World, id: MemberId) {
         let node = w.nodes[id as usize].node.as_ref().expect("alive");
         let s = node.status();
-        self.term_starts.insert(id, (s.term, s.last.index));
+        // Its term's first entry (more may follow in the step that
+        // elected it: writes forwarded meanwhile).
+        let first = (1..=s.last.index)
+            .rev()
+            .take_while(|i| node.entry(*i).is_some_and(|e| e.id.term == s.term))
+            .last()
+            .unwrap_or(s.last.index);
+        self.term_starts.insert(id, (s.term, first));
         let found = self.one_leader_per_term(id, s.term);
         self.report(w.now, found);
         let found = self.leader_complete(id, node);
         self.report(w.now, found);
+        let found = self.one_cluster(id, node.membership().cluster());
+        self.report(w.now, found);
+    }
+
+    /// Invariant: every leader is of one cluster (no two bootstrapped).
+    fn one_cluster(&mut self, id: MemberId, cluster: u64) -> Result<(), Violation> {
+        match self.cluster {
+            Some(first) if first != cluster => Err(Violation::TwoClusters {
+                first,
+                second: cluster,
+                node: id,
+            }),
+            _ => {
+                self.cluster = Some(cluster);
+                Ok(())
+            }
+        }
     }
 
     /// Invariant: at most one leader per term (a restarted member is

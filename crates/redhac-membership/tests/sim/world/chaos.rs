@@ -98,7 +98,7 @@ impl World {
     /// Crashes a node, if a majority of live nodes still holds every
     /// committed entry afterwards (the guarantee is for a surviving majority).
     pub(super) fn crash(&mut self, victim: MemberId) {
-        if !self.alive(victim) || !self.checker.may_crash(self, victim) {
+        if !self.alive(victim) || !self.may_go() || !self.checker.may_crash(self, victim) {
             return;
         }
         self.crash_anyway(victim);
@@ -140,7 +140,7 @@ impl World {
     /// time, as a rollout goes.
     fn shut_down(&mut self, node: MemberId) {
         let rolling = self.nodes.iter().any(|n| n.leaving);
-        if self.alive(node) && !rolling && self.checker.may_crash(self, node) {
+        if self.alive(node) && !rolling && self.may_go() && self.checker.may_crash(self, node) {
             self.nodes[node as usize].leaving = true;
             self.step(node, Input::Shutdown);
         }

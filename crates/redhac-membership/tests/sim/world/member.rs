@@ -39,6 +39,8 @@ pub(crate) struct SimNode {
     pub(crate) exiting: bool,
     /// It was told to shut down (and has not started again since).
     pub(crate) leaving: bool,
+    /// When discovery lists it (a bootstrap's).
+    pub(crate) discoverable: Duration,
 }
 
 impl SimNode {
@@ -58,6 +60,7 @@ impl SimNode {
             writes: BTreeMap::new(),
             exiting: false,
             leaving: false,
+            discoverable: Duration::ZERO,
         }
     }
 }
@@ -94,6 +97,13 @@ impl World {
                 remove_after: self.timing.election_timeout * 2,
                 leave_timeout: Duration::MAX / 4,
             });
+        }
+        if self.opts.bootstrap {
+            config.bootstrap_expect = Some(AUTOPILOT_VOTERS);
+            let lag = self
+                .rng
+                .millis(0, self.opts.discovery_lag.as_millis() as u64 + 1);
+            self.nodes[id as usize].discoverable = self.now + lag;
         }
         config.faults = self.opts.faults;
         // Wall clocks agree within a few milliseconds (less than a restart).
@@ -132,7 +142,12 @@ impl World {
             return;
         }
         self.schedule(next, Event::Tick { node, inc });
-        self.step(node, Input::Tick);
+        if self.opts.bootstrap {
+            let peers = self.discovered(node);
+            self.step_batch(node, vec![Input::Discovered { peers }, Input::Tick]);
+        } else {
+            self.step(node, Input::Tick);
+        }
     }
 
     /// What `n` says of itself when a link comes up.
