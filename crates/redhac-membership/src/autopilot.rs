@@ -115,13 +115,15 @@ impl Node {
 
     /// Tells each linked peer that is listed in neither the committed nor
     /// the current membership and is no new member (its hello, when it
-    /// linked, reported entries; or this leader removed it), once per link,
-    /// that it was removed: it leaves, and joins again as a new member. A
-    /// member whose removal is not committed yet is told once it is.
+    /// linked, reported entries; or this leader removed it), once per link
+    /// and election timeout, that it was removed: it leaves, and joins again
+    /// as a new member. A member whose removal is not committed yet is told
+    /// once it is.
     fn tell_removed(&mut self) {
         let Some(lead) = self.leading.as_ref() else {
             return;
         };
+        let (now, again) = (self.now, self.timing.election_timeout);
         let (_, committed) = self.configs.at(self.commit);
         let current = self.configs.current();
         let gone: Vec<MemberId> = self
@@ -132,7 +134,10 @@ impl Node {
                 !current.contains(**id)
                     && !committed.contains(**id)
                     && !new
-                    && !lead.told_removed.contains(id)
+                    && lead
+                        .told_removed
+                        .get(id)
+                        .is_none_or(|at| now >= *at + again)
             })
             .map(|(id, _)| *id)
             .collect();
@@ -146,7 +151,7 @@ impl Node {
         for id in gone {
             self.send(id, Message::Removed { term });
             if let Some(lead) = self.leading.as_mut() {
-                lead.told_removed.insert(id);
+                lead.told_removed.insert(id, now);
             }
         }
     }

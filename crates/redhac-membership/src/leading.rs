@@ -2,7 +2,7 @@
 //! when it wins an election and dropped when it steps down; and what only a
 //! leader does on its own: check-quorum and the handover.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use crate::faults::broken;
@@ -86,9 +86,11 @@ pub(crate) struct Leading {
     /// Members removed while this node led, with the bound on their leases
     /// then (they were sent nothing since): `All` writes wait it out.
     pub(crate) departed: BTreeMap<MemberId, Duration>,
-    /// Linked members told they were removed (the autopilot), until their
-    /// link comes up again.
-    pub(crate) told_removed: BTreeSet<MemberId>,
+    /// Linked members told they were removed (the autopilot), with when:
+    /// told again an election timeout later while they stay linked (word
+    /// lost on a link left half-open, which nothing owed would reset), and
+    /// at once on a new link.
+    pub(crate) told_removed: BTreeMap<MemberId, Duration>,
 }
 
 /// A handover under way.
@@ -128,7 +130,7 @@ impl Leading {
             awaiting_all: Vec::new(),
             transfer: None,
             departed: BTreeMap::new(),
-            told_removed: BTreeSet::new(),
+            told_removed: BTreeMap::new(),
         }
     }
 

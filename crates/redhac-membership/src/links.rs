@@ -96,11 +96,15 @@ impl Node {
         }
         let (now, bound) = (self.now, self.timing.silent_link);
         let my_leader = self.leader.filter(|_| self.role == NodeRole::Follower);
+        // A member waiting to be removed that follows no leader expects word
+        // from whichever leads: a link that brings nothing may be half-open
+        // (the leader's `Removed`, told again and again, lost on it).
+        let waiting = my_leader.is_none() && self.shutting_down && self.waits_for_removal();
         let silent: Vec<MemberId> = self
             .traffic
             .iter()
             .filter(|(peer, t)| {
-                t.silent_since(my_leader == Some(**peer))
+                t.silent_since(waiting || my_leader == Some(**peer))
                     .is_some_and(|since| now >= since + bound)
             })
             .map(|(peer, _)| *peer)

@@ -255,3 +255,37 @@ fn the_autopilot_removes_a_member_that_says_it_leaves_first() {
     tick(&mut n, 210);
     assert_eq!(n.membership(), &m0.without(1));
 }
+
+#[test]
+fn a_removed_member_is_told_again_every_election_timeout() {
+    let mut n = piloted();
+    link(&mut n, 200, 5, 7);
+    let told = |out: &[Output]| sends(out, 5, |m| matches!(m, Message::Removed { .. }));
+    receive(&mut n, 208, 1, ack(1, 208));
+    assert!(told(&tick(&mut n, 210)));
+    receive(&mut n, 2100, 1, ack(1, 2100));
+    assert!(!told(&tick(&mut n, 2105)), "not before T");
+    receive(&mut n, 2208, 1, ack(1, 2208));
+    assert!(
+        told(&tick(&mut n, 2210)),
+        "again: the word may have been lost"
+    );
+}
+
+#[test]
+fn a_member_waiting_to_be_removed_resets_links_that_bring_nothing() {
+    let reset = |out: &[Output]| out.contains(&Output::ResetLink { peer: 2 });
+    let mut n = piloted_follower();
+    n.step(ms(20), Input::Shutdown);
+    n.step(ms(30), Input::Disconnected { peer: 1 });
+    // (Ticks a few hundred ms apart: a longer gap reads as a pause.)
+    assert!(!reset(&tick(&mut n, 400)));
+    assert!(!reset(&tick(&mut n, 800)));
+    assert!(reset(&tick(&mut n, 1100)), "silent for T/2");
+    // A follower with no leader that is not leaving owes nothing to wait for.
+    let mut calm = piloted_follower();
+    calm.step(ms(30), Input::Disconnected { peer: 1 });
+    tick(&mut calm, 400);
+    tick(&mut calm, 800);
+    assert!(!reset(&tick(&mut calm, 1100)));
+}
