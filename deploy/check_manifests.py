@@ -1,13 +1,15 @@
 """Checks the Kubernetes manifests and the Helm chart (run by
 deploy/check-manifests.sh, which provides helm and kubernetes-validate).
 
-- Every manifest of deploy/k8s validates against the Kubernetes API schema,
-  unknown fields refused.
+- Every manifest of deploy/k8s and of deploy/k8s/dynamic (the Deployment with
+  dynamic membership) validates against the Kubernetes API schema, unknown
+  fields refused.
 - The chart lints, and renders for 1 to 7 members, with and without TLS;
   every render validates the same way, and HA_HOSTS lists one member per
   replica, in ordinal order.
 - Rendered with its defaults as release "redhac", the chart is the plain
-  manifests (the labels Helm adds aside): the two cannot drift apart.
+  manifests of deploy/k8s (the labels Helm adds aside): the two cannot drift
+  apart. The chart covers the StatefulSet only, not deploy/k8s/dynamic.
 """
 
 import subprocess
@@ -18,6 +20,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 PLAIN = ROOT / "deploy" / "k8s"
+# Applied on its own (`kubectl apply -f deploy/k8s/` does not descend into it).
+DYNAMIC = PLAIN / "dynamic"
 CHART = ROOT / "deploy" / "helm" / "redhac"
 # The oldest Kubernetes the manifests support (the preStop sleep action).
 KUBERNETES = "1.30.0"
@@ -62,8 +66,14 @@ def env(docs: list[dict], name: str) -> str:
 
 def main() -> None:
     plain = sorted(PLAIN.glob("*.yaml"))
-    validate(plain)
-    print(f"{len(plain)} manifests of deploy/k8s validate against Kubernetes {KUBERNETES} (strict)")
+    dynamic = sorted(DYNAMIC.glob("*.yaml"))
+    if not dynamic:
+        sys.exit(f"no manifests in {DYNAMIC}")
+    validate(plain + dynamic)
+    print(
+        f"{len(plain)} manifests of deploy/k8s and {len(dynamic)} of deploy/k8s/dynamic "
+        f"validate against Kubernetes {KUBERNETES} (strict)"
+    )
 
     run("helm", "lint", "--strict", str(CHART))
     out = ROOT / "target" / "chart-renders"

@@ -96,6 +96,25 @@ impl Builder {
         self
     }
 
+    /// The dynamic mode (`HA_DISCOVER`), advanced: what the leader's
+    /// autopilot keeps and when it acts. Default:
+    /// [`Autopilot::new`](redhac_membership::Autopilot::new) of `HA_VOTERS`
+    /// and `CACHE_ELECTION_TIMEOUT` (a voter silent for 5 election timeouts
+    /// is replaced, a member silent for 30 removed, a member shutting down
+    /// waits 10 at most to be removed).
+    ///
+    /// ```
+    /// # use std::time::Duration;
+    /// let mut autopilot = redhac::Autopilot::new(3, Duration::from_secs(2));
+    /// autopilot.remove_after = Duration::from_secs(300); // keep a silent member longer
+    /// let builder = redhac::Redhac::builder().autopilot(autopilot);
+    /// # drop(builder);
+    /// ```
+    pub fn autopilot(mut self, autopilot: redhac_membership::Autopilot) -> Self {
+        self.cluster.autopilot = Some(autopilot);
+        self
+    }
+
     /// HA mode, tests only: speak these wire protocol versions instead of
     /// this release's, to play another release in an upgrade.
     #[cfg(feature = "test-support")]

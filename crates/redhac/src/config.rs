@@ -157,6 +157,52 @@ config! {
         /// ids follow `ha_hosts`'s.
         ha_learners: Vec<String> = Vec::new(),
             "HA_LEARNERS", hosts, "comma separated", "empty";
+        /// The dynamic mode, instead of `ha_hosts`: where to find the other
+        /// members, as `scheme://host:port` entries whose host is a DNS name
+        /// (a Kubernetes headless service: one name for every pod) or an
+        /// address, looked up again every `ha_discover_interval`. Members
+        /// then come and go without a restart of the others: each start is
+        /// a new member with a new random id, the first
+        /// `ha_bootstrap_expect` that see each other form the cluster,
+        /// later ones join as learners, and the leader keeps `ha_voters`
+        /// voters (see the README's "Dynamic membership").
+        ha_discover: Vec<String> = Vec::new(),
+            "HA_DISCOVER", hosts, "comma separated", "empty (the static mode)";
+        /// The dynamic mode: this member's address as its peers reach it
+        /// (`ip` or `ip:port`, e.g. the pod IP from the downward API), left
+        /// out of discovery and shown to peers. Unset, a member finds its
+        /// own address among those discovered by dialling it.
+        ha_advertise: Option<String> = None,
+            "HA_ADVERTISE", some_text, "`ip` or `ip:port`", "found by dialling";
+        /// The dynamic mode: how many members must see each other (and
+        /// every member discovery lists) before they form a cluster. Set it
+        /// above half the replicas a deployment starts with: two clusters
+        /// could form only if twice as many started before the first elected
+        /// a leader.
+        ha_bootstrap_expect: usize = 3,
+            "HA_BOOTSTRAP_EXPECT", count, "members", "`3`";
+        /// The dynamic mode: how many voters the leader keeps (3 or 5): it
+        /// promotes caught-up learners while fewer answer, and demotes
+        /// extra ones. Every other member is a learner.
+        ha_voters: usize = 3,
+            "HA_VOTERS", count, "members", "`3`";
+        /// The dynamic mode: a voter the leader has not heard from this long
+        /// is replaced by a caught-up learner (promoted in its place).
+        ha_replace_after: Option<Duration> = None,
+            "HA_REPLACE_AFTER", some_seconds, "seconds, or `500ms`, `2s`, `1m`", "5 election timeouts";
+        /// The dynamic mode: a member the leader has not heard from this
+        /// long is removed. Longer than `ha_replace_after`, or a silent
+        /// voter is removed before a learner takes its place.
+        ha_remove_after: Option<Duration> = None,
+            "HA_REMOVE_AFTER", some_seconds, "seconds, or `500ms`, `2s`, `1m`", "30 election timeouts";
+        /// The dynamic mode: how long a member shutting down waits at most
+        /// for the leader to remove it (it acknowledges and votes
+        /// meanwhile). Give Kubernetes a grace period above it.
+        ha_leave_timeout: Option<Duration> = None,
+            "HA_LEAVE_TIMEOUT", some_seconds, "seconds, or `500ms`, `2s`, `1m`", "10 election timeouts";
+        /// The dynamic mode: how often `ha_discover` is looked up again.
+        ha_discover_interval: Duration = Duration::from_secs(2),
+            "HA_DISCOVER_INTERVAL", seconds, "seconds, or `500ms`, `2s`, `1m`", "2 s";
         /// The name that finds this member in `ha_hosts` or `ha_learners`,
         /// instead of the OS hostname.
         hostname_overwrite: Option<String> = None,
@@ -307,6 +353,10 @@ mod parse {
     pub(super) fn seconds(raw: &str) -> Parsed<Duration> {
         duration(raw, Duration::from_secs(1))
             .ok_or("a whole number of seconds, or a duration like `500ms` or `2s`")
+    }
+
+    pub(super) fn some_seconds(raw: &str) -> Parsed<Option<Duration>> {
+        seconds(raw).map(Some)
     }
 
     pub(super) fn millis(raw: &str) -> Parsed<Duration> {
@@ -497,9 +547,135 @@ impl Config {
         )
     }
 
+    /// Whether members are discovered (`HA_DISCOVER`, the dynamic mode)
+    /// rather than listed (`HA_HOSTS`).
+    pub fn dynamic(&self) -> bool {
+        !self.ha_discover.is_empty()
+    }
+
+    /// The parsed `HA_DISCOVER` entries.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for an entry that is not `scheme://host:port`.
+    pub fn discover(&self) -> Result<Vec<HostEntry>> {
+        self.ha_discover
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| {
+                HostEntry::parse(raw).map_err(|why| {
+                    Error::Config(format!(
+                        "HA_DISCOVER entry {} {raw:?} is malformed: {why}; write each as \
+                         scheme://host:port, e.g. http://redhac.my-namespace.svc.cluster.local:8001",
+                        i + 1
+                    ))
+                })
+            })
+            .collect()
+    }
+
+    /// The parsed `HA_ADVERTISE`: an address, and a port when it names one.
+    ///
+    /// # Errors
+    /// [`Error::Config`] for something else.
+    pub fn advertise(&self) -> Result<Option<(std::net::IpAddr, Option<u16>)>> {
+        let Some(raw) = self.ha_advertise.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        if let Ok(ip) = raw.trim_start_matches('[').trim_end_matches(']').parse() {
+            return Ok(Some((ip, None)));
+        }
+        match raw.parse::<std::net::SocketAddr>() {
+            Ok(addr) => Ok(Some((addr.ip(), Some(addr.port())))),
+            Err(_) => Err(Error::Config(format!(
+                "HA_ADVERTISE {raw:?} is not an address; give this member's IP as its peers \
+                 reach it, e.g. 10.0.0.7 or 10.0.0.7:8001 (in Kubernetes, the pod IP from \
+                 the downward API)"
+            ))),
+        }
+    }
+
+    /// The dynamic mode's autopilot: `HA_VOTERS`, and the times set, else
+    /// derived from the election timeout
+    /// ([`Autopilot::new`](redhac_membership::Autopilot::new)).
+    pub fn autopilot(&self) -> redhac_membership::Autopilot {
+        self.autopilot_with(self.election_timeout)
+    }
+
+    /// As [`Config::autopilot`], the times not set derived from `election_timeout`
+    /// (the core's, which [`crate::Builder::timing`] may set).
+    pub(crate) fn autopilot_with(
+        &self,
+        election_timeout: Duration,
+    ) -> redhac_membership::Autopilot {
+        let mut pilot = redhac_membership::Autopilot::new(self.ha_voters, election_timeout);
+        pilot.replace_after = self.ha_replace_after.unwrap_or(pilot.replace_after);
+        pilot.remove_after = self.ha_remove_after.unwrap_or(pilot.remove_after);
+        pilot.leave_timeout = self.ha_leave_timeout.unwrap_or(pilot.leave_timeout);
+        pilot
+    }
+
+    /// The dynamic mode's variables, checked.
+    fn validate_dynamic(&self) -> Result<()> {
+        let bad = |msg: String| Err(Error::Config(msg));
+        if !self.ha_hosts.is_empty() || !self.ha_learners.is_empty() {
+            return bad(
+                "both HA_DISCOVER and HA_HOSTS (or HA_LEARNERS) are set; keep HA_HOSTS for a \
+                 fixed list of members (the static mode) or HA_DISCOVER for members that come \
+                 and go (the dynamic mode)"
+                    .into(),
+            );
+        }
+        self.discover()?;
+        self.advertise()?;
+        if !(1..=9).contains(&self.ha_voters) || self.ha_voters.is_multiple_of(2) {
+            return bad(format!(
+                "HA_VOTERS is {}; use 3 or 5 (an odd number from 1 to 9: an even one adds no \
+                 fault tolerance)",
+                self.ha_voters
+            ));
+        }
+        if self.ha_bootstrap_expect == 0 {
+            return bad(
+                "HA_BOOTSTRAP_EXPECT is 0; use the number of members that form the cluster \
+                 (above half the replicas a deployment starts with; default 3)"
+                    .into(),
+            );
+        }
+        let pilot = self.autopilot();
+        if pilot.remove_after <= pilot.replace_after {
+            return bad(format!(
+                "HA_REMOVE_AFTER ({:?}) is not above HA_REPLACE_AFTER ({:?}): a silent voter \
+                 would be removed before a learner takes its place; make it longer",
+                pilot.remove_after, pilot.replace_after
+            ));
+        }
+        if [pilot.replace_after, pilot.remove_after, pilot.leave_timeout]
+            .iter()
+            .any(Duration::is_zero)
+        {
+            return bad(
+                "HA_REPLACE_AFTER, HA_REMOVE_AFTER and HA_LEAVE_TIMEOUT must be positive \
+                 durations such as 10s"
+                    .into(),
+            );
+        }
+        if self.ha_discover_interval.is_zero() {
+            return bad(
+                "HA_DISCOVER_INTERVAL is 0; use a positive duration such as 2s (default 2 s)"
+                    .into(),
+            );
+        }
+        Ok(())
+    }
+
     /// What members compare at connect: the same lists, in order. Without
     /// learners it is `HA_HOSTS` alone, as in earlier releases.
     pub(crate) fn member_lists(&self) -> Vec<String> {
+        if self.dynamic() {
+            // Static and dynamic members refuse each other (no host entry
+            // reads like this), and so do releases before the dynamic mode.
+            return vec!["dynamic:".to_owned()];
+        }
         let mut lists = self.ha_hosts.clone();
         if !self.ha_learners.is_empty() {
             // No host entry can read like this (it has no scheme).
@@ -517,10 +693,13 @@ impl Config {
     pub fn validate(&self) -> Result<()> {
         let bad = |msg: String| Err(Error::Config(msg));
         if self.ha_mode {
-            if self.ha_hosts.is_empty() {
+            if self.dynamic() {
+                self.validate_dynamic()?;
+            } else if self.ha_hosts.is_empty() {
                 return bad(
                     "HA_MODE is true but HA_HOSTS is empty; set HA_HOSTS to every member as \
                      a comma separated list of scheme://host:port (the same list on each member), \
+                     or HA_DISCOVER to a name that finds them (the dynamic mode), \
                      or set HA_MODE=false for a standalone cache"
                         .into(),
                 );
@@ -664,6 +843,10 @@ mod tests {
                 || var.contains("TIMEOUT")
                 || var.contains("INTERVAL")
                 || var.contains("SIZE");
+            let numeric = numeric
+                || var.ends_with("_AFTER")
+                || *var == "HA_VOTERS"
+                || *var == "HA_BOOTSTRAP_EXPECT";
             let boolean = *var == "HA_MODE" || *var == "CACHE_TLS";
             if numeric || boolean {
                 assert!(
@@ -672,7 +855,7 @@ mod tests {
                 );
             }
         }
-        assert_eq!(Config::ENV_VARS.len(), 24);
+        assert_eq!(Config::ENV_VARS.len(), 32);
     }
 
     #[test]
@@ -713,6 +896,57 @@ mod tests {
         for (field, var) in Config::FIELDS {
             assert!(Config::ENV_VARS.contains(var), "{field}");
         }
+    }
+
+    #[test]
+    fn the_dynamic_mode_takes_a_discovery_name_and_refuses_a_mixed_or_odd_setup() {
+        let dynamic = |extra: &[(&str, &str)]| {
+            let mut vars = vec![
+                ("HA_MODE", "true"),
+                ("HA_DISCOVER", "http://redhac.ns.svc.cluster.local:8001"),
+                ("CACHE_AUTH_TOKEN", "secret-secret-secret"),
+            ];
+            vars.extend_from_slice(extra);
+            Config::from_vars(vars)
+        };
+        let c = dynamic(&[("HA_ADVERTISE", "10.0.0.7")]).unwrap();
+        assert!(c.dynamic());
+        assert_eq!((c.ha_voters, c.ha_bootstrap_expect), (3, 3));
+        assert_eq!(c.discover().unwrap()[0].port, 8001);
+        assert_eq!(
+            c.advertise().unwrap(),
+            Some(("10.0.0.7".parse().unwrap(), None))
+        );
+        let c = dynamic(&[("HA_ADVERTISE", "[fd00::7]:9000")]).unwrap();
+        assert_eq!(
+            c.advertise().unwrap(),
+            Some(("fd00::7".parse().unwrap(), Some(9000)))
+        );
+        // Static and dynamic member lists differ, so such members refuse
+        // each other.
+        assert_ne!(c.member_lists(), ha(&[]).unwrap().member_lists());
+
+        let e = config_err(dynamic(&[("HA_HOSTS", HOSTS)]));
+        assert!(e.contains("HA_DISCOVER") && e.contains("HA_HOSTS"), "{e}");
+        let e = config_err(dynamic(&[("HA_VOTERS", "4")]));
+        assert!(e.contains("HA_VOTERS is 4"), "{e}");
+        let c = dynamic(&[("HA_REPLACE_AFTER", "3s"), ("HA_REMOVE_AFTER", "1m")]).unwrap();
+        let pilot = c.autopilot();
+        assert_eq!(pilot.replace_after, Duration::from_secs(3));
+        assert_eq!(pilot.remove_after, Duration::from_secs(60));
+        assert_eq!(pilot.leave_timeout, c.election_timeout * 10);
+        let e = config_err(dynamic(&[("HA_REMOVE_AFTER", "4s")]));
+        assert!(e.contains("HA_REMOVE_AFTER"), "{e}");
+        let e = config_err(dynamic(&[("HA_LEAVE_TIMEOUT", "0")]));
+        assert!(e.contains("HA_LEAVE_TIMEOUT"), "{e}");
+        let e = config_err(dynamic(&[("HA_BOOTSTRAP_EXPECT", "0")]));
+        assert!(e.contains("HA_BOOTSTRAP_EXPECT"), "{e}");
+        let e = config_err(dynamic(&[("HA_ADVERTISE", "pod-7")]));
+        assert!(e.contains("HA_ADVERTISE"), "{e}");
+        let e = config_err(dynamic(&[("HA_DISCOVER", "redhac:8001")]));
+        assert!(e.contains("HA_DISCOVER entry 1"), "{e}");
+        let e = config_err(dynamic(&[("CACHE_AUTH_TOKEN", "short")]));
+        assert!(e.contains("CACHE_AUTH_TOKEN"), "{e}");
     }
 
     #[test]

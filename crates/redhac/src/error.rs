@@ -51,6 +51,13 @@ pub enum Error {
     /// message says why. This member still leads.
     #[error("leadership was not handed over: {0}")]
     Handover(String),
+    /// A membership change ([`crate::Redhac::add_learner`],
+    /// [`crate::Redhac::promote`], [`crate::Redhac::remove`]) was refused:
+    /// not the leader, another change in flight, a learner not caught up, a
+    /// change that would leave too few voters answering, or the static mode.
+    /// The message says which.
+    #[error("membership change refused: {0}")]
+    Membership(String),
     /// The loader of `get_or_insert_with` failed; nothing was cached.
     #[error("loader failed: {0}")]
     Loader(#[source] Box<dyn std::error::Error + Send + Sync>),

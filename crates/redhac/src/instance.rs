@@ -136,7 +136,7 @@ impl Redhac {
 
     /// Stops this node as a crash would (no handover): what
     /// [`crate::testing::TestCluster::kill`] does.
-    #[cfg(feature = "testing")]
+    #[cfg(any(feature = "testing", feature = "test-support"))]
     pub(crate) fn kill(&self) {
         self.shared.open.store(false, Ordering::Release);
         self.shared.reads.close();
@@ -235,6 +235,70 @@ impl Redhac {
         }
     }
 
+    /// Every member of the cluster as this node knows it, itself included,
+    /// with whether each votes: the static mode's lists, or in the dynamic
+    /// mode (`HA_DISCOVER`) the membership as the cluster changed it (a
+    /// change shows once this member holds its entry; a new member once it
+    /// was added). Empty in standalone mode. The same as
+    /// [`Status::members`].
+    pub fn members(&self) -> Vec<crate::MemberStatus> {
+        self.status().members
+    }
+
+    /// The dynamic mode, on the leader: adds the linked member `id` as a
+    /// learner (the autopilot adds new members by itself; this is for an
+    /// operator who turned it off or will not wait). Returns once the
+    /// change committed.
+    ///
+    /// # Errors
+    /// [`Error::Membership`] when refused (the static mode, not the
+    /// leader, another change in flight, the member already listed);
+    /// [`Error::Timeout`]; [`Error::ShutDown`].
+    pub async fn add_learner(&self, id: u32) -> Result<()> {
+        self.change(crate::runtime::Change::AddLearner(id)).await
+    }
+
+    /// The dynamic mode, on the leader: makes the learner `id` a voter,
+    /// once it holds the log up to the commit index. The autopilot may
+    /// demote a voter beyond `HA_VOTERS` later.
+    ///
+    /// # Errors
+    /// As [`Redhac::add_learner`], and when `id` is not caught up.
+    pub async fn promote(&self, id: u32) -> Result<()> {
+        self.change(crate::runtime::Change::Promote(id)).await
+    }
+
+    /// The dynamic mode, on the leader: removes member `id` (a learner, or
+    /// a voter while a majority of the voters left answers). It stops
+    /// counting at once and is told it was removed: a process still running
+    /// rejoins as a new member with a new id, which the autopilot adds as a
+    /// learner. What an operator does for a member known dead, rather than
+    /// waiting for the autopilot to remove it.
+    ///
+    /// ```no_run
+    /// # async fn f(redhac: redhac::Redhac, dead: u32) -> Result<(), redhac::Error> {
+    /// redhac.remove(dead).await?;
+    /// assert!(redhac.members().iter().all(|m| m.id != dead));
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// As [`Redhac::add_learner`], and for the leader itself (hand over
+    /// first: [`Redhac::step_down`]).
+    pub async fn remove(&self, id: u32) -> Result<()> {
+        self.change(crate::runtime::Change::Remove(id)).await
+    }
+
+    async fn change(&self, change: crate::runtime::Change) -> Result<()> {
+        self.shared.check_open()?;
+        match self.shared.cluster() {
+            Some(cluster) => cluster.change(change, crate::DEFAULT_WRITE_TIMEOUT).await,
+            None => Err(Error::Membership(
+                "a standalone node has no members to change".into(),
+            )),
+        }
+    }
+
     /// Stops the node: later writes fail with [`Error::ShutDown`] and reads
     /// miss. Idempotent.
     ///
@@ -249,7 +313,9 @@ impl Redhac {
         if self.shared.open.swap(false, Ordering::AcqRel) {
             self.shared.reads.close();
             if let Some(cluster) = &self.shared.cluster {
-                cluster.shutdown(SHUTDOWN_TIMEOUT).await;
+                cluster
+                    .shutdown(cluster.shutdown_timeout(SHUTDOWN_TIMEOUT))
+                    .await;
             }
             tracing::info!("redhac shut down");
         }

@@ -22,7 +22,7 @@ pub use cache::{Cache, MAX_KEY_LEN, Read};
 pub use config::{Config, Secret};
 pub use error::{Error, Result, StoreError};
 pub use instance::{Redhac, StatusWatch};
-pub use redhac_membership::{HostEntry, Timing};
+pub use redhac_membership::{Autopilot, HostEntry, Timing};
 pub use redhac_store::{
     CacheOptions, Capacity, Event, EventKind, Events, EventsError, Origin, Schema, Value,
 };

@@ -61,3 +61,8 @@ pub async fn crash_runtime(node: &crate::Redhac) {
         runtime.crash().await;
     }
 }
+
+/// Crashes `node`: no handover, no goodbye; its links close with its tasks.
+pub fn kill(node: &crate::Redhac) {
+    node.kill();
+}

@@ -1,15 +1,30 @@
 //! The Kubernetes manifests agree with the code: ports, variable names, probe
-//! paths, and the headless service the members find each other through. The
-//! alert rules and the Grafana dashboard read only metrics redhac records.
+//! paths, and the headless service the members find each other through, for
+//! the StatefulSet (deploy/k8s) and the Deployment with dynamic membership
+//! (deploy/k8s/dynamic). The alert rules and the Grafana dashboard read only
+//! metrics redhac records.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use redhac::Config;
 use serde_yaml_ng::Value;
 
+/// The StatefulSet's manifests: `deploy/k8s`.
+const STATIC: &str = "";
+/// The Deployment's, with dynamic membership: `deploy/k8s/dynamic`.
+const DYNAMIC: &str = "dynamic";
+
+/// A manifest of `deploy/k8s`.
 fn manifest(name: &str) -> Value {
+    manifest_in(STATIC, name)
+}
+
+/// A manifest of `deploy/k8s/<dir>`.
+fn manifest_in(dir: &str, name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../deploy/k8s")
+        .join(dir)
         .join(name);
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()))
@@ -27,6 +42,55 @@ fn str_at<'a>(v: &'a Value, path: &str) -> &'a str {
     get(v, path)
         .as_str()
         .unwrap_or_else(|| panic!("{path} is not a string"))
+}
+
+/// The container's env, every variable one redhac, the node example or
+/// the manifest itself (`own`, from the downward API) reads.
+fn known_env(container: &Value, own: &str) -> Vec<(String, Option<String>)> {
+    let env = env(container);
+    let known: Vec<&str> = Config::ENV_VARS
+        .iter()
+        .copied()
+        .chain(["NODE_HTTP_ADDR", "NODE_CACHE_MAX_BYTES", own])
+        .collect();
+    for (name, _) in &env {
+        assert!(
+            known.contains(&name.as_str()),
+            "{name} is not a variable redhac or the node example reads"
+        );
+    }
+    env
+}
+
+/// Members find each other through a headless service (one name for every
+/// pod IP), ready or not: readiness needs a leader, which needs the members
+/// linked first (and a new dynamic member is ready only once added).
+fn assert_headless_and_unready_listed(svc: &Value) {
+    assert_eq!(
+        str_at(svc, "spec.clusterIP"),
+        "None",
+        "the service must be headless"
+    );
+    assert_eq!(
+        get(svc, "spec.publishNotReadyAddresses").as_bool(),
+        Some(true),
+        "members must find members that are not ready yet"
+    );
+}
+
+/// TLS files come from the mounted secret.
+fn assert_tls_from_the_mount(container: &Value, value: impl Fn(&str) -> String) {
+    let mount = str_at(container, "volumeMounts.0.mountPath");
+    for var in [
+        "CACHE_TLS_SERVER_CERT",
+        "CACHE_TLS_SERVER_KEY",
+        "CACHE_TLS_CA_SERVER",
+    ] {
+        assert!(
+            value(var).starts_with(mount),
+            "{var} is outside the TLS mount"
+        );
+    }
 }
 
 fn env(container: &Value) -> Vec<(String, Option<String>)> {
@@ -59,15 +123,7 @@ fn statefulset_service_and_code_agree() {
     let svc = manifest("service.yaml");
     let pdb = manifest("pdb.yaml");
     assert_eq!(str_at(&sts, "kind"), "StatefulSet");
-    assert_eq!(
-        str_at(&svc, "spec.clusterIP"),
-        "None",
-        "the service must be headless"
-    );
-    assert_eq!(
-        get(&svc, "spec.publishNotReadyAddresses").as_bool(),
-        Some(true)
-    );
+    assert_headless_and_unready_listed(&svc);
     let service = str_at(&svc, "metadata.name");
     assert_eq!(str_at(&sts, "spec.serviceName"), service);
     let sts_name = str_at(&sts, "metadata.name");
@@ -79,18 +135,7 @@ fn statefulset_service_and_code_agree() {
     );
 
     let container = get(&sts, "spec.template.spec.containers.0");
-    let env = env(container);
-    let known: Vec<&str> = Config::ENV_VARS
-        .iter()
-        .copied()
-        .chain(["NODE_HTTP_ADDR", "NODE_CACHE_MAX_BYTES", "POD_NAME"])
-        .collect();
-    for (name, _) in &env {
-        assert!(
-            known.contains(&name.as_str()),
-            "{name} is not a variable redhac or the node example reads"
-        );
-    }
+    let env = known_env(container, "POD_NAME");
     let value = |name: &str| {
         env.iter()
             .find(|(n, _)| n == name)
@@ -143,24 +188,244 @@ fn statefulset_service_and_code_agree() {
         .collect();
     assert_eq!(svc_ports, ["cluster", "http"]);
 
-    // TLS files come from the mounted secret.
-    let mount = str_at(container, "volumeMounts.0.mountPath");
-    for var in [
-        "CACHE_TLS_SERVER_CERT",
-        "CACHE_TLS_SERVER_KEY",
-        "CACHE_TLS_CA_SERVER",
-    ] {
-        assert!(
-            value(var).starts_with(mount),
-            "{var} is outside the TLS mount"
-        );
-    }
+    assert_tls_from_the_mount(container, value);
     assert!(
         get(&sts, "spec.template.spec.terminationGracePeriodSeconds")
             .as_u64()
             .unwrap()
             >= 10
     );
+}
+
+/// An example pod IP, for `$(POD_IP)`.
+const EXAMPLE_POD_IP: &str = "10.0.0.7";
+
+#[test]
+fn dynamic_deployment_service_and_code_agree() {
+    let deployment = manifest_in(DYNAMIC, "deployment.yaml");
+    let svc = manifest_in(DYNAMIC, "service.yaml");
+    let pdb = manifest_in(DYNAMIC, "pdb.yaml");
+    assert_eq!(str_at(&deployment, "kind"), "Deployment");
+    let labels = get(&deployment, "spec.template.metadata.labels");
+    assert_eq!(get(&deployment, "spec.selector.matchLabels"), labels);
+    // Both variants may run in one namespace: neither's services, PDB or
+    // network policy select the other's pods.
+    let sts = manifest("statefulset.yaml");
+    assert_ne!(
+        get(&sts, "spec.template.metadata.labels"),
+        labels,
+        "the Deployment's pods must be labelled apart from the StatefulSet's"
+    );
+    let replicas = get(&deployment, "spec.replicas")
+        .as_u64()
+        .expect("replicas") as usize;
+
+    assert_headless_and_unready_listed(&svc);
+    assert_eq!(&svc["spec"]["selector"], labels);
+
+    let container = get(&deployment, "spec.template.spec.containers.0");
+    let env = known_env(container, "POD_IP");
+    for name in ["HA_HOSTS", "HA_LEARNERS", "HOSTNAME_OVERWRITE"] {
+        assert!(
+            env.iter().all(|(n, _)| n != name),
+            "{name} is for the static mode"
+        );
+    }
+    let position = |name: &str| {
+        env.iter()
+            .position(|(n, _)| n == name)
+            .unwrap_or_else(|| panic!("{name} is not set"))
+    };
+    let value = |name: &str| {
+        env[position(name)]
+            .1
+            .clone()
+            .unwrap_or_else(|| panic!("{name} has no literal value"))
+    };
+
+    // HA_ADVERTISE is the pod IP, from the downward API, defined before it
+    // (Kubernetes expands `$(VAR)` only from earlier variables).
+    let pod_ip = &get(container, "env")[position("POD_IP")];
+    assert_eq!(
+        str_at(pod_ip, "valueFrom.fieldRef.fieldPath"),
+        "status.podIP"
+    );
+    assert_eq!(value("HA_ADVERTISE"), "$(POD_IP)");
+    assert!(position("POD_IP") < position("HA_ADVERTISE"));
+
+    // The config the pods get is valid: the manifest's literal values, the
+    // pod IP expanded, the token as the secret gives it. (TLS files are
+    // opened only when the transport starts.)
+    let vars: Vec<(String, String)> = env
+        .iter()
+        .filter_map(|(name, value)| {
+            let value = value.as_deref()?.replace("$(POD_IP)", EXAMPLE_POD_IP);
+            assert!(!value.contains("$("), "{name}: {value} is left unexpanded");
+            Some((name.clone(), value))
+        })
+        .chain([(
+            "CACHE_AUTH_TOKEN".to_owned(),
+            "from-the-secret-0123456789".to_owned(),
+        )])
+        .collect();
+    let config = Config::from_vars(vars).expect("the manifest's configuration is valid");
+    assert!(config.ha_mode);
+    assert!(config.dynamic(), "HA_DISCOVER selects the dynamic mode");
+    assert_eq!(
+        config.advertise().unwrap(),
+        Some((EXAMPLE_POD_IP.parse().unwrap(), None)),
+        "HA_ADVERTISE is the pod IP"
+    );
+
+    // HA_DISCOVER names the headless service at its cluster port, which is
+    // the pods' cluster port too: its name resolves to pod IPs, dialled
+    // directly, and a member listens on the first entry's port.
+    let cluster_port = port(container, "cluster");
+    let svc_cluster = get(&svc, "spec.ports")
+        .as_sequence()
+        .expect("service ports")
+        .iter()
+        .find(|p| p["name"].as_str() == Some("cluster"))
+        .expect("the service's cluster port");
+    assert_eq!(str_at(svc_cluster, "targetPort"), "cluster");
+    let discover = config.discover().unwrap();
+    assert!(!discover.is_empty());
+    for (i, entry) in discover.iter().enumerate() {
+        assert_eq!(
+            entry.host,
+            str_at(&svc, "metadata.name"),
+            "HA_DISCOVER entry {i} host"
+        );
+        assert_eq!(
+            Some(u64::from(entry.port)),
+            svc_cluster["port"].as_u64(),
+            "HA_DISCOVER entry {i} port"
+        );
+        assert_eq!(
+            u64::from(entry.port),
+            cluster_port,
+            "HA_DISCOVER entry {i} port"
+        );
+        assert_eq!(
+            entry.scheme,
+            if config.tls { "https" } else { "http" },
+            "HA_DISCOVER entry {i} scheme"
+        );
+    }
+    // The member listens on the first entry's port (or CACHE_LISTEN_ADDR's).
+    let listens = config
+        .listen_addr
+        .map_or(discover[0].port, |addr| addr.port());
+    assert_eq!(
+        u64::from(listens),
+        cluster_port,
+        "the member listens elsewhere"
+    );
+
+    // No two clusters form: that takes twice HA_BOOTSTRAP_EXPECT members
+    // started before the first elects a leader. And the first one can form.
+    let expect = config.ha_bootstrap_expect;
+    assert!(
+        expect * 2 > replicas,
+        "HA_BOOTSTRAP_EXPECT {expect} is not above half of {replicas} replicas"
+    );
+    assert!(
+        expect <= replicas,
+        "HA_BOOTSTRAP_EXPECT {expect} exceeds {replicas} replicas: no cluster forms"
+    );
+    let voters = config.ha_voters;
+    assert!(
+        voters % 2 == 1 && voters <= replicas,
+        "HA_VOTERS {voters}: odd, and at most {replicas} replicas"
+    );
+
+    // A member shutting down votes until the leader removed it, for at most
+    // the autopilot's leave timeout (10 election timeouts), after the preStop
+    // sleep and before about 5 s of handover and shutdown.
+    let pod = get(&deployment, "spec.template.spec");
+    let grace = Duration::from_secs(
+        get(pod, "terminationGracePeriodSeconds")
+            .as_u64()
+            .expect("terminationGracePeriodSeconds"),
+    );
+    let pre_stop = Duration::from_secs(
+        get(container, "lifecycle.preStop.sleep.seconds")
+            .as_u64()
+            .expect("a preStop sleep"),
+    );
+    let leave = redhac::Autopilot::new(voters, config.election_timeout).leave_timeout;
+    assert_eq!(leave, config.election_timeout * 10);
+    assert!(
+        grace > pre_stop + leave + Duration::from_secs(5),
+        "terminationGracePeriodSeconds {grace:?} leaves no time to leave: preStop {pre_stop:?} \
+         + leave timeout {leave:?} + 5 s"
+    );
+
+    // A new pod joins before an old one leaves.
+    assert_eq!(str_at(&deployment, "spec.strategy.type"), "RollingUpdate");
+    assert_eq!(
+        get(&deployment, "spec.strategy.rollingUpdate.maxUnavailable").as_u64(),
+        Some(0)
+    );
+    assert!(
+        get(&deployment, "spec.strategy.rollingUpdate.maxSurge")
+            .as_u64()
+            .is_some_and(|n| n >= 1),
+        "a rolling update needs a pod beyond the replicas"
+    );
+
+    // The PDB keeps a majority of the voters, whichever pods they are.
+    let max_unavailable = get(&pdb, "spec.maxUnavailable")
+        .as_u64()
+        .expect("the PDB's maxUnavailable") as usize;
+    assert!(
+        max_unavailable <= (voters - 1) / 2,
+        "the PDB lets {max_unavailable} of {voters} voters go"
+    );
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], labels);
+
+    // HTTP: the node listens where the probes look; ready means serving reads.
+    let http_port = port(container, "http");
+    let addr: std::net::SocketAddr = value("NODE_HTTP_ADDR").parse().expect("NODE_HTTP_ADDR");
+    assert_eq!(u64::from(addr.port()), http_port);
+    assert_eq!(
+        str_at(container, "readinessProbe.httpGet.path"),
+        "/health/ready"
+    );
+    assert_eq!(str_at(container, "readinessProbe.httpGet.port"), "http");
+    assert_eq!(
+        str_at(container, "livenessProbe.httpGet.path"),
+        "/health/live"
+    );
+
+    // The same container as the StatefulSet's but for the membership
+    // variables: image, ports, probes, resources, hardening, TLS, the token.
+    let sts_container = get(&sts, "spec.template.spec.containers.0");
+    let without_env = |c: &Value| {
+        let mut c = c.clone();
+        c.as_mapping_mut().expect("a container").remove("env");
+        c
+    };
+    assert_eq!(without_env(container), without_env(sts_container));
+    let entries = |c: &Value| get(c, "env").as_sequence().expect("env").clone();
+    let ours = entries(container);
+    for theirs in entries(sts_container) {
+        let name = str_at(&theirs, "name");
+        if ["POD_NAME", "HA_HOSTS", "HOSTNAME_OVERWRITE"].contains(&name) {
+            continue;
+        }
+        assert!(
+            ours.contains(&theirs),
+            "{name} differs from the StatefulSet's, or is missing"
+        );
+    }
+    for key in ["securityContext", "volumes"] {
+        assert_eq!(
+            &pod[key], &sts["spec"]["template"]["spec"][key],
+            "the pod's {key} differs from the StatefulSet's"
+        );
+    }
+    assert_tls_from_the_mount(container, value);
 }
 
 /// A quantity like `256Mi` or `1Gi` in bytes.
@@ -184,9 +449,20 @@ fn bytes(quantity: &str) -> u64 {
 
 #[test]
 fn pods_are_hardened_bounded_spread_and_routed_by_readiness() {
-    let sts = manifest("statefulset.yaml");
-    let pod = get(&sts, "spec.template.spec");
-    let labels = get(&sts, "spec.template.metadata.labels");
+    hardened_bounded_spread_and_routed_by_readiness(STATIC, "statefulset.yaml");
+}
+
+#[test]
+fn dynamic_pods_are_hardened_bounded_spread_and_routed_by_readiness() {
+    hardened_bounded_spread_and_routed_by_readiness(DYNAMIC, "deployment.yaml");
+}
+
+/// The pods of `workload` in `deploy/k8s/<dir>`, and the PDB, application
+/// service and network policy beside it.
+fn hardened_bounded_spread_and_routed_by_readiness(dir: &str, workload: &str) {
+    let workload = manifest_in(dir, workload);
+    let pod = get(&workload, "spec.template.spec");
+    let labels = get(&workload, "spec.template.metadata.labels");
     let container = get(pod, "containers.0");
 
     // Restricted Pod Security Standard.
@@ -224,21 +500,22 @@ fn pods_are_hardened_bounded_spread_and_routed_by_readiness() {
     assert_eq!(&spread["labelSelector"]["matchLabels"], labels);
 
     // A drain never waits on a member that is not ready.
-    let pdb = manifest("pdb.yaml");
+    let pdb = manifest_in(dir, "pdb.yaml");
     assert_eq!(
         str_at(&pdb, "spec.unhealthyPodEvictionPolicy"),
         "AlwaysAllow"
     );
+    assert_eq!(&pdb["spec"]["selector"]["matchLabels"], labels);
 
     // The application's service follows readiness; it selects the members.
-    let app = manifest("service-app.yaml");
+    let app = manifest_in(dir, "service-app.yaml");
     assert_eq!(str_at(&app, "spec.type"), "ClusterIP");
     assert!(app["spec"]["publishNotReadyAddresses"].as_bool() != Some(true));
     assert_eq!(&app["spec"]["selector"], labels);
     assert_eq!(str_at(&app, "spec.ports.0.targetPort"), "http");
 
     // Only members reach the cluster port.
-    let np = manifest("networkpolicy.yaml");
+    let np = manifest_in(dir, "networkpolicy.yaml");
     assert_eq!(&np["spec"]["podSelector"]["matchLabels"], labels);
     let rules = get(&np, "spec.ingress")
         .as_sequence()

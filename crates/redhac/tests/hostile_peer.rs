@@ -176,6 +176,8 @@ fn hello(member: u32, hosts: &[String]) -> Hello {
         last_log_index: 0,
         max_protocol_version: 0,
         term_floor: 0,
+        cluster: 0,
+        address: String::new(),
     }
 }
 

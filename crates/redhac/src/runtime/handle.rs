@@ -2,7 +2,7 @@
 //! tasks and the runtime task, asks the runtime, and stops them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 use redhac_membership::find_me;
@@ -17,7 +17,8 @@ use crate::gate::ReadGate;
 use crate::status::{Health, Status};
 use crate::transport::accept::{listen_any, serve};
 use crate::transport::auth::{Tokens, fingerprint};
-use crate::transport::dial::dial;
+use crate::transport::dial::{Target, dial};
+use crate::transport::discover::{Discovery, discover};
 use crate::transport::handshake::{Handshake, HelloState, VERSIONS};
 use crate::transport::link::{LinkSettings, LinkSetup, LinkState};
 use crate::transport::tls::TlsSetup;
@@ -34,6 +35,9 @@ pub(crate) struct RuntimeOptions {
     pub(crate) timing: Option<redhac_membership::Timing>,
     /// The protocol versions to speak, when not this release's (tests).
     pub(crate) protocol_versions: Option<std::ops::RangeInclusive<u32>>,
+    /// The dynamic mode's autopilot, when not derived from the
+    /// configuration.
+    pub(crate) autopilot: Option<redhac_membership::Autopilot>,
 }
 
 /// The application's side of a running cluster member.
@@ -49,6 +53,9 @@ pub(crate) struct Runtime {
     store: Store,
     /// The core's election timeout: a step-down is given up after it.
     election_timeout: Duration,
+    /// The dynamic mode: how long a member shutting down may wait for the
+    /// leader to remove it (zero in the static mode).
+    leave_timeout: Duration,
 }
 
 /// How long a link's handshake may take.
@@ -68,23 +75,37 @@ impl Runtime {
         health: watch::Sender<Health>,
     ) -> Result<Self> {
         let members = config.members()?;
-        let name = match options.hostname.or_else(|| config.hostname_overwrite.clone()) {
-            Some(name) => name,
-            None => gethostname::gethostname().into_string().map_err(|raw| {
-                Error::Config(format!(
-                    "the OS hostname {raw:?} is not UTF-8; set HOSTNAME_OVERWRITE to this member's host in HA_HOSTS"
-                ))
-            })?,
+        let dynamic = config.dynamic();
+        let (me, name) = if dynamic {
+            (random_id(), String::new())
+        } else {
+            let name = match options.hostname.or_else(|| config.hostname_overwrite.clone()) {
+                Some(name) => name,
+                None => gethostname::gethostname().into_string().map_err(|raw| {
+                    Error::Config(format!(
+                        "the OS hostname {raw:?} is not UTF-8; set HOSTNAME_OVERWRITE to this member's host in HA_HOSTS"
+                    ))
+                })?,
+            };
+            let me = find_me(&members, &name).map_err(Error::Config)?;
+            (me as u32, name)
         };
-        let me = find_me(&members, &name).map_err(Error::Config)?;
+        let discover_entries = config.discover()?;
+        let port = match members.get(me as usize) {
+            Some(entry) if !dynamic => entry.port,
+            _ => discover_entries.first().map_or(0, |e| e.port),
+        };
         let tls = TlsSetup::load(config)?;
         let to_tokio = |l: std::net::TcpListener| {
             l.set_nonblocking(true)
                 .and_then(|()| TcpListener::from_std(l))
         };
         let listener = match options.listener {
-            Some(l) => to_tokio(l)
-                .map_err(|e| Error::Config(format!("the listener given to the builder is unusable: {e}")))?,
+            Some(l) => to_tokio(l).map_err(|e| {
+                Error::Config(format!(
+                    "the listener given to the builder is unusable: {e}"
+                ))
+            })?,
             None => match config.listen_addr {
                 Some(addr) => std::net::TcpListener::bind(addr)
                     .and_then(to_tokio)
@@ -94,14 +115,17 @@ impl Runtime {
                              give an address of this host"
                         ))
                     })?,
-                None => listen_any(members[me].port)
-                    .and_then(to_tokio)
-                    .map_err(|e| {
-                        Error::Config(format!(
-                            "cannot listen on port {} (this member's HA_HOSTS entry {}): {e}; free the port or fix HA_HOSTS",
-                            members[me].port, members[me]
-                        ))
-                    })?,
+                None => listen_any(port).and_then(to_tokio).map_err(|e| {
+                    let whose = if dynamic {
+                        "the port of HA_DISCOVER's first entry".to_owned()
+                    } else {
+                        format!("this member's HA_HOSTS entry {}", members[me as usize])
+                    };
+                    Error::Config(format!(
+                        "cannot listen on port {port} ({whose}): {e}; free the port, or fix \
+                         HA_HOSTS or HA_DISCOVER"
+                    ))
+                })?,
             },
         };
         let versions = options.protocol_versions.unwrap_or(VERSIONS);
@@ -109,6 +133,12 @@ impl Runtime {
         let previous = config.auth_token_previous.as_ref().map(Secret::expose);
         let (hello_tx, hello_rx) = watch::channel(HelloState::default());
         let (events_tx, events_rx) = mpsc::channel(config.buf_server.max(members.len() * 4));
+        let (linked_tx, linked_rx) = watch::channel(std::collections::BTreeSet::new());
+        let listening = listener.local_addr().ok();
+        let advertised = config.advertise()?.map(|(ip, p)| {
+            std::net::SocketAddr::new(ip, p.or(listening.map(|l| l.port())).unwrap_or(port))
+        });
+        let me_shared = Arc::new(AtomicU32::new(me));
         let (stop, stop_rx) = watch::channel(false);
         let generation = generation();
         let links_refused = Arc::new(AtomicU64::new(0));
@@ -118,7 +148,8 @@ impl Runtime {
             .unwrap_or_else(|| redhac_membership::Timing::new(config.election_timeout));
         let setup = Arc::new(LinkSetup {
             handshake: Handshake {
-                me: me as u32,
+                me: Arc::clone(&me_shared),
+                address: advertised.map(|a| a.to_string()).unwrap_or_default(),
                 generation,
                 fingerprint: fingerprint(&config.member_lists()),
                 tokens: Tokens::new(token, previous),
@@ -127,6 +158,7 @@ impl Runtime {
             },
             settings: LinkSettings {
                 members: members.clone(),
+                dynamic,
                 buf_server: config.buf_server,
                 buf_client: config.buf_client,
                 keepalive_interval: config.keepalive_interval,
@@ -138,21 +170,42 @@ impl Runtime {
                 redial_cap: timing.silent_link,
                 tls,
             },
-            state: LinkState::new(
-                members.len(),
-                hello_rx,
-                events_tx,
-                Arc::clone(&links_refused),
-            ),
+            state: LinkState::new(hello_rx, events_tx, Arc::clone(&links_refused), linked_rx),
         });
-        tracing::info!(me, name = %name, members = members.len(), generation, "starting cluster member");
+        if dynamic {
+            tracing::info!(
+                me,
+                discover = ?config.ha_discover,
+                advertise = ?advertised,
+                bootstrap_expect = config.ha_bootstrap_expect,
+                voters = config.ha_voters,
+                generation,
+                "starting cluster member (dynamic mode: a new member, new id)"
+            );
+        } else {
+            tracing::info!(me, name = %name, members = members.len(), generation, "starting cluster member");
+        }
+        let autopilot = options
+            .autopilot
+            .unwrap_or_else(|| config.autopilot_with(timing.election_timeout));
+        // Nothing discovered yet reads as more members than any: no
+        // bootstrap before the first lookup answered.
+        let (discovered_tx, discovered_rx) = watch::channel(usize::MAX);
         let member_count = members.len();
         let (commands, commands_rx) = mpsc::channel(config.buf_client.max(64));
         let (status_tx, status) = watch::channel(Status::standalone(false));
         // The core first: the Hellos of the first links carry its state
         // (its term floor above all), published as it is created.
         let driver = driver::Driver::new(driver::Parts {
-            me: me as u32,
+            me,
+            me_shared,
+            linked: linked_tx,
+            dynamic: dynamic.then(|| driver::Dynamic {
+                autopilot,
+                bootstrap_expect: config.ha_bootstrap_expect,
+                discovered: discovered_rx,
+                advertised: advertised.map(|a| a.to_string()).unwrap_or_default(),
+            }),
             members,
             membership: config.membership(),
             store: store.clone(),
@@ -167,9 +220,31 @@ impl Runtime {
         });
         let serving = serve(Arc::clone(&setup), listener, stop_rx.clone());
         let mut tasks = vec![tokio::spawn(guarded("accept", serving, || {}))];
-        for peer in me + 1..member_count {
-            let dialling = dial(Arc::clone(&setup), peer as u32, stop_rx.clone());
-            tasks.push(tokio::spawn(guarded("dial", dialling, || {})));
+        if dynamic {
+            let discovery = Discovery {
+                entries: discover_entries,
+                interval: config.ha_discover_interval,
+                myself: advertised
+                    .into_iter()
+                    .chain(listening.filter(|l| !l.ip().is_unspecified()))
+                    .collect(),
+            };
+            let discovering = discover(
+                Arc::clone(&setup),
+                discovery,
+                discovered_tx,
+                stop_rx.clone(),
+            );
+            tasks.push(tokio::spawn(guarded("discovery", discovering, || {})));
+        } else {
+            for peer in me as usize + 1..member_count {
+                let dialling = dial(
+                    Arc::clone(&setup),
+                    Target::Member(peer as u32),
+                    stop_rx.clone(),
+                );
+                tasks.push(tokio::spawn(guarded("dial", dialling, || {})));
+            }
         }
         // The span rides with the task (never held across an await), so
         // members sharing a process log under their own ids.
@@ -191,7 +266,18 @@ impl Runtime {
             messages_refused,
             store,
             election_timeout: timing.election_timeout,
+            leave_timeout: if dynamic {
+                autopilot.leave_timeout
+            } else {
+                Duration::ZERO
+            },
         })
+    }
+
+    /// How long a shutdown may take, `base` plus, in the dynamic mode, the
+    /// wait for the leader to remove this member.
+    pub(crate) fn shutdown_timeout(&self, base: Duration) -> Duration {
+        base + self.leave_timeout
     }
 
     /// Whether the runtime task and the link tasks all still run (false
@@ -257,6 +343,20 @@ impl Runtime {
             span.in_scope(|| tracing::debug!(error = %e, "write failed"));
         }
         result
+    }
+
+    /// Asks for a membership change and waits until it committed.
+    ///
+    /// # Errors
+    /// As [`Runtime::ask`]; [`Error::Membership`] when refused.
+    pub(crate) async fn change(&self, change: super::Change, timeout: Duration) -> Result<()> {
+        let outer = timeout + Duration::from_millis(100);
+        self.ask(outer, |reply| Command::Change {
+            change,
+            timeout,
+            reply,
+        })
+        .await
     }
 
     /// The latest status the runtime published.
@@ -334,7 +434,7 @@ impl Runtime {
 impl Runtime {
     /// Stops at once, as a crash would: no handover, no goodbye; the links
     /// close with their tasks.
-    #[cfg(feature = "testing")]
+    #[cfg(any(feature = "testing", feature = "test-support"))]
     pub(crate) fn abort(&self) {
         let _ = self.stop.send(true);
         let tasks = self
@@ -352,6 +452,11 @@ impl Drop for Runtime {
         // A dropped node stops its tasks; no graceful handover.
         let _ = self.stop.send(true);
     }
+}
+
+/// A dynamic member's id: drawn at random at every start (and rejoin).
+pub(crate) fn random_id() -> u32 {
+    generation() as u32
 }
 
 /// A number that differs between starts of one member (its incarnation).

@@ -76,6 +76,28 @@ impl WriteOp {
     }
 }
 
+/// A membership change an operator asks for (the dynamic mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Change {
+    AddLearner(u32),
+    Promote(u32),
+    Remove(u32),
+}
+
+impl Change {
+    /// `current` changed so.
+    pub(crate) fn apply(
+        self,
+        current: &redhac_membership::Membership,
+    ) -> redhac_membership::Membership {
+        match self {
+            Self::AddLearner(id) => current.with_learner(id),
+            Self::Promote(id) => current.promoted(id),
+            Self::Remove(id) => current.without(id),
+        }
+    }
+}
+
 /// What the application asks of the runtime task.
 #[derive(Debug)]
 pub(crate) enum Command {
@@ -91,6 +113,12 @@ pub(crate) enum Command {
         key: String,
         /// The encoded value, when the key is there.
         reply: oneshot::Sender<Result<Option<Vec<u8>>>>,
+    },
+    /// Change the membership (the dynamic mode), answered once committed.
+    Change {
+        change: Change,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<()>>,
     },
     /// Hand leadership over, then stop.
     Shutdown { reply: oneshot::Sender<()> },

@@ -98,6 +98,11 @@ impl Outbox {
         self.links.len()
     }
 
+    /// The peers a link is up to.
+    pub(super) fn peers(&self) -> impl Iterator<Item = u32> + '_ {
+        self.links.keys().copied()
+    }
+
     /// Every link's channel, to watch it drain.
     pub(super) fn senders(&self) -> Vec<mpsc::Sender<Frame>> {
         self.links.values().map(|l| l.tx.clone()).collect()

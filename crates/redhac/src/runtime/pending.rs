@@ -81,8 +81,7 @@ impl PendingWrites {
             Err(WriteError::NoQuorum) => Err(Error::NoQuorum),
             Err(WriteError::Timeout) => Err(Error::Timeout(w.timeout)),
             Err(WriteError::ShuttingDown) => Err(Error::ShutDown),
-            // The runtime proposes no membership change yet.
-            Err(e @ WriteError::Membership(_)) => Err(Error::Config(e.to_string())),
+            Err(WriteError::Membership(e)) => Err(Error::Membership(e.to_string())),
         };
         let _ = w.reply.send(result);
     }
@@ -91,6 +90,14 @@ impl PendingWrites {
     pub(super) fn shut_down(&mut self) {
         for (_, w) in self.waiting.drain() {
             let _ = w.reply.send(Err(Error::ShutDown));
+        }
+    }
+
+    /// Fails every write waiting: this member rejoined as a new member, and
+    /// its old core's writes will never be answered (they may still apply).
+    pub(super) fn fail_all(&mut self) {
+        for (_, w) in self.waiting.drain() {
+            let _ = w.reply.send(Err(Error::Timeout(w.timeout)));
         }
     }
 }

@@ -1,13 +1,15 @@
 //! What the runtime publishes from the core's state: the status the
 //! application reads, and the gauges.
 
-use redhac_membership::{HostEntry, NodeRole, NodeStatus};
+use std::collections::{BTreeMap, BTreeSet};
+
+use redhac_membership::{HostEntry, Membership, NodeRole, NodeStatus};
 use redhac_store::Store;
 
 use crate::status::{MemberStatus, Status};
 
-/// The status to publish: the core's view, each member by its address,
-/// with the protocol version of its link (`version`).
+/// The status to publish: the core's view, each member of the static
+/// list by its address, with the protocol version of its link (`version`).
 pub(super) fn status(
     s: &NodeStatus,
     members: &[HostEntry],
@@ -17,26 +19,57 @@ pub(super) fn status(
     let members = members
         .iter()
         .enumerate()
-        .map(|(i, m)| {
-            let id = i as u32;
-            let peer = s.peers.iter().find(|p| p.id == id);
-            MemberStatus {
-                id,
-                address: m.to_string(),
-                voter: if id == s.me {
-                    s.voter
-                } else {
-                    peer.is_some_and(|p| p.voter)
-                },
-                connected: id == s.me || peer.is_some_and(|p| p.connected),
-                lag: peer
-                    .and_then(|p| p.applied)
-                    .map(|a| s.commit.saturating_sub(a)),
-                protocol_version: version(id),
-                silent_resets: peer.map_or(0, |p| p.silent_resets),
-            }
+        .map(|(i, m)| member(s, i as u32, m.to_string(), &version))
+        .collect();
+    of_members(s, serving, members)
+}
+
+/// The dynamic mode's status: this member and every member of its
+/// membership, by id, with the address each advertised.
+pub(super) fn dynamic_status(
+    s: &NodeStatus,
+    membership: &Membership,
+    addresses: &BTreeMap<u32, String>,
+    serving: bool,
+    version: impl Fn(u32) -> Option<u32>,
+) -> Status {
+    let ids: BTreeSet<u32> = membership.all().chain([s.me]).collect();
+    let members = ids
+        .into_iter()
+        .map(|id| {
+            let address = addresses.get(&id).cloned().unwrap_or_default();
+            member(s, id, address, &version)
         })
         .collect();
+    of_members(s, serving, members)
+}
+
+/// Member `id` as the core's status `s` sees it.
+fn member(
+    s: &NodeStatus,
+    id: u32,
+    address: String,
+    version: &impl Fn(u32) -> Option<u32>,
+) -> MemberStatus {
+    let peer = s.peers.iter().find(|p| p.id == id);
+    MemberStatus {
+        id,
+        address,
+        voter: if id == s.me {
+            s.voter
+        } else {
+            peer.is_some_and(|p| p.voter)
+        },
+        connected: id == s.me || peer.is_some_and(|p| p.connected),
+        lag: peer
+            .and_then(|p| p.applied)
+            .map(|a| s.commit.saturating_sub(a)),
+        protocol_version: version(id),
+        silent_resets: peer.map_or(0, |p| p.silent_resets),
+    }
+}
+
+fn of_members(s: &NodeStatus, serving: bool, members: Vec<MemberStatus>) -> Status {
     Status {
         me: s.me,
         term: s.term,

@@ -3,7 +3,6 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use redhac_proto::Frame;
 use redhac_proto::cluster_server::{Cluster, ClusterServer};
@@ -83,24 +82,25 @@ impl Cluster for Acceptor {
         let setup = Arc::clone(&self.setup);
         let shutdown = self.shutdown.clone();
         tokio::spawn(async move {
-            let shaken = setup
-                .handshake(&mut inbound, &tx, Expect::Below(setup.handshake.me))
-                .await;
+            let expect = if setup.settings.dynamic {
+                Expect::Anyone
+            } else {
+                Expect::Below(setup.handshake.me())
+            };
+            let shaken = setup.handshake(&mut inbound, &tx, expect).await;
             drop(permit);
             let refuse = |why: &dyn std::fmt::Display| setup.state.refuse(&remote, why);
             match shaken {
-                Ok(hello) => {
-                    let links = &setup.state.links_per_member[hello.member as usize];
-                    if links.fetch_add(1, Ordering::AcqRel) >= MAX_LINKS_PER_MEMBER {
-                        refuse(&format!(
-                            "member {} already has {MAX_LINKS_PER_MEMBER} links",
-                            hello.member
-                        ));
-                    } else {
-                        setup.hand_over(hello, inbound, tx, shutdown).await;
-                    }
-                    links.fetch_sub(1, Ordering::AcqRel);
-                }
+                Ok(hello) => match setup.state.count_link(hello.member) {
+                    Some(_counted) => setup.hand_over(hello, false, inbound, tx, shutdown).await,
+                    None => refuse(&format!(
+                        "member {} already has {MAX_LINKS_PER_MEMBER} links",
+                        hello.member
+                    )),
+                },
+                // A member that dialled its own address (discovery lists
+                // it): its dialling side notes it; nothing to warn about.
+                Err(crate::transport::link::LinkError::Myself) => {}
                 Err(e) => refuse(&e),
             }
         });

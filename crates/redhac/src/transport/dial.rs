@@ -1,5 +1,6 @@
 //! The dialling side of links: a member keeps a link open to every member
-//! listed after it, dialling again after a random wait when one fails.
+//! listed after it (the static mode) or to every address discovery finds
+//! (the dynamic mode), dialling again after a random wait when one fails.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::Endpoint;
 
+use super::discover::Found;
 use super::handshake::Expect;
 use super::link::{LinkError, LinkSetup, MAX_FRAME_BYTES, stopped};
 use redhac_membership::HostEntry;
@@ -35,8 +37,48 @@ const STARTING_CAP: Duration = Duration::from_millis(50);
 /// any lost peer.
 const STARTING: Duration = Duration::from_secs(60);
 
-/// Keeps a link to `peer` open for as long as the node runs.
-pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::Receiver<bool>) {
+/// Whom a dial task keeps a link to.
+#[derive(Debug, Clone)]
+pub(crate) enum Target {
+    /// A listed member (the static mode), at its entry's address.
+    Member(u32),
+    /// An address discovery found (the dynamic mode): whoever answers
+    /// there, while discovery lists it.
+    Address(Arc<Found>),
+}
+
+impl Target {
+    fn authority(&self, setup: &LinkSetup) -> String {
+        match self {
+            Self::Member(peer) => authority(&setup.settings.members[*peer as usize]),
+            Self::Address(found) => found.addr.to_string(),
+        }
+    }
+
+    fn expect(&self) -> Expect {
+        match self {
+            Self::Member(peer) => Expect::Exactly(*peer),
+            Self::Address(_) => Expect::Anyone,
+        }
+    }
+}
+
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Member(peer) => write!(f, "member {peer}"),
+            Self::Address(found) => write!(f, "{}", found.addr),
+        }
+    }
+}
+
+/// Keeps a link to `target` open for as long as the node runs (and, for a
+/// discovered address, discovery lists it).
+pub(crate) async fn dial(
+    setup: Arc<LinkSetup>,
+    target: Target,
+    mut shutdown: watch::Receiver<bool>,
+) {
     // Dials since the last link that came up: a peer restarting (a roll) or
     // not listening yet (a cluster starting) is dialled again within
     // milliseconds, then less and less often.
@@ -51,11 +93,16 @@ pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::
     let started = std::time::Instant::now();
     let mut reached = false;
     while !*shutdown.borrow() {
+        if let Target::Address(found) = &target
+            && !found.wait_turn(&setup, &mut shutdown).await
+        {
+            return;
+        }
         let dialled = std::time::Instant::now();
         // A dial in progress ends with the node: a peer that accepts but
         // never answers must not hold a shutdown for the handshake timeout.
         let dialled_once = tokio::select! {
-            r = dial_once(&setup, peer, shutdown.clone()) => r,
+            r = dial_once(&setup, &target, shutdown.clone()) => r,
             () = stopped(&mut shutdown) => return,
         };
         reached |= dialled_once.is_ok();
@@ -70,14 +117,21 @@ pub(crate) async fn dial(setup: Arc<LinkSetup>, peer: u32, mut shutdown: watch::
                 attempt = attempt.saturating_add(1);
                 backoff(attempt, jitter)
             }
+            // Discovery lists this member's own address.
+            Err(LinkError::Myself) => {
+                if let Target::Address(found) = &target {
+                    found.is_myself();
+                }
+                return;
+            }
             // A refusal does not mend itself in milliseconds.
             Err(e @ (LinkError::Auth | LinkError::Protocol(_))) => {
-                tracing::debug!(peer, error = %e, "link to peer failed");
-                setup.state.refuse(&peer, &e);
+                tracing::debug!(peer = %target, error = %e, "link to peer failed");
+                setup.state.refuse(&target.to_string(), &e);
                 reconnect_delay(setup.settings.reconnect)
             }
             Err(e) => {
-                tracing::debug!(peer, error = %e, "link to peer failed");
+                tracing::debug!(peer = %target, error = %e, "link to peer failed");
                 attempt = attempt.saturating_add(1);
                 let starting = !reached && started.elapsed() < STARTING;
                 failed_dial_wait(attempt, jitter, starting)
@@ -127,13 +181,12 @@ fn random_below(max: Duration) -> Duration {
 /// Connects, shakes hands, and holds the link until it ends.
 async fn dial_once(
     setup: &LinkSetup,
-    peer: u32,
+    target: &Target,
     shutdown: watch::Receiver<bool>,
 ) -> Result<(), LinkError> {
     let settings = &setup.settings;
     let timeout = setup.handshake.timeout;
-    let entry = &settings.members[peer as usize];
-    let endpoint = Endpoint::from_shared(format!("http://{}", authority(entry)))?
+    let endpoint = Endpoint::from_shared(format!("http://{}", target.authority(setup)))?
         .connect_timeout(CONNECT_TIMEOUT.min(timeout))
         .tcp_nodelay(true)
         .http2_keep_alive_interval(settings.keepalive_interval)
@@ -161,10 +214,11 @@ async fn dial_once(
         .await
         .map_err(|_| LinkError::Timeout)??;
     let mut inbound = opened.into_inner();
-    let hello = setup
-        .handshake(&mut inbound, &tx, Expect::Exactly(peer))
-        .await?;
-    setup.hand_over(hello, inbound, tx, shutdown).await;
+    let hello = setup.handshake(&mut inbound, &tx, target.expect()).await?;
+    if let Target::Address(found) = target {
+        found.leads_to(hello.member);
+    }
+    setup.hand_over(hello, true, inbound, tx, shutdown).await;
     Ok(())
 }
 

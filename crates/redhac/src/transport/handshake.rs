@@ -3,6 +3,8 @@
 //! token over both challenges.
 
 use std::ops::RangeInclusive;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use redhac_proto::{Auth, Frame, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, frame};
@@ -20,12 +22,20 @@ pub(crate) struct HelloState {
     pub(crate) last_log_term: u64,
     pub(crate) last_log_index: u64,
     pub(crate) term_floor: u64,
+    /// The dynamic mode: the cluster this member is in (0: none yet).
+    pub(crate) cluster: u64,
 }
 
 /// Who a peer proved to be, and what it said about itself in its Hello.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Introduced {
     pub(crate) member: u32,
+    /// The id this member introduced itself with (the dynamic mode gives
+    /// a member a new one when it rejoins: a link shaken under the old one
+    /// is dropped).
+    pub(crate) as_me: u32,
+    /// The address the peer advertises (`HA_ADVERTISE`), empty if none.
+    pub(crate) address: String,
     pub(crate) generation: u64,
     pub(crate) state: HelloState,
     /// The protocol version the link speaks: the highest both ends speak.
@@ -47,12 +57,19 @@ pub(crate) enum Expect {
     Exactly(u32),
     /// Any member listed before us (they dial us).
     Below(u32),
+    /// The dynamic mode: any member but this one (who is behind an
+    /// address is learnt from its Hello).
+    Anyone,
 }
 
 /// What this member shows and checks in every handshake.
 #[derive(Debug)]
 pub(crate) struct Handshake {
-    pub(crate) me: u32,
+    /// This member's id: fixed in the static mode; in the dynamic mode a
+    /// new one when the member rejoins (the runtime changes it).
+    pub(crate) me: Arc<AtomicU32>,
+    /// The address shown to peers (`HA_ADVERTISE`), empty if none.
+    pub(crate) address: String,
     pub(crate) generation: u64,
     /// Of the `HA_HOSTS` list: members given another list refuse each other.
     pub(crate) fingerprint: Vec<u8>,
@@ -81,10 +98,11 @@ impl Handshake {
         S: Stream<Item = Result<Frame, Status>> + Unpin,
     {
         let mine = challenge()?;
+        let me = self.me();
         let hello = Hello {
             protocol_version: *self.versions.start(),
             max_protocol_version: *self.versions.end(),
-            member: self.me,
+            member: me,
             generation: self.generation,
             members_fingerprint: self.fingerprint.clone().into(),
             challenge: mine.to_vec().into(),
@@ -92,16 +110,18 @@ impl Handshake {
             last_log_term: state.last_log_term,
             last_log_index: state.last_log_index,
             term_floor: state.term_floor,
+            cluster: state.cluster,
+            address: self.address.clone(),
         };
         send(tx, frame::Kind::Hello(hello)).await?;
         let theirs = match self.next(inbound).await? {
             frame::Kind::Hello(h) => h,
             _ => return Err(LinkError::Protocol("the first frame is not a Hello".into())),
         };
-        let version = self.check_hello(&theirs, expect)?;
+        let version = self.check_hello(me, state.cluster, &theirs, expect)?;
         let (proof, previous_proof) = self.tokens.prove(&Transcript {
             fingerprint: &self.fingerprint,
-            prover: self.me,
+            prover: me,
             verifier: theirs.member,
             verifier_challenge: &theirs.challenge,
             prover_challenge: &mine,
@@ -126,7 +146,7 @@ impl Handshake {
             &Transcript {
                 fingerprint: &self.fingerprint,
                 prover: theirs.member,
-                verifier: self.me,
+                verifier: me,
                 verifier_challenge: &mine,
                 prover_challenge: &theirs.challenge,
             },
@@ -137,19 +157,33 @@ impl Handshake {
         }
         Ok(Introduced {
             member: theirs.member,
+            as_me: me,
+            address: theirs.address,
             generation: theirs.generation,
             state: HelloState {
                 term: theirs.term,
                 last_log_term: theirs.last_log_term,
                 last_log_index: theirs.last_log_index,
                 term_floor: theirs.term_floor,
+                cluster: theirs.cluster,
             },
             version,
         })
     }
 
+    /// This member's id now.
+    pub(crate) fn me(&self) -> u32 {
+        self.me.load(Ordering::Acquire)
+    }
+
     /// Checks the peer's Hello; returns the protocol version the link speaks.
-    fn check_hello(&self, h: &Hello, expect: Expect) -> Result<u32, LinkError> {
+    fn check_hello(
+        &self,
+        me: u32,
+        cluster: u64,
+        h: &Hello,
+        expect: Expect,
+    ) -> Result<u32, LinkError> {
         let bad = |m: String| Err(LinkError::Protocol(m));
         // A member from before version ranges speaks exactly one version.
         let theirs = h.protocol_version..=h.max_protocol_version.max(h.protocol_version);
@@ -174,9 +208,20 @@ impl Handshake {
         if h.challenge.len() != CHALLENGE_LEN {
             return bad(format!("a challenge of {} bytes", h.challenge.len()));
         }
+        if matches!(expect, Expect::Anyone) && h.member == me {
+            return Err(LinkError::Myself);
+        }
+        if cluster != 0 && h.cluster != 0 && cluster != h.cluster {
+            return bad(format!(
+                "the peer is in another cluster ({:016x}, this member {cluster:016x}): two \
+                 clusters share a discovery name or a token; give each its own",
+                h.cluster
+            ));
+        }
         let ok = match expect {
             Expect::Exactly(p) => h.member == p,
             Expect::Below(me) => h.member < me,
+            Expect::Anyone => true,
         };
         if !ok {
             return bad(format!("unexpected member index {} ({expect:?})", h.member));
@@ -202,4 +247,55 @@ async fn send(tx: &mpsc::Sender<Frame>, kind: frame::Kind) -> Result<(), LinkErr
     tx.send(Frame { kind: Some(kind) })
         .await
         .map_err(|_| LinkError::Closed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handshake(me: u32) -> Handshake {
+        Handshake {
+            me: Arc::new(AtomicU32::new(me)),
+            address: String::new(),
+            generation: 1,
+            fingerprint: vec![1, 2, 3],
+            tokens: Tokens::new("a-token-0123456789", None),
+            versions: VERSIONS,
+            timeout: Duration::from_secs(1),
+        }
+    }
+
+    fn hello(member: u32, cluster: u64) -> Hello {
+        Hello {
+            protocol_version: *VERSIONS.start(),
+            max_protocol_version: *VERSIONS.end(),
+            member,
+            members_fingerprint: vec![1, 2, 3].into(),
+            challenge: vec![0; CHALLENGE_LEN].into(),
+            cluster,
+            ..Hello::default()
+        }
+    }
+
+    #[test]
+    fn a_dynamic_member_refuses_itself_and_members_of_another_cluster() {
+        let h = handshake(5);
+        let check = |mine: u64, theirs: &Hello| h.check_hello(5, mine, theirs, Expect::Anyone);
+        // Any other id, in no cluster yet or in this one.
+        assert!(check(0, &hello(7, 0)).is_ok());
+        assert!(check(9, &hello(7, 0)).is_ok());
+        assert!(check(0, &hello(7, 9)).is_ok());
+        assert!(check(9, &hello(7, 9)).is_ok());
+        assert!(check(9, &hello(3, 9)).is_ok());
+        // Its own address, found through discovery.
+        assert!(matches!(check(0, &hello(5, 0)), Err(LinkError::Myself)));
+        // Another cluster.
+        let Err(LinkError::Protocol(why)) = check(9, &hello(7, 8)) else {
+            panic!("a member of another cluster is accepted");
+        };
+        assert!(why.contains("another cluster"), "{why}");
+        // The static mode still takes only whom it expects.
+        assert!(h.check_hello(5, 0, &hello(3, 0), Expect::Below(5)).is_ok());
+        assert!(h.check_hello(5, 0, &hello(6, 0), Expect::Below(5)).is_err());
+    }
 }

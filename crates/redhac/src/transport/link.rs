@@ -7,10 +7,10 @@
 //! itself and writes through the link's bounded sender; the task only keeps
 //! the connection open until the runtime drops the link.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -40,6 +40,8 @@ pub(crate) const MAX_LINKS_PER_MEMBER: u32 = 2;
 pub(crate) struct LinkUp {
     pub(crate) peer: u32,
     pub(crate) link: u64,
+    /// Whether this member dialled it (else the peer did).
+    pub(crate) dialled: bool,
     pub(crate) hello: Introduced,
     pub(crate) tx: mpsc::Sender<Frame>,
     pub(crate) inbound: Inbound,
@@ -108,6 +110,8 @@ pub(crate) enum LinkError {
     Auth,
     #[error("the link closed during the handshake")]
     Closed,
+    #[error("the address leads to this member itself")]
+    Myself,
     #[error("no randomness for a challenge: {0}")]
     Random(#[from] std::io::Error),
 }
@@ -115,7 +119,11 @@ pub(crate) enum LinkError {
 /// How every link of one node connects: fixed for the node's life.
 #[derive(Debug)]
 pub(crate) struct LinkSettings {
+    /// The static mode's members (`HA_HOSTS`, `HA_LEARNERS`); empty in the
+    /// dynamic mode, whose members are found by discovery.
     pub(crate) members: Vec<HostEntry>,
+    /// The dynamic mode: links come from and go to whoever discovery finds.
+    pub(crate) dynamic: bool,
     /// Frames a link's channel holds, on the accepting and the dialling side.
     pub(crate) buf_server: usize,
     pub(crate) buf_client: usize,
@@ -140,27 +148,49 @@ pub(crate) struct LinkState {
     next_link: AtomicU64,
     /// Handshakes this node refused (TLS, token, list, version or member).
     pub(crate) refused: Arc<AtomicU64>,
-    /// Accepted links per member index.
-    pub(crate) links_per_member: Vec<AtomicU32>,
+    /// Accepted links per member.
+    links_per_member: Mutex<HashMap<u32, u32>>,
+    /// The members the runtime holds a link to now (kept by the runtime): a
+    /// dial to a member already linked waits (the dynamic mode).
+    pub(crate) linked: watch::Receiver<BTreeSet<u32>>,
     /// When each refusal was last logged as a warning.
     warned: Mutex<HashMap<String, Instant>>,
 }
 
 impl LinkState {
     pub(crate) fn new(
-        members: usize,
         hello: watch::Receiver<HelloState>,
         events: mpsc::Sender<LinkUp>,
         refused: Arc<AtomicU64>,
+        linked: watch::Receiver<BTreeSet<u32>>,
     ) -> Self {
         Self {
             hello,
             events,
             next_link: AtomicU64::new(0),
             refused,
-            links_per_member: (0..members).map(|_| AtomicU32::new(0)).collect(),
+            links_per_member: Mutex::new(HashMap::new()),
+            linked,
             warned: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Counts one more accepted link from `member` while the guard lives;
+    /// `None` when it holds [`MAX_LINKS_PER_MEMBER`] already.
+    pub(crate) fn count_link(&self, member: u32) -> Option<LinkCount<'_>> {
+        let mut links = self
+            .links_per_member
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let n = links.entry(member).or_insert(0);
+        if *n >= MAX_LINKS_PER_MEMBER {
+            return None;
+        }
+        *n += 1;
+        Some(LinkCount {
+            state: self,
+            member,
+        })
     }
 
     /// Counts a refused link and logs why: as a warning the first time in
@@ -191,6 +221,28 @@ impl LinkState {
             tracing::warn!(?peer, error = %why, "refused a link");
         } else {
             tracing::debug!(?peer, error = %why, "refused a link");
+        }
+    }
+}
+
+/// One accepted link counted against its member's limit, until dropped.
+pub(crate) struct LinkCount<'a> {
+    state: &'a LinkState,
+    member: u32,
+}
+
+impl Drop for LinkCount<'_> {
+    fn drop(&mut self) {
+        let mut links = self
+            .state
+            .links_per_member
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(n) = links.get_mut(&self.member) {
+            *n -= 1;
+            if *n == 0 {
+                links.remove(&self.member);
+            }
         }
     }
 }
@@ -226,6 +278,7 @@ impl LinkSetup {
     pub(crate) async fn hand_over<S>(
         &self,
         peer: Introduced,
+        dialled: bool,
         inbound: S,
         tx: mpsc::Sender<Frame>,
         mut shutdown: watch::Receiver<bool>,
@@ -238,6 +291,7 @@ impl LinkSetup {
         let up = LinkUp {
             peer: p,
             link,
+            dialled,
             hello: peer,
             tx,
             inbound: Inbound::new(inbound),

@@ -3,6 +3,7 @@
 pub(crate) mod accept;
 pub(crate) mod auth;
 pub(crate) mod dial;
+pub(crate) mod discover;
 pub(crate) mod handshake;
 pub(crate) mod link;
 #[cfg(test)]

@@ -24,7 +24,8 @@ fn setup() -> (LinkSetup, Vec<u8>) {
     let (events, _) = mpsc::channel(1);
     let s = LinkSetup {
         handshake: Handshake {
-            me: 1,
+            me: Arc::new(std::sync::atomic::AtomicU32::new(1)),
+            address: String::new(),
             generation: 1,
             fingerprint: fp.clone(),
             tokens: Tokens::new("the-real-token-0123", None),
@@ -33,6 +34,7 @@ fn setup() -> (LinkSetup, Vec<u8>) {
         },
         settings: LinkSettings {
             members: hosts.iter().map(|h| HostEntry::parse(h).unwrap()).collect(),
+            dynamic: false,
             buf_server: 8,
             buf_client: 8,
             keepalive_interval: Duration::from_secs(5),
@@ -42,10 +44,10 @@ fn setup() -> (LinkSetup, Vec<u8>) {
             tls: None,
         },
         state: LinkState::new(
-            3,
             watch::channel(HelloState::default()).1,
             events,
             Arc::new(AtomicU64::new(0)),
+            watch::channel(Default::default()).1,
         ),
     };
     (s, fp)
@@ -84,6 +86,8 @@ fn frame(fp: Vec<u8>) -> impl Strategy<Value = Result<Frame, Status>> {
             last_log_index: 0,
             max_protocol_version: 0,
             term_floor: term / 2,
+            cluster: 0,
+            address: String::new(),
         });
     let kind = prop_oneof![
         hello.prop_map(frame::Kind::Hello),

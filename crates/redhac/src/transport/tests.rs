@@ -11,7 +11,7 @@ use tokio_stream::StreamExt;
 
 use super::accept::serve;
 use super::auth::{Tokens, fingerprint};
-use super::dial::dial;
+use super::dial::{Target, dial};
 use super::handshake::{Expect, Handshake, HelloState, VERSIONS};
 use super::link::{LinkSettings, LinkSetup, LinkState, LinkUp};
 use super::tls::TlsSetup;
@@ -32,7 +32,8 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
     let members = hosts.iter().map(|h| HostEntry::parse(h).unwrap()).collect();
     let s = LinkSetup {
         handshake: Handshake {
-            me,
+            me: Arc::new(std::sync::atomic::AtomicU32::new(me)),
+            address: String::new(),
             generation: 100 + u64::from(me),
             fingerprint: fingerprint(hosts),
             tokens: Tokens::new(token, None),
@@ -41,6 +42,7 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
         },
         settings: LinkSettings {
             members,
+            dynamic: false,
             buf_server: 8,
             buf_client: 8,
             keepalive_interval: Duration::from_secs(5),
@@ -49,7 +51,12 @@ fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<
             redial_cap: Duration::from_secs(1),
             tls,
         },
-        state: LinkState::new(hosts.len(), hello, events_tx, Arc::new(AtomicU64::new(0))),
+        state: LinkState::new(
+            hello,
+            events_tx,
+            Arc::new(AtomicU64::new(0)),
+            watch::channel(Default::default()).1,
+        ),
     };
     let s = Arc::new(s);
     (
@@ -92,7 +99,7 @@ pub(super) async fn pair(spec: Spec) -> (Side, Side, watch::Sender<bool>) {
     let (s1, side1) = setup(1, &spec.hosts1.unwrap_or(hosts), spec.tokens[1], tls1);
     let (stop_tx, stop) = watch::channel(false);
     tokio::spawn(serve(s1, listener, stop.clone()));
-    tokio::spawn(dial(s0, 1, stop));
+    tokio::spawn(dial(s0, Target::Member(1), stop));
     (side0, side1, stop_tx)
 }
 

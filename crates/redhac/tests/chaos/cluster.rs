@@ -20,7 +20,7 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-fn run(cmd: &mut Command) -> Result<String, String> {
+pub(crate) fn run(cmd: &mut Command) -> Result<String, String> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -38,6 +38,19 @@ pub(crate) fn docker_available() -> bool {
         .args(["info", "--format", "{{.ServerVersion}}"])
         .output()
         .is_ok_and(|o| o.status.success())
+}
+
+/// Whether the multi-host suite runs: `REDHAC_CHAOS=1` with a Docker
+/// engine (panics when it is asked for and impossible, or when CI skips it).
+pub(crate) fn wanted() -> bool {
+    let chaos = std::env::var("REDHAC_CHAOS").is_ok_and(|v| v == "1");
+    if chaos && !docker_available() {
+        panic!("REDHAC_CHAOS=1 but no Docker engine is reachable (`docker info` fails)");
+    }
+    if !chaos && std::env::var("CI").is_ok_and(|v| v == "true") {
+        panic!("CI=true but REDHAC_CHAOS is not 1: CI must run the multi-host suite (see .ci/run)");
+    }
+    chaos
 }
 
 /// Builds the node image without a registry (deploy/docker/build-image.sh).
@@ -82,7 +95,7 @@ pub(crate) fn derive_image(base: &str, tag: &str, env: &[(&str, &str)]) -> Resul
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

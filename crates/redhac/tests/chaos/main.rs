@@ -45,17 +45,6 @@ const IMAGE_V2: &str = "redhac-node:chaos-v2";
 const NEXT_TOKEN: &str = "chaos-next-token-0123456789abcdef";
 const WAIT: Duration = Duration::from_secs(60);
 
-fn wanted() -> bool {
-    let chaos = std::env::var("REDHAC_CHAOS").is_ok_and(|v| v == "1");
-    if chaos && !cluster::docker_available() {
-        panic!("REDHAC_CHAOS=1 but no Docker engine is reachable (`docker info` fails)");
-    }
-    if !chaos && std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("CI=true but REDHAC_CHAOS is not 1: CI must run the multi-host suite (see .ci/run)");
-    }
-    chaos
-}
-
 async fn all(cluster: &Cluster, members: &[usize], health: &str) -> Duration {
     let start = Instant::now();
     for &i in members {
@@ -68,7 +57,7 @@ async fn all(cluster: &Cluster, members: &[usize], health: &str) -> Duration {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cluster_stays_consistent_through_faults_across_containers() {
-    if !wanted() {
+    if !cluster::wanted() {
         eprintln!("multi-host suite skipped: set REDHAC_CHAOS=1 with a Docker engine to run it");
         return;
     }

@@ -24,6 +24,9 @@ impl Driver {
         self.step(Input::Tick);
         self.lookups.expire(Instant::now());
         let s = self.node.status();
+        // Bounded: members the core forgot (removed, gone) are dropped.
+        self.addresses
+            .retain(|id, _| *id == s.me || s.peers.iter().any(|p| p.id == *id));
         self.publish_status_of(&s);
         report::gauges(&s, &self.parts.store, self.parts.gate.open());
     }
@@ -32,11 +35,30 @@ impl Driver {
         let LinkUp {
             peer,
             link,
+            dialled,
             hello,
             tx,
             inbound,
             held,
         } = up;
+        if hello.as_me != self.parts.me {
+            // Shaken under the id this member had before it rejoined.
+            tracing::debug!(peer, link, "a link under this member's old id: dropped");
+            return;
+        }
+        if self.parts.dynamic.is_some() {
+            // Both ends may dial each other: each keeps the link the
+            // smaller id dialled, else the first one up, so both keep the
+            // same one.
+            let preferred = dialled == (self.parts.me < peer);
+            if !preferred && self.outbox.contains(peer) {
+                tracing::debug!(peer, link, "a second link to a linked member: dropped");
+                return;
+            }
+            if !hello.address.is_empty() {
+                self.addresses.insert(peer, hello.address.clone());
+            }
+        }
         if let Some(old) = self.outbox.insert(peer, (link, hello.version), tx, held) {
             tracing::debug!(peer, old, new = link, "a newer link replaces the old one");
         }
@@ -45,7 +67,7 @@ impl Driver {
             peer,
             hello: (&hello).into(),
         });
-        metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.outbox.len() as f64);
+        self.links_changed();
     }
 
     /// What a link's stream gave: a frame, an error, or its end.
@@ -82,7 +104,7 @@ impl Driver {
     pub(super) fn drop_link(&mut self, peer: u32) {
         self.inbound.remove(&peer);
         if self.outbox.remove(peer) {
-            metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.outbox.len() as f64);
+            self.links_changed();
             self.step(Input::Disconnected { peer });
         }
     }
@@ -177,6 +199,11 @@ impl Driver {
                     reply,
                 } => inputs.extend(self.write_input(op, ack, timeout, reply)),
                 Command::Lookup { cache, key, reply } => self.lookup(cache, key, reply),
+                Command::Change {
+                    change,
+                    timeout,
+                    reply,
+                } => inputs.extend(self.change_input(change, timeout, reply)),
                 Command::Shutdown { reply } => {
                     self.shutdown.push(reply);
                     inputs.push(Input::Shutdown);
@@ -248,6 +275,43 @@ impl Driver {
             op: Arc::new(op.into()),
             ack: ack.into(),
             deadline,
+        })
+    }
+
+    /// The core's input for an operator's membership change, or none when
+    /// it is refused here (the static mode, or not the leader).
+    fn change_input(
+        &mut self,
+        change: crate::runtime::Change,
+        timeout: Duration,
+        reply: oneshot::Sender<Result<()>>,
+    ) -> Option<Input> {
+        let refuse = if self.parts.dynamic.is_none() {
+            Some(
+                "the static mode's members are HA_HOSTS and HA_LEARNERS; membership changes \
+                 need the dynamic mode (HA_DISCOVER)"
+                    .to_owned(),
+            )
+        } else if self.role != redhac_membership::NodeRole::Leader {
+            Some(match self.node.leader() {
+                Some(l) => format!("only the leader changes the membership: ask member {l}"),
+                None => "only the leader changes the membership, and none is known now".into(),
+            })
+        } else {
+            None
+        };
+        if let Some(why) = refuse {
+            let _ = reply.send(Err(Error::Membership(why)));
+            return None;
+        }
+        let next = change.apply(self.node.membership());
+        tracing::info!(?change, "membership change asked");
+        let id = self.writes.track(reply, AckLevel::Quorum, timeout);
+        Some(Input::Propose {
+            id,
+            op: Arc::new(redhac_membership::Op::Membership(next)),
+            ack: redhac_membership::Ack::Quorum,
+            deadline: self.now() + timeout,
         })
     }
 

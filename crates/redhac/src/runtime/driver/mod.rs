@@ -9,8 +9,9 @@
 mod inputs;
 mod outputs;
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64};
 use std::time::{Duration, Instant};
 
 use redhac_membership::{self as cluster_core, Input, Node};
@@ -34,7 +35,15 @@ use redhac_membership::HostEntry;
 /// What the driver is built from.
 #[derive(Debug)]
 pub(crate) struct Parts {
+    /// This member's id (the dynamic mode draws a new one when it rejoins).
     pub(crate) me: u32,
+    /// The same id, as the handshakes read it.
+    pub(crate) me_shared: Arc<AtomicU32>,
+    /// The members a link is up to, as the dial tasks read it.
+    pub(crate) linked: watch::Sender<BTreeSet<u32>>,
+    /// The dynamic mode (`HA_DISCOVER`); `None` in the static mode.
+    pub(crate) dynamic: Option<Dynamic>,
+    /// The static mode's members; empty in the dynamic mode.
     pub(crate) members: Vec<HostEntry>,
     /// Who of `members` votes.
     pub(crate) membership: cluster_core::Membership,
@@ -51,8 +60,21 @@ pub(crate) struct Parts {
     pub(crate) versions: std::ops::RangeInclusive<u32>,
 }
 
+/// The dynamic mode's part of the driver.
+#[derive(Debug)]
+pub(crate) struct Dynamic {
+    pub(crate) autopilot: cluster_core::Autopilot,
+    pub(crate) bootstrap_expect: usize,
+    /// How many other members discovery lists now.
+    pub(crate) discovered: watch::Receiver<usize>,
+    /// This member's advertised address (empty if none).
+    pub(crate) advertised: String,
+}
+
 /// What woke the runtime.
 enum Woke {
+    /// Discovery lists this many other members now.
+    Discovered(usize),
     Link(LinkUp),
     Inbound(u32, InboundItem),
     /// A link with a backlog has room again (the next turn flushes it).
@@ -81,26 +103,43 @@ pub(crate) struct Driver {
     shutdown: Vec<oneshot::Sender<()>>,
     health: Health,
     role: cluster_core::NodeRole,
+    /// The dynamic mode: the address each member advertised.
+    addresses: BTreeMap<u32, String>,
+    /// The dynamic mode: the membership the published status shows.
+    shown: cluster_core::Membership,
+}
+
+/// The core of member `me` (a new incarnation, `seed`), started at `now`.
+fn new_node(parts: &Parts, me: u32, seed: u64, now: Duration) -> Node {
+    let mut config = cluster_core::NodeConfig::new(me, parts.members.len(), parts.timing, seed);
+    let wall_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+    config.term_floor = cluster_core::NodeConfig::wall_clock_floor(wall_ms);
+    config.incarnation = seed;
+    config.membership = parts.membership.clone();
+    if let Some(d) = &parts.dynamic {
+        config.autopilot = Some(d.autopilot);
+        config.bootstrap_expect = Some(d.bootstrap_expect);
+    }
+    Node::new(config, now)
 }
 
 impl Driver {
     pub(crate) fn new(parts: Parts) -> Self {
         let epoch = Instant::now();
-        let mut config =
-            cluster_core::NodeConfig::new(parts.me, parts.members.len(), parts.timing, parts.seed);
-        let wall_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        config.term_floor = cluster_core::NodeConfig::wall_clock_floor(wall_ms);
-        config.incarnation = parts.seed;
-        config.membership = parts.membership.clone();
-        let node = Node::new(config, Duration::ZERO);
+        let node = new_node(&parts, parts.me, parts.seed, Duration::ZERO);
         let health = node.status().health;
         parts.health.send_replace(health);
         // Present from the start, so an alert on a member that never links
         // (health 0, no links) fires.
         metrics::gauge!(crate::metrics::HEALTH).set(health_value(health));
         metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(0.0);
+        let mut addresses = BTreeMap::new();
+        if let Some(d) = parts.dynamic.as_ref().filter(|d| !d.advertised.is_empty()) {
+            addresses.insert(parts.me, d.advertised.clone());
+        }
+        let shown = node.membership().clone();
         let driver = Self {
             parts,
             node,
@@ -114,6 +153,8 @@ impl Driver {
             shutdown: Vec::new(),
             health,
             role: cluster_core::NodeRole::Follower,
+            addresses,
+            shown,
         };
         driver.publish_status();
         driver.publish_hello();
@@ -129,6 +170,10 @@ impl Driver {
     ) {
         let mut ticker = tokio::time::interval(self.parts.timing.tick());
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut discovered = self.parts.dynamic.as_ref().map(|d| d.discovered.clone());
+        if let Some(peers) = discovered.as_mut().map(|d| *d.borrow_and_update()) {
+            self.step(Input::Discovered { peers });
+        }
         loop {
             // Besides the steady tick, wake exactly when the core's next
             // timer is due (an election after the leader's link closed).
@@ -154,12 +199,19 @@ impl Driver {
                 } => Woke::Room,
                 Some(command) = commands.recv(), if intake => Woke::Command(command),
                 Some(listed) = self.snapshots.listed.recv() => Woke::Listed(listed),
+                Some(peers) = async {
+                    match discovered.as_mut() {
+                        Some(d) => d.changed().await.ok().map(|()| *d.borrow_and_update()),
+                        None => std::future::pending().await,
+                    }
+                } => Woke::Discovered(peers),
                 _ = ticker.tick() => Woke::Tick,
                 () = tokio::time::sleep_until(due) => Woke::Due,
                 () = stopped(&mut stop) => Woke::Stop,
             };
             match woke {
                 Woke::Inbound(peer, item) => self.on_inbound(peer, item),
+                Woke::Discovered(peers) => self.step(Input::Discovered { peers }),
                 Woke::Link(up) => self.on_link(up),
                 Woke::Room => {}
                 Woke::Listed(listed) => self.on_listed(listed),
@@ -171,6 +223,7 @@ impl Driver {
         }
         self.inbound.clear();
         self.outbox.clear();
+        self.links_changed();
         self.parts.gate.close();
         self.writes.shut_down();
         tracing::info!("cluster runtime stopped");
@@ -200,6 +253,11 @@ impl Driver {
             // agrees with it.
             self.publish_status();
             self.parts.health.send_replace(self.health);
+        } else if self.parts.dynamic.is_some() && *self.node.membership() != self.shown {
+            // A change is in force once appended, before it commits: the
+            // status shows it before the change's caller is answered.
+            self.shown = self.node.membership().clone();
+            self.publish_status();
         }
         self.publish_hello();
     }
@@ -245,15 +303,30 @@ impl Driver {
                 self.outbox.version(id)
             }
         };
-        let members = &self.parts.members;
         let serving = self.parts.gate.open();
-        let status = report::status(s, members, serving, version);
+        let status = if self.parts.dynamic.is_some() {
+            report::dynamic_status(s, self.node.membership(), &self.addresses, serving, version)
+        } else {
+            report::status(s, &self.parts.members, serving, version)
+        };
         self.parts.status.send_replace(status);
+    }
+
+    /// Publishes the links up (the dial tasks wait on it) and counts them.
+    fn links_changed(&self) {
+        let linked: BTreeSet<u32> = self.outbox.peers().collect();
+        metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(linked.len() as f64);
+        self.parts.linked.send_if_modified(|l| {
+            let changed = *l != linked;
+            *l = linked;
+            changed
+        });
     }
 
     /// The state this member's next Hellos carry.
     fn publish_hello(&self) {
-        let state = HelloState::from(self.node.hello());
+        let mut state = HelloState::from(self.node.hello());
+        state.cluster = self.node.membership().cluster();
         self.parts.hello.send_if_modified(|h| {
             let changed = *h != state;
             *h = state;

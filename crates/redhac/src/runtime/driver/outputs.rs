@@ -3,22 +3,12 @@
 
 use std::time::Duration;
 
-use redhac_membership::{self as cluster_core, Health, LogId, Message, Output, Term};
+use redhac_membership::{self as cluster_core, Health, Input, LogId, Message, Output, Term};
 use redhac_proto::frame;
 
 use super::Driver;
 use crate::runtime::{effects, wire};
 use crate::transport::handshake::LEAVING_AND_STAYS;
-
-/// The leader removed this member (only a leader whose autopilot is on
-/// says so; the static mode never does): the core serves, votes and takes
-/// writes no more.
-fn removed() {
-    tracing::warn!(
-        "the leader removed this member from the cluster: it serves no reads and takes no \
-         writes any more; start it again to join as a new member"
-    );
-}
 
 impl Driver {
     pub(super) fn carry_out(&mut self, out: Output) {
@@ -51,7 +41,7 @@ impl Driver {
             }
             Output::ResetLink { peer } => self.reset_link(peer),
             Output::ShutdownReady => self.shutdown_ready(),
-            Output::Removed => removed(),
+            Output::Removed => self.removed(),
         }
     }
 
@@ -67,8 +57,55 @@ impl Driver {
         metrics::counter!(crate::metrics::LINKS_SILENT, "peer" => peer.to_string()).increment(1);
         self.inbound.remove(&peer);
         if self.outbox.remove(peer) {
-            metrics::gauge!(crate::metrics::LINKS_CONNECTED).set(self.outbox.len() as f64);
+            self.links_changed();
         }
+    }
+
+    /// The leader removed this member (only the dynamic mode's leaders
+    /// do): its core serves, votes and takes writes no more. Unless it is
+    /// shutting down, it rejoins as a new member: a new id and a new core,
+    /// every link dialled afresh, the caches empty until the leader, which
+    /// adds it as a learner, sent it a snapshot.
+    fn removed(&mut self) {
+        if self.parts.dynamic.is_none() || !self.shutdown.is_empty() {
+            tracing::info!("the leader removed this member from the cluster");
+            return;
+        }
+        let old = self.parts.me;
+        let mut new = super::super::handle::random_id();
+        while new == old || self.outbox.contains(new) {
+            new = super::super::handle::random_id();
+        }
+        tracing::warn!(
+            old,
+            new,
+            "the leader removed this member from the cluster (it was gone too long, or the \
+             operator removed it): it rejoins as a new member; its caches are empty until it \
+             caught up, and its writes in flight fail with a timeout (they may still apply)"
+        );
+        self.parts.gate.close();
+        self.writes.fail_all();
+        self.inbound.clear();
+        self.outbox.clear();
+        self.links_changed();
+        self.install = crate::runtime::effects::Install::default();
+        self.parts.store.clear_all(redhac_store::Origin::Local);
+        self.parts.me = new;
+        if let Some(address) = self.addresses.remove(&old) {
+            self.addresses.insert(new, address);
+        }
+        self.parts
+            .me_shared
+            .store(new, std::sync::atomic::Ordering::Release);
+        let seed = super::super::handle::random_id().into();
+        self.node = super::new_node(&self.parts, new, seed, self.now());
+        if let Some(peers) = self.parts.dynamic.as_ref().map(|d| *d.discovered.borrow()) {
+            self.step(Input::Discovered { peers });
+        }
+        self.role = cluster_core::NodeRole::Follower;
+        self.health = self.node.status().health;
+        self.parts.health.send_replace(self.health);
+        self.publish_status();
     }
 
     fn send_message(&mut self, to: u32, msg: &Message) {
