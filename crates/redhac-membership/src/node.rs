@@ -501,11 +501,31 @@ impl Node {
 
     fn tick(&mut self) {
         self.reset_silent_links();
+        self.forget_gone_peers();
         if self.role == NodeRole::Leader {
             self.leader_tick();
         } else if self.now >= self.election.timer() {
             self.try_election();
         }
+    }
+
+    /// Forgets what it keeps per peer (incarnation, silent resets) of
+    /// members neither linked nor in a membership it knows: the dynamic mode
+    /// starts every member under a new id, so without this one entry stays
+    /// per member ever seen. One forgotten that links again counts as
+    /// restarted (in no majority until confirmed), which is only safer.
+    fn forget_gone_peers(&mut self) {
+        let known = self.links.len() + self.configs.current().len() + 1;
+        if self.incarnations.len().max(self.silent_resets.len()) <= known {
+            return;
+        }
+        let committed = self.configs.at(self.commit).1;
+        let (links, current) = (&self.links, self.configs.current());
+        let keep = |id: &MemberId| {
+            links.contains_key(id) || current.contains(*id) || committed.contains(*id)
+        };
+        self.incarnations.retain(|id, _| keep(id));
+        self.silent_resets.retain(|id, _| keep(id));
     }
 
     fn receive(&mut self, from: MemberId, msg: Message) {

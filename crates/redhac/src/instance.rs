@@ -313,9 +313,7 @@ impl Redhac {
         if self.shared.open.swap(false, Ordering::AcqRel) {
             self.shared.reads.close();
             if let Some(cluster) = &self.shared.cluster {
-                cluster
-                    .shutdown(cluster.shutdown_timeout(SHUTDOWN_TIMEOUT))
-                    .await;
+                cluster.shutdown(SHUTDOWN_TIMEOUT).await;
             }
             tracing::info!("redhac shut down");
         }

@@ -186,3 +186,14 @@ pub fn describe() {
     );
     describe_counter!(BYTES_OUT, Unit::Bytes, "Bytes of frames queued to peers.");
 }
+
+/// The `peer` label of a per-link metric: the member's id in the static
+/// mode; in the dynamic mode, where every start draws a new random id,
+/// `dynamic` (one series, not one per member ever started).
+pub(crate) fn peer_label(dynamic: bool, peer: u32) -> String {
+    if dynamic {
+        "dynamic".to_owned()
+    } else {
+        peer.to_string()
+    }
+}

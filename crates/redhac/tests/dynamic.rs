@@ -22,10 +22,11 @@ fn autopilot() -> Autopilot {
     }
 }
 
-fn config(discover: &[String]) -> Config {
+fn config(discover: &[String], advertise: &str) -> Config {
     Config::from_vars([
         ("HA_MODE", "true"),
         ("HA_DISCOVER", discover.join(",").as_str()),
+        ("HA_ADVERTISE", advertise),
         ("HA_DISCOVER_INTERVAL", "200ms"),
         ("CACHE_AUTH_TOKEN", TOKEN),
         ("CACHE_TLS", "false"),
@@ -37,8 +38,9 @@ fn config(discover: &[String]) -> Config {
 }
 
 async fn start(listener: TcpListener, discover: &[String]) -> Redhac {
+    let advertise = listener.local_addr().unwrap().to_string();
     Redhac::builder()
-        .config(config(discover))
+        .config(config(discover, &advertise))
         .listener(listener)
         .autopilot(autopilot())
         .cache::<String>("c", CacheOptions::default())
@@ -106,6 +108,15 @@ async fn a_dynamic_cluster_bootstraps_grows_replaces_a_voter_and_shrinks() {
     let leader = settled(&all, 3, 0).await;
     let ids: std::collections::BTreeSet<u32> = nodes.iter().map(|n| n.status().me).collect();
     assert_eq!(ids.len(), 3, "every member drew its own id");
+    // Each member shows the address it advertised (HA_ADVERTISE).
+    for m in &leader.members {
+        assert!(
+            addrs[..3].contains(&format!("http://{}", m.address)),
+            "member {} shows {:?}",
+            m.id,
+            m.address
+        );
+    }
     let all_ack = WriteOptions::default().ack(AckLevel::All);
     let c = nodes[0].cache::<String>("c").unwrap();
     c.put_with("before", "3 members".into(), all_ack)
@@ -223,6 +234,12 @@ async fn a_removed_member_rejoins_under_a_new_id_and_the_operator_api_is_the_lea
     let e = follower.remove(old_id).await.unwrap_err();
     assert!(
         matches!(&e, redhac::Error::Membership(why) if why.contains(&format!("member {}", leader.me))),
+        "{e}"
+    );
+    // A member is added once it linked.
+    let e = on_leader.add_learner(12_345).await.unwrap_err();
+    assert!(
+        matches!(&e, redhac::Error::Membership(why) if why.contains("not linked")),
         "{e}"
     );
     // The leader cannot remove itself: it hands over first.

@@ -289,3 +289,22 @@ fn a_member_waiting_to_be_removed_resets_links_that_bring_nothing() {
     tick(&mut calm, 800);
     assert!(!reset(&tick(&mut calm, 1100)));
 }
+
+#[test]
+fn forgets_the_members_that_came_and_went() {
+    // Members not listed link and go, as every start in the dynamic mode
+    // is a new member: what the node keeps per peer stays bounded.
+    let mut n = piloted();
+    for peer in 100..150 {
+        link(&mut n, 10, peer, 0);
+        n.step(ms(11), Input::Disconnected { peer });
+    }
+    tick(&mut n, 20);
+    assert!(
+        n.incarnations.len() <= 3,
+        "{} incarnations kept",
+        n.incarnations.len()
+    );
+    // The members listed and linked are kept.
+    assert!(n.incarnations.contains_key(&1) && n.incarnations.contains_key(&2));
+}

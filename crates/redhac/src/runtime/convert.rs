@@ -71,7 +71,8 @@ impl From<cluster_core::PeerHello> for crate::transport::handshake::HelloState {
             last_log_term: h.last.term,
             last_log_index: h.last.index,
             term_floor: h.floor,
-            // Set by the runtime from the core's membership.
+            // Set by the runtime.
+            me: 0,
             cluster: 0,
         }
     }

@@ -2,7 +2,7 @@
 //! tasks and the runtime task, asks the runtime, and stops them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use redhac_membership::find_me;
@@ -131,14 +131,16 @@ impl Runtime {
         let versions = options.protocol_versions.unwrap_or(VERSIONS);
         let token = config.auth_token.as_ref().map_or("", Secret::expose);
         let previous = config.auth_token_previous.as_ref().map(Secret::expose);
-        let (hello_tx, hello_rx) = watch::channel(HelloState::default());
+        let (hello_tx, hello_rx) = watch::channel(HelloState {
+            me,
+            ..HelloState::default()
+        });
         let (events_tx, events_rx) = mpsc::channel(config.buf_server.max(members.len() * 4));
         let (linked_tx, linked_rx) = watch::channel(std::collections::BTreeSet::new());
         let listening = listener.local_addr().ok();
         let advertised = config.advertise()?.map(|(ip, p)| {
             std::net::SocketAddr::new(ip, p.or(listening.map(|l| l.port())).unwrap_or(port))
         });
-        let me_shared = Arc::new(AtomicU32::new(me));
         let (stop, stop_rx) = watch::channel(false);
         let generation = generation();
         let links_refused = Arc::new(AtomicU64::new(0));
@@ -148,7 +150,6 @@ impl Runtime {
             .unwrap_or_else(|| redhac_membership::Timing::new(config.election_timeout));
         let setup = Arc::new(LinkSetup {
             handshake: Handshake {
-                me: Arc::clone(&me_shared),
                 address: advertised.map(|a| a.to_string()).unwrap_or_default(),
                 generation,
                 fingerprint: fingerprint(&config.member_lists()),
@@ -198,7 +199,6 @@ impl Runtime {
         // (its term floor above all), published as it is created.
         let driver = driver::Driver::new(driver::Parts {
             me,
-            me_shared,
             linked: linked_tx,
             dynamic: dynamic.then(|| driver::Dynamic {
                 autopilot,
@@ -272,12 +272,6 @@ impl Runtime {
                 Duration::ZERO
             },
         })
-    }
-
-    /// How long a shutdown may take, `base` plus, in the dynamic mode, the
-    /// wait for the leader to remove this member.
-    pub(crate) fn shutdown_timeout(&self, base: Duration) -> Duration {
-        base + self.leave_timeout
     }
 
     /// Whether the runtime task and the link tasks all still run (false
@@ -405,6 +399,9 @@ impl Runtime {
     }
 
     /// Hands leadership over (when leading), stops links and the runtime.
+    /// Waits `timeout` at most for the handover (and, in the dynamic mode,
+    /// the leave timeout more for the leader to remove this member), then
+    /// `timeout` at most for the tasks.
     pub(crate) async fn shutdown(&self, timeout: Duration) {
         let (tx, rx) = oneshot::channel();
         if self
@@ -413,7 +410,7 @@ impl Runtime {
             .await
             .is_ok()
         {
-            let _ = tokio::time::timeout(timeout, rx).await;
+            let _ = tokio::time::timeout(timeout + self.leave_timeout, rx).await;
         }
         let _ = self.stop.send(true);
         let tasks = std::mem::take(

@@ -85,7 +85,7 @@ impl Cluster for Acceptor {
             let expect = if setup.settings.dynamic {
                 Expect::Anyone
             } else {
-                Expect::Below(setup.handshake.me())
+                Expect::Below(setup.state.hello.borrow().me)
             };
             let shaken = setup.handshake(&mut inbound, &tx, expect).await;
             drop(permit);

@@ -128,7 +128,10 @@ pub(crate) async fn discover(
     let mut next_lookup = tokio::time::Instant::now();
     loop {
         if tokio::time::Instant::now() >= next_lookup {
-            let failed = lookup_all(&discovery.entries, &mut by_entry, &mut looked_up).await;
+            let failed = tokio::select! {
+                failed = lookup_all(&discovery.entries, &mut by_entry, &mut looked_up) => failed,
+                () = stopped(&mut shutdown) => return,
+            };
             if failed != failing {
                 if failed {
                     tracing::warn!(

@@ -3,8 +3,6 @@
 //! token over both challenges.
 
 use std::ops::RangeInclusive;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use redhac_proto::{Auth, Frame, Hello, MIN_PROTOCOL_VERSION, PROTOCOL_VERSION, frame};
@@ -15,14 +13,20 @@ use tonic::Status;
 use super::auth::{CHALLENGE_LEN, Tokens, Transcript, challenge};
 use super::link::LinkError;
 
-/// The election state a Hello carries.
+/// Who this member is and the election state a Hello carries, as the
+/// runtime publishes them (one read: a handshake never pairs the id of one
+/// incarnation with the state of another).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct HelloState {
+    /// This member's id: fixed in the static mode; in the dynamic mode a
+    /// new one when the member rejoins.
+    pub(crate) me: u32,
     pub(crate) term: u64,
     pub(crate) last_log_term: u64,
     pub(crate) last_log_index: u64,
     pub(crate) term_floor: u64,
-    /// The dynamic mode: the cluster this member is in (0: none yet).
+    /// The dynamic mode: the cluster this member is in (0: none yet, or
+    /// not in its log yet: a bootstrap's choice is no cluster until formed).
     pub(crate) cluster: u64,
 }
 
@@ -65,9 +69,6 @@ pub(crate) enum Expect {
 /// What this member shows and checks in every handshake.
 #[derive(Debug)]
 pub(crate) struct Handshake {
-    /// This member's id: fixed in the static mode; in the dynamic mode a
-    /// new one when the member rejoins (the runtime changes it).
-    pub(crate) me: Arc<AtomicU32>,
     /// The address shown to peers (`HA_ADVERTISE`), empty if none.
     pub(crate) address: String,
     pub(crate) generation: u64,
@@ -98,7 +99,7 @@ impl Handshake {
         S: Stream<Item = Result<Frame, Status>> + Unpin,
     {
         let mine = challenge()?;
-        let me = self.me();
+        let me = state.me;
         let hello = Hello {
             protocol_version: *self.versions.start(),
             max_protocol_version: *self.versions.end(),
@@ -161,6 +162,7 @@ impl Handshake {
             address: theirs.address,
             generation: theirs.generation,
             state: HelloState {
+                me: theirs.member,
                 term: theirs.term,
                 last_log_term: theirs.last_log_term,
                 last_log_index: theirs.last_log_index,
@@ -169,11 +171,6 @@ impl Handshake {
             },
             version,
         })
-    }
-
-    /// This member's id now.
-    pub(crate) fn me(&self) -> u32 {
-        self.me.load(Ordering::Acquire)
     }
 
     /// Checks the peer's Hello; returns the protocol version the link speaks.
@@ -253,9 +250,8 @@ async fn send(tx: &mpsc::Sender<Frame>, kind: frame::Kind) -> Result<(), LinkErr
 mod tests {
     use super::*;
 
-    fn handshake(me: u32) -> Handshake {
+    fn handshake() -> Handshake {
         Handshake {
-            me: Arc::new(AtomicU32::new(me)),
             address: String::new(),
             generation: 1,
             fingerprint: vec![1, 2, 3],
@@ -279,7 +275,7 @@ mod tests {
 
     #[test]
     fn a_dynamic_member_refuses_itself_and_members_of_another_cluster() {
-        let h = handshake(5);
+        let h = handshake();
         let check = |mine: u64, theirs: &Hello| h.check_hello(5, mine, theirs, Expect::Anyone);
         // Any other id, in no cluster yet or in this one.
         assert!(check(0, &hello(7, 0)).is_ok());

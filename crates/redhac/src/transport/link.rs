@@ -301,7 +301,8 @@ impl LinkSetup {
             return;
         }
         tracing::info!(peer = p, link, "link up");
-        metrics::counter!(crate::metrics::LINKS_UP, "peer" => p.to_string()).increment(1);
+        let label = crate::metrics::peer_label(self.settings.dynamic, p);
+        metrics::counter!(crate::metrics::LINKS_UP, "peer" => label).increment(1);
         tokio::select! {
             _ = released => {}
             () = stopped(&mut shutdown) => {}

@@ -24,7 +24,6 @@ fn setup() -> (LinkSetup, Vec<u8>) {
     let (events, _) = mpsc::channel(1);
     let s = LinkSetup {
         handshake: Handshake {
-            me: Arc::new(std::sync::atomic::AtomicU32::new(1)),
             address: String::new(),
             generation: 1,
             fingerprint: fp.clone(),
@@ -44,7 +43,11 @@ fn setup() -> (LinkSetup, Vec<u8>) {
             tls: None,
         },
         state: LinkState::new(
-            watch::channel(HelloState::default()).1,
+            watch::channel(HelloState {
+                me: 1,
+                ..HelloState::default()
+            })
+            .1,
             events,
             Arc::new(AtomicU64::new(0)),
             watch::channel(Default::default()).1,

@@ -26,13 +26,13 @@ pub(super) struct Side {
 fn setup(me: u32, hosts: &[String], token: &str, tls: Option<TlsSetup>) -> (Arc<LinkSetup>, Side) {
     let (events_tx, events) = mpsc::channel(16);
     let (hello_tx, hello) = watch::channel(HelloState {
+        me,
         term: 3,
         ..HelloState::default()
     });
     let members = hosts.iter().map(|h| HostEntry::parse(h).unwrap()).collect();
     let s = LinkSetup {
         handshake: Handshake {
-            me: Arc::new(std::sync::atomic::AtomicU32::new(me)),
             address: String::new(),
             generation: 100 + u64::from(me),
             fingerprint: fingerprint(hosts),

@@ -197,8 +197,9 @@ async fn settled(
     );
 }
 
-/// Waits until the leader among `live` counts `voters` voters, every one
-/// linked and none of them `dead`: a learner took the dead voter's place.
+/// Waits until the leader among `live` counts `voters` linked voters
+/// besides `dead` (which stays a voter until removed): a learner took the
+/// dead voter's place.
 async fn voter_replaced(fleet: &Fleet, live: &[usize], voters: usize, dead: u64) -> Duration {
     let start = Instant::now();
     while start.elapsed() < WAIT {
@@ -207,12 +208,12 @@ async fn voter_replaced(fleet: &Fleet, live: &[usize], voters: usize, dead: u64)
                 continue;
             };
             let members = s["members"].as_array().cloned().unwrap_or_default();
-            let voting: Vec<&Value> = members.iter().filter(|m| m["voter"] == true).collect();
-            if voting.len() == voters
-                && voting
-                    .iter()
-                    .all(|m| m["connected"] == true && m["id"].as_u64() != Some(dead))
-            {
+            let alive = members
+                .iter()
+                .filter(|m| m["voter"] == true && m["connected"] == true)
+                .filter(|m| m["id"].as_u64() != Some(dead))
+                .count();
+            if alive >= voters {
                 return start.elapsed();
             }
         }

@@ -24,11 +24,39 @@ impl Driver {
         self.step(Input::Tick);
         self.lookups.expire(Instant::now());
         let s = self.node.status();
-        // Bounded: members the core forgot (removed, gone) are dropped.
+        // Bounded: members neither listed nor linked (removed, gone) are
+        // dropped; a member links before it is added, so both count.
+        let (membership, outbox) = (self.node.membership(), &self.outbox);
         self.addresses
-            .retain(|id, _| *id == s.me || s.peers.iter().any(|p| p.id == *id));
+            .retain(|id, _| *id == s.me || membership.contains(*id) || outbox.contains(*id));
         self.publish_status_of(&s);
         report::gauges(&s, &self.parts.store, self.parts.gate.open());
+        self.warn_if_unformed();
+    }
+
+    /// The dynamic mode: every `UNFORMED_WARN_EVERY` in no cluster (not
+    /// bootstrapped, not added), a warning with what discovery found.
+    fn warn_if_unformed(&mut self) {
+        /// Long enough for a start or a join, short enough to be seen.
+        const UNFORMED_WARN_EVERY: Duration = Duration::from_secs(10);
+        let Some(d) = &self.parts.dynamic else {
+            return;
+        };
+        let now = self.now();
+        if !self.node.membership().is_empty() || now < self.unformed_warned + UNFORMED_WARN_EVERY {
+            return;
+        }
+        self.unformed_warned = now;
+        let discovered = *d.discovered.borrow();
+        let discovered = (discovered != usize::MAX).then_some(discovered);
+        tracing::warn!(
+            ?discovered,
+            linked = self.outbox.len(),
+            bootstrap_expect = d.bootstrap_expect,
+            "in no cluster yet: a cluster forms once HA_BOOTSTRAP_EXPECT members are linked to \
+             every member discovery lists (an address that never answers holds it back: check \
+             that HA_DISCOVER lists each member's own address), or a leader adds this member"
+        );
     }
 
     pub(super) fn on_link(&mut self, up: LinkUp) {
@@ -297,6 +325,12 @@ impl Driver {
                 Some(l) => format!("only the leader changes the membership: ask member {l}"),
                 None => "only the leader changes the membership, and none is known now".into(),
             })
+        } else if let crate::runtime::Change::AddLearner(id) = change
+            && !self.outbox.contains(id)
+        {
+            Some(format!(
+                "member {id} is not linked to the leader; a member is added once it linked"
+            ))
         } else {
             None
         };

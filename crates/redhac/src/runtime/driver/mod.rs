@@ -11,7 +11,7 @@ mod outputs;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use redhac_membership::{self as cluster_core, Input, Node};
@@ -37,8 +37,6 @@ use redhac_membership::HostEntry;
 pub(crate) struct Parts {
     /// This member's id (the dynamic mode draws a new one when it rejoins).
     pub(crate) me: u32,
-    /// The same id, as the handshakes read it.
-    pub(crate) me_shared: Arc<AtomicU32>,
     /// The members a link is up to, as the dial tasks read it.
     pub(crate) linked: watch::Sender<BTreeSet<u32>>,
     /// The dynamic mode (`HA_DISCOVER`); `None` in the static mode.
@@ -107,6 +105,12 @@ pub(crate) struct Driver {
     addresses: BTreeMap<u32, String>,
     /// The dynamic mode: the membership the published status shows.
     shown: cluster_core::Membership,
+    /// The leader removed this member: it rejoins as a new member once the
+    /// step's outputs end (the rest of them are the old core's).
+    rejoin: bool,
+    /// The dynamic mode: when this member last warned that it is in no
+    /// cluster yet (this runtime's clock).
+    unformed_warned: Duration,
 }
 
 /// The core of member `me` (a new incarnation, `seed`), started at `now`.
@@ -155,6 +159,8 @@ impl Driver {
             role: cluster_core::NodeRole::Follower,
             addresses,
             shown,
+            rejoin: false,
+            unformed_warned: Duration::ZERO,
         };
         driver.publish_status();
         driver.publish_hello();
@@ -245,6 +251,11 @@ impl Driver {
         let before = self.health;
         for out in outputs {
             self.carry_out(out);
+            if self.rejoin {
+                // What follows is the removed core's; the new one starts.
+                self.rejoin();
+                return;
+            }
         }
         if self.health != before {
             // Only now, with every output of the step carried out (caches
@@ -326,7 +337,14 @@ impl Driver {
     /// The state this member's next Hellos carry.
     fn publish_hello(&self) {
         let mut state = HelloState::from(self.node.hello());
-        state.cluster = self.node.membership().cluster();
+        state.me = self.parts.me;
+        // A bootstrap's choice is no cluster yet: a cluster is formed once
+        // its membership is in the log (the first entry). Members of two
+        // tentative choices must still link, or one that lost its first
+        // election could never be added to the cluster that won.
+        if state.last_log_index > 0 {
+            state.cluster = self.node.membership().cluster();
+        }
         self.parts.hello.send_if_modified(|h| {
             let changed = *h != state;
             *h = state;

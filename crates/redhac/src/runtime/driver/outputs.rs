@@ -54,7 +54,8 @@ impl Driver {
             "link reset: nothing came from the peer while an answer or a heartbeat was due \
              (a half-open connection after a partition, or a stalled peer); dialling afresh"
         );
-        metrics::counter!(crate::metrics::LINKS_SILENT, "peer" => peer.to_string()).increment(1);
+        let label = crate::metrics::peer_label(self.parts.dynamic.is_some(), peer);
+        metrics::counter!(crate::metrics::LINKS_SILENT, "peer" => label).increment(1);
         self.inbound.remove(&peer);
         if self.outbox.remove(peer) {
             self.links_changed();
@@ -63,14 +64,21 @@ impl Driver {
 
     /// The leader removed this member (only the dynamic mode's leaders
     /// do): its core serves, votes and takes writes no more. Unless it is
-    /// shutting down, it rejoins as a new member: a new id and a new core,
-    /// every link dialled afresh, the caches empty until the leader, which
-    /// adds it as a learner, sent it a snapshot.
+    /// shutting down, it rejoins as a new member once this step's outputs
+    /// end (`Driver::rejoin`).
     fn removed(&mut self) {
         if self.parts.dynamic.is_none() || !self.shutdown.is_empty() {
             tracing::info!("the leader removed this member from the cluster");
             return;
         }
+        self.rejoin = true;
+    }
+
+    /// Starts a new member in place of this removed one: a new id and a
+    /// new core, every link dialled afresh, the caches empty until the
+    /// leader, which adds it as a learner, sent it a snapshot.
+    pub(super) fn rejoin(&mut self) {
+        self.rejoin = false;
         let old = self.parts.me;
         let mut new = super::super::handle::random_id();
         while new == old || self.outbox.contains(new) {
@@ -85,24 +93,25 @@ impl Driver {
         );
         self.parts.gate.close();
         self.writes.fail_all();
-        self.inbound.clear();
-        self.outbox.clear();
-        self.links_changed();
         self.install = crate::runtime::effects::Install::default();
         self.parts.store.clear_all(redhac_store::Origin::Local);
+        // The new identity is published (id and state in one Hello) before
+        // any link is dialled again; links shaken under the old id are
+        // dropped when they arrive (`on_link`).
         self.parts.me = new;
         if let Some(address) = self.addresses.remove(&old) {
             self.addresses.insert(new, address);
         }
-        self.parts
-            .me_shared
-            .store(new, std::sync::atomic::Ordering::Release);
         let seed = super::super::handle::random_id().into();
         self.node = super::new_node(&self.parts, new, seed, self.now());
+        self.role = cluster_core::NodeRole::Follower;
+        self.publish_hello();
+        self.inbound.clear();
+        self.outbox.clear();
+        self.links_changed();
         if let Some(peers) = self.parts.dynamic.as_ref().map(|d| *d.discovered.borrow()) {
             self.step(Input::Discovered { peers });
         }
-        self.role = cluster_core::NodeRole::Follower;
         self.health = self.node.status().health;
         self.parts.health.send_replace(self.health);
         self.publish_status();
