@@ -303,7 +303,12 @@ impl Redhac {
     /// miss. Idempotent.
     ///
     /// In HA mode a leader hands leadership over first: it waits at most
-    /// 5 s for the handover, then at most 5 s for its tasks to stop.
+    /// 5 s for the handover, then at most 5 s for its tasks to stop. In the
+    /// dynamic mode (`HA_DISCOVER`) a member the membership lists then goes
+    /// on acknowledging and voting until the leader removed it, serving
+    /// nothing: at most `HA_LEAVE_TIMEOUT` (10 election timeouts) more, so
+    /// no rolling update or scale-down leaves the voters short of the one
+    /// that left. Give the process a grace period above it.
     ///
     /// # Errors
     /// None today: a handover that does not finish in time is given up and
