@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use redhac::{CacheOptions, Redhac};
+#[path = "common/cluster.rs"]
+mod cluster;
 #[path = "common/w1.rs"]
 mod w1;
 use w1::{KEYS, Val, key, val};
@@ -61,9 +63,56 @@ fn main() {
             });
             Box::new(move |k| cache.get(k).is_some())
         }
+        "follower" => {
+            // Three members in this process; the keys written on the
+            // leader, read on a follower (the runtime keeps running).
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("a runtime");
+            let cache = rt.block_on(async {
+                let nodes = cluster::start_cluster::<Val>(3).await;
+                let l = cluster::leader(&nodes.iter().collect::<Vec<_>>()).await;
+                let lead = nodes[l].cache::<Val>("w1").expect("the cache");
+                for (i, k) in keys.iter().enumerate() {
+                    lead.put(k.clone(), val(i)).await.expect("put");
+                }
+                let follower = nodes[(l + 1) % 3].cache::<Val>("w1").expect("the cache");
+                std::mem::forget(nodes);
+                follower
+            });
+            std::mem::forget(rt);
+            Box::new(move |k| cache.get(k).is_some())
+        }
         other => panic!("unknown system {other:?}"),
     };
+    let order: Vec<usize> = if std::env::var("REDHAC_GET_ORDER").is_ok_and(|o| o == "random") {
+        shuffled(keys.len())
+    } else {
+        (0..keys.len()).collect()
+    };
+    gets(&*get, &keys, &order, n);
+}
+
+/// The measured loop (callgrind's `--toggle-collect=*get_probe*gets*`
+/// counts only this).
+#[inline(never)]
+fn gets(get: &dyn Fn(&str) -> bool, keys: &[String], order: &[usize], n: usize) {
     for i in 0..n {
-        assert!(black_box(get(&keys[i % keys.len()])));
+        assert!(black_box(get(&keys[order[i % order.len()]])));
     }
+}
+
+/// 0..n in a fixed pseudo-random order.
+fn shuffled(n: usize) -> Vec<usize> {
+    let mut v: Vec<usize> = (0..n).collect();
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for i in (1..n).rev() {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        v.swap(i, (x % (i as u64 + 1)) as usize);
+    }
+    v
 }

@@ -128,6 +128,7 @@ pub(crate) async fn leader(nodes: &[&Redhac]) -> usize {
 }
 
 /// Stops every member gracefully.
+#[allow(dead_code)] // Not every bench that includes this module uses it.
 pub(crate) async fn shutdown(nodes: Vec<Redhac>) {
     for n in nodes {
         n.shutdown().await.expect("shutdown");

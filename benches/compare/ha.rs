@@ -205,12 +205,8 @@ pub(crate) fn rows(rt: &tokio::runtime::Runtime) -> ([Map<String, Value>; 2], f6
         eprintln!("   get: raw moka {raw:.1} ns, follower {ours:.1} ns");
         gets.push((raw, ours));
     }
-    let mid = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let moka_get = mid(gets.iter().map(|g| g.0).collect());
-    let get = mid(gets.iter().map(|g| g.1).collect());
+    let moka_get = crate::median(gets.iter().map(|g| g.0).collect());
+    let get = crate::median(gets.iter().map(|g| g.1).collect());
     let tput = rt.block_on(throughput(vec![lead]));
     let spread = rt.block_on(throughput(caches.clone()));
     eprintln!("   throughput {tput:.0} ops/s on the leader, {spread:.0} spread");
@@ -251,16 +247,19 @@ pub(crate) fn probe_get(rt: &tokio::runtime::Runtime) {
         }
     });
     let follow = nodes[(l + 1) % 3].cache::<Val>("w1").expect("cache");
-    eprintln!("probing follower gets for 20 s, pid {}", std::process::id());
+    // `REDHAC_PROBE_HA_GET=moka`: raw moka's gets instead, the cluster
+    // running alike, for a profile to set beside the follower's.
+    let get: Arc<dyn Fn(&str) -> bool + Send + Sync> =
+        if std::env::var("REDHAC_PROBE_HA_GET").is_ok_and(|v| v == "moka") {
+            let moka = crate::w1::moka_filled();
+            Arc::new(move |k| moka.get(k).is_some())
+        } else {
+            Arc::new(move |k| follow.get(k).is_some())
+        };
+    eprintln!("probing gets for 20 s, pid {}", std::process::id());
     let until = Instant::now() + Duration::from_secs(20);
     while Instant::now() < until {
-        let ns = crate::w1::get_ns(
-            rt,
-            Arc::new({
-                let f = follow.clone();
-                move |k| f.get(k).is_some()
-            }),
-        );
+        let ns = crate::w1::get_ns(rt, get.clone());
         eprintln!("  {ns:.1} ns/get");
     }
 }
@@ -361,22 +360,10 @@ pub(crate) fn probe_gets(rt: &tokio::runtime::Runtime) {
         // The same follower's gets on a thread of their own, off the
         // runtime's two workers (which run the three members).
         let read = caches.last().expect("a reader").clone();
-        let f_thread = std::thread::spawn(move || {
-            let keys: Vec<String> = (0..KEYS).map(key).collect();
-            let mut rounds: Vec<f64> = (0..5)
-                .map(|_| {
-                    let start = Instant::now();
-                    for i in 0..100_000 {
-                        assert!(std::hint::black_box(read.get(&keys[i % KEYS]).is_some()));
-                    }
-                    start.elapsed().as_nanos() as f64 / 100_000.0
-                })
-                .collect();
-            rounds.sort_by(f64::total_cmp);
-            rounds[2]
-        })
-        .join()
-        .expect("the reading thread");
+        let f_thread =
+            std::thread::spawn(move || crate::w1::get_rounds(&|k| read.get(k).is_some()))
+                .join()
+                .expect("the reading thread");
         rt.block_on(shutdown(nodes));
         eprintln!(
             "round {round}: ns/get fresh / after 3 writes per key: raw moka {moka_fresh:.0} / \

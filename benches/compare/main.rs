@@ -41,6 +41,13 @@ mod w1;
 
 use serde_json::{Map, Value, json};
 
+/// mimalloc instead of the system's allocator, for redhac and raw moka
+/// alike (`RUSTFLAGS="--cfg redhac_bench_mimalloc"`): where a follower's
+/// entries land in memory sets much of its get's cost.
+#[cfg(redhac_bench_mimalloc)]
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     if let Some(pos) = args.iter().position(|a| a == "--rss-child") {
@@ -179,6 +186,12 @@ pub(crate) fn percentiles_us(mut samples: Vec<std::time::Duration>) -> (f64, f64
         |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize].as_secs_f64() * 1e6;
     let mean = samples.iter().map(|d| d.as_secs_f64()).sum::<f64>() / samples.len() as f64 * 1e6;
     (at(0.5), at(0.99), mean)
+}
+
+/// The median of some figures.
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
 }
 
 pub(crate) fn row(system: &str, fields: Value) -> Map<String, Value> {

@@ -9,8 +9,9 @@
 //! A member process reports its state on stdout (`state ROLE LEADER SERVING`
 //! on each change) and takes commands on stdin: `write` (write until one
 //! succeeds, then `written`), `latency N [all]` (N sequential Quorum, or
-//! All, writes, then `latency P50 P99` in µs) and `quit`; it also stops when
-//! stdin closes.
+//! All, writes, then `latency P50 P99` in µs), `gets` (its gets of the W1
+//! keys beside raw moka's in the same process, then `gets OURS MOKA` in ns)
+//! and `quit`; it also stops when stdin closes.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
@@ -86,6 +87,26 @@ pub(crate) fn member(args: &[String]) {
                     }
                     let (p50, p99, _) = crate::percentiles_us(samples);
                     say(&format!("latency {p50:.1} {p99:.1}"));
+                }
+                ["gets"] => {
+                    // This member's gets beside raw moka's in this process,
+                    // three rounds alternating, medians.
+                    let (ours, moka) = tokio::spawn({
+                        let cache = cache.clone();
+                        async move {
+                            let moka = crate::w1::moka_filled();
+                            let mut ours = Vec::new();
+                            let mut raw = Vec::new();
+                            for _ in 0..3 {
+                                raw.push(crate::w1::get_rounds(&|k| moka.get(k).is_some()));
+                                ours.push(crate::w1::get_rounds(&|k| cache.get(k).is_some()));
+                            }
+                            (crate::median(ours), crate::median(raw))
+                        }
+                    })
+                    .await
+                    .expect("the get task");
+                    say(&format!("gets {ours:.1} {moka:.1}"));
                 }
                 ["quit"] => break,
                 _ => panic!("unknown command {command:?}"),
@@ -322,6 +343,12 @@ pub(crate) fn row() -> Map<String, Value> {
     let (w_p50, w_p99) = parse_latency(&procs.ask(l, "latency 10000", "latency"));
     let (f_p50, f_p99) = parse_latency(&procs.ask(f, "latency 10000", "latency"));
     eprintln!("   leader write p50 {w_p50:.1} µs; follower write p50 {f_p50:.1} µs");
+    // Every W1 key is written now: the follower's gets in its own process.
+    let (get, moka_get) = parse_latency(&procs.ask(f, "gets", "gets"));
+    eprintln!(
+        "   follower get {get:.1} ns, raw moka in the same process {moka_get:.1} ns ({:.2}x)",
+        get / moka_get
+    );
     procs.quit();
     crate::row(
         "redhac-procs",
@@ -337,6 +364,8 @@ pub(crate) fn row() -> Map<String, Value> {
             "w_leader_p99_us": w_p99,
             "w_follower_p50_us": f_p50,
             "w_follower_p99_us": f_p99,
+            "get_ns": get,
+            "moka_get_ns": moka_get,
         }),
     )
 }
@@ -372,7 +401,7 @@ pub(crate) fn learners_row() -> Map<String, Value> {
     crate::row("redhac-procs-learners", Value::Object(figures))
 }
 
-/// `latency P50 P99` as numbers.
+/// The two numbers of `latency P50 P99` (or `gets OURS MOKA`).
 fn parse_latency(line: &str) -> (f64, f64) {
     let v: Vec<f64> = line
         .split_whitespace()
