@@ -87,12 +87,7 @@ fn main() {
         }
         other => panic!("unknown system {other:?}"),
     };
-    let order: Vec<usize> = if std::env::var("REDHAC_GET_ORDER").is_ok_and(|o| o == "random") {
-        shuffled(keys.len())
-    } else {
-        (0..keys.len()).collect()
-    };
-    gets(&*get, &keys, &order, n);
+    gets(&*get, &keys, &w1::get_order(), n);
 }
 
 /// The measured loop (callgrind's `--toggle-collect=*get_probe*gets*`
@@ -102,17 +97,4 @@ fn gets(get: &dyn Fn(&str) -> bool, keys: &[String], order: &[usize], n: usize) 
     for i in 0..n {
         assert!(black_box(get(&keys[order[i % order.len()]])));
     }
-}
-
-/// 0..n in a fixed pseudo-random order.
-fn shuffled(n: usize) -> Vec<usize> {
-    let mut v: Vec<usize> = (0..n).collect();
-    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-    for i in (1..n).rev() {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        v.swap(i, (x % (i as u64 + 1)) as usize);
-    }
-    v
 }

@@ -28,7 +28,7 @@ pub(crate) fn get_ns(
 /// ns per get over 100,000 gets of present keys in this thread; the median
 /// of five rounds.
 pub(crate) fn get_rounds(get: &dyn Fn(&str) -> bool) -> f64 {
-    let keys: Vec<String> = order().into_iter().map(key).collect();
+    let keys: Vec<String> = crate::value::get_order().into_iter().map(key).collect();
     let mut rounds: Vec<f64> = (0..5)
         .map(|_| {
             let start = Instant::now();
@@ -40,22 +40,6 @@ pub(crate) fn get_rounds(get: &dyn Fn(&str) -> bool) -> f64 {
         .collect();
     rounds.sort_by(f64::total_cmp);
     rounds[2]
-}
-
-/// The order gets visit the keys: as inserted, or shuffled when
-/// `REDHAC_GET_ORDER=random` (a fixed permutation).
-fn order() -> Vec<usize> {
-    let mut keys: Vec<usize> = (0..KEYS).collect();
-    if std::env::var("REDHAC_GET_ORDER").is_ok_and(|o| o == "random") {
-        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
-        for i in (1..keys.len()).rev() {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            keys.swap(i, (x % (i as u64 + 1)) as usize);
-        }
-    }
-    keys
 }
 
 /// A raw moka cache holding the W1 keys.

@@ -29,10 +29,18 @@ pub(crate) fn percentiles_us(mut samples: Vec<Duration>) -> (f64, f64, f64) {
     (at(0.5), at(0.99), mean)
 }
 
-pub(crate) fn row(system: &str, fields: Value) -> Map<String, Value> {
+/// A system's row: its name, `fields` and the `more` field sets.
+pub(crate) fn row(
+    system: &str,
+    fields: Value,
+    more: impl IntoIterator<Item = Map<String, Value>>,
+) -> Map<String, Value> {
     let mut m = Map::new();
     m.insert("system".into(), json!(system));
     if let Value::Object(f) = fields {
+        m.extend(f);
+    }
+    for f in more {
         m.extend(f);
     }
     m
@@ -147,6 +155,86 @@ pub(crate) fn runtime(workers: usize) -> tokio::runtime::Runtime {
         .enable_all()
         .build()
         .expect("a runtime")
+}
+
+/// Ten cold starts, each `start`ing a cluster on a fresh 2-worker runtime
+/// that is dropped afterwards (which ends every task of that cluster and
+/// closes its sockets): the cold-start fields of a row, in ms. The members
+/// are never dropped: their handles lead into the dropped runtime (and
+/// redhac 0.10.5's exit task panics when its last `CacheConfig` goes).
+pub(crate) fn cold_starts<T, F: Future<Output = T>>(start: impl Fn() -> F) -> Map<String, Value> {
+    let mut cold = Vec::new();
+    for run in 0..10 {
+        let crt = runtime(2);
+        let t = Instant::now();
+        let members = crt.block_on(start());
+        cold.push(t.elapsed());
+        crt.shutdown_background();
+        std::mem::forget(members);
+        eprintln!(
+            "   cold start {run}: {:.1} ms",
+            cold[run].as_secs_f64() * 1e3
+        );
+    }
+    let (p50, p99, _) = percentiles_us(cold);
+    let mut fields = Map::new();
+    fields.insert("cold_start_p50_ms".into(), json!(p50 / 1e3));
+    fields.insert("cold_start_p99_ms".into(), json!(p99 / 1e3));
+    fields
+}
+
+/// One failover run on `members`, each on its own runtime (`rts`, in the
+/// same order), `l` the leader: the leader's runtime is dropped (a crash:
+/// its tasks end, its sockets close) while the survivors are written
+/// through (see [`failover`]); then every runtime is dropped.
+pub(crate) fn crash_leader<M: Member>(
+    rt: &tokio::runtime::Runtime,
+    rts: Vec<tokio::runtime::Runtime>,
+    members: Vec<M>,
+    l: usize,
+) -> Failover {
+    let survivors: Vec<M> = (0..members.len())
+        .filter(|&i| i != l)
+        .map(|i| members[i].clone())
+        .collect();
+    let mut rts: Vec<Option<tokio::runtime::Runtime>> = rts.into_iter().map(Some).collect();
+    let leader_rt = rts[l].take().expect("the leader's runtime");
+    let f = rt.block_on(failover(survivors, move || leader_rt.shutdown_background()));
+    eprintln!(
+        "   failover: {:.1} ms, {} stranded, {} errors after the stop",
+        f.elapsed.as_secs_f64() * 1e3,
+        f.stranded,
+        f.errors_after
+    );
+    for r in rts.into_iter().flatten() {
+        r.shutdown_background();
+    }
+    // As in `cold_starts`: never dropped.
+    std::mem::forget(members);
+    f
+}
+
+/// The failover fields of a row, from its runs.
+pub(crate) fn failover_fields(runs: &[Failover]) -> Map<String, Value> {
+    let (p50, p99, _) = percentiles_us(runs.iter().map(|f| f.elapsed).collect());
+    let unrecovered = runs
+        .iter()
+        .filter(|f| f.elapsed >= Duration::from_secs(30))
+        .count();
+    let mut fields = Map::new();
+    fields.insert("failover_p50_ms".into(), json!(p50 / 1e3));
+    fields.insert("failover_p99_ms".into(), json!(p99 / 1e3));
+    fields.insert(
+        "stranded_writes".into(),
+        json!(runs.iter().map(|f| f.stranded).sum::<u64>()),
+    );
+    fields.insert(
+        "failover_errors_after_stop".into(),
+        json!(runs.iter().map(|f| f.errors_after).sum::<u64>()),
+    );
+    fields.insert("failover_runs".into(), json!(runs.len()));
+    fields.insert("failover_unrecovered_runs".into(), json!(unrecovered));
+    fields
 }
 
 /// The result of one failover run.

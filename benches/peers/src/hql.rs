@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use hiqlite::{CacheVariants, Client, Node, NodeConfig, start_node_with_cache};
 use serde_json::{Map, Value, json};
 
-use crate::common::{self, KEYS, Member, Val, free_ports, key, percentiles_us, runtime, val};
+use crate::common::{self, KEYS, Member, Val, free_ports, key, runtime, val};
 
 /// The caches this bench declares: one, W1's.
 #[derive(Debug, Clone, Copy)]
@@ -192,28 +192,12 @@ async fn cluster(storage: Storage) -> (Vec<Hql>, usize) {
 }
 
 pub(crate) fn row(rt: &tokio::runtime::Runtime, storage: Storage) -> Map<String, Value> {
-    // Cold starts: each on a fresh 2-worker runtime, dropped afterwards.
-    let mut cold = Vec::new();
-    for run in 0..10 {
-        let crt = runtime(2);
-        let t = Instant::now();
-        let members = crt.block_on(cluster(storage));
-        cold.push(t.elapsed());
-        crt.shutdown_background();
-        // The clients' channels lead into the dropped runtime: never used
-        // again, never dropped.
-        std::mem::forget(members);
-        eprintln!(
-            "   cold start {run}: {:.1} ms",
-            cold[run].as_secs_f64() * 1e3
-        );
-    }
-    let (cold_p50, cold_p99, _) = percentiles_us(cold);
+    let cold = common::cold_starts(|| cluster(storage));
 
     // Failover: each member on its own 1-worker runtime; the leader's
     // runtime is dropped (a crash: its tasks end, its sockets close).
     let mut fo = Vec::new();
-    for run in 0..5 {
+    for _ in 0..5 {
         let rts: Vec<_> = (0..3).map(|_| runtime(1)).collect();
         let nodes = nodes();
         let starts: Vec<_> = rts
@@ -238,34 +222,8 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime, storage: Storage) -> Map<String,
             ms
         });
         let l = rt.block_on(until_serving(&members));
-        let survivors: Vec<Hql> = (0..3)
-            .filter(|&i| i != l)
-            .map(|i| members[i].clone())
-            .collect();
-        let mut rts: Vec<Option<tokio::runtime::Runtime>> = rts.into_iter().map(Some).collect();
-        let leader_rt = rts[l].take().expect("the leader's runtime");
-        let f = rt.block_on(common::failover(survivors, move || {
-            leader_rt.shutdown_background()
-        }));
-        eprintln!(
-            "   failover {run}: {:.1} ms, {} stranded, {} errors after the stop",
-            f.elapsed.as_secs_f64() * 1e3,
-            f.stranded,
-            f.errors_after
-        );
-        fo.push(f);
-        std::mem::forget(members);
-        for r in rts.into_iter().flatten() {
-            r.shutdown_background();
-        }
+        fo.push(common::crash_leader(rt, rts, members, l));
     }
-    let (fo_p50, fo_p99, _) = percentiles_us(fo.iter().map(|f| f.elapsed).collect());
-    let stranded: u64 = fo.iter().map(|f| f.stranded).sum();
-    let errors_after: u64 = fo.iter().map(|f| f.errors_after).sum();
-    let unrecovered = fo
-        .iter()
-        .filter(|f| f.elapsed >= Duration::from_secs(30))
-        .count();
 
     // The steady cluster: three members on the bench's runtime.
     let (members, l) = rt.block_on(cluster(storage));
@@ -349,14 +307,6 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime, storage: Storage) -> Map<String,
                      Client::put: Raft client_write (committed on a majority, i.e. \
                      appended to 2 of 3 logs, and applied on the leader; a follower forwards \
                      to the leader over its API stream)"),
-            "cold_start_p50_ms": cold_p50 / 1e3,
-            "cold_start_p99_ms": cold_p99 / 1e3,
-            "failover_p50_ms": fo_p50 / 1e3,
-            "failover_p99_ms": fo_p99 / 1e3,
-            "stranded_writes": stranded,
-            "failover_errors_after_stop": errors_after,
-            "failover_runs": fo.len(),
-            "failover_unrecovered_runs": unrecovered,
             "w_leader_p50_us": w_p50,
             "w_leader_p99_us": w_p99,
             "w_leader_mean_us": w_mean,
@@ -379,6 +329,7 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime, storage: Storage) -> Map<String,
                       follower written through and read from, f the other follower (get_on: the follower read from), x a member \
                       that did not apply it (or, for L, the put failed)",
         }),
+        [cold, common::failover_fields(&fo)],
     )
 }
 

@@ -5,7 +5,7 @@
 //! Writes are `cache_insert(.., AckLevel::Quorum)`, gets are
 //! `cache_get!(Val, ..)` without remote lookup.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use redhac010::quorum::{AckLevel, QuorumState};
 use redhac010::{
@@ -13,7 +13,7 @@ use redhac010::{
 };
 use serde_json::{Map, Value, json};
 
-use crate::common::{self, KEYS, Member, Val, free_ports, key, percentiles_us, runtime, val};
+use crate::common::{self, KEYS, Member, Val, free_ports, key, runtime, val};
 
 const CACHE: &str = "w1";
 
@@ -120,29 +120,12 @@ async fn cluster() -> (Vec<R010>, usize) {
 }
 
 pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
-    // Cold starts: each on a fresh 2-worker runtime, dropped afterwards
-    // (which ends every task of that cluster and closes its sockets).
-    let mut cold = Vec::new();
-    for run in 0..10 {
-        let crt = runtime(2);
-        let t = Instant::now();
-        let members = crt.block_on(cluster());
-        cold.push(t.elapsed());
-        crt.shutdown_background();
-        // Dropping the last `CacheConfig` wakes 0.10.5's exit task, which
-        // panics (an unwrap, src/lib.rs:1486) when its quorum task is gone.
-        std::mem::forget(members);
-        eprintln!(
-            "   cold start {run}: {:.1} ms",
-            cold[run].as_secs_f64() * 1e3
-        );
-    }
-    let (cold_p50, cold_p99, _) = percentiles_us(cold);
+    let cold = common::cold_starts(cluster);
 
     // Failover: each member on its own 1-worker runtime; the leader's
     // runtime is dropped (a crash: its tasks end, its sockets close).
     let mut fo = Vec::new();
-    for run in 0..5 {
+    for _ in 0..5 {
         let rts: Vec<_> = (0..3).map(|_| runtime(1)).collect();
         let ports = free_ports(3);
         set_env(&ports);
@@ -152,34 +135,8 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
             .map(|(r, &p)| r.block_on(async { r.spawn(start_member(p)).await.expect("start") }))
             .collect();
         let l = rt.block_on(until_serving(&members));
-        let survivors: Vec<R010> = (0..3)
-            .filter(|&i| i != l)
-            .map(|i| members[i].clone())
-            .collect();
-        let mut rts: Vec<Option<tokio::runtime::Runtime>> = rts.into_iter().map(Some).collect();
-        let leader_rt = rts[l].take().expect("the leader's runtime");
-        let f = rt.block_on(common::failover(survivors, move || {
-            leader_rt.shutdown_background()
-        }));
-        eprintln!(
-            "   failover {run}: {:.1} ms, {} stranded, {} errors after the stop",
-            f.elapsed.as_secs_f64() * 1e3,
-            f.stranded,
-            f.errors_after
-        );
-        fo.push(f);
-        for r in rts.into_iter().flatten() {
-            r.shutdown_background();
-        }
-        std::mem::forget(members);
+        fo.push(common::crash_leader(rt, rts, members, l));
     }
-    let (fo_p50, fo_p99, _) = percentiles_us(fo.iter().map(|f| f.elapsed).collect());
-    let stranded: u64 = fo.iter().map(|f| f.stranded).sum();
-    let errors_after: u64 = fo.iter().map(|f| f.errors_after).sum();
-    let unrecovered = fo
-        .iter()
-        .filter(|f| f.elapsed >= Duration::from_secs(30))
-        .count();
 
     // The steady cluster: three members on the bench's runtime.
     let (members, l) = rt.block_on(cluster());
@@ -225,14 +182,6 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
             "mode": "3 members in one process, plaintext; cache_insert AckLevel::Quorum (leader: \
                      1 of 2 followers has queued the put for its cache task; follower: forwarded \
                      to the leader, which does the same)",
-            "cold_start_p50_ms": cold_p50 / 1e3,
-            "cold_start_p99_ms": cold_p99 / 1e3,
-            "failover_p50_ms": fo_p50 / 1e3,
-            "failover_p99_ms": fo_p99 / 1e3,
-            "stranded_writes": stranded,
-            "failover_errors_after_stop": errors_after,
-            "failover_runs": fo.len(),
-            "failover_unrecovered_runs": unrecovered,
             "w_leader_p50_us": w_p50,
             "w_leader_p99_us": w_p99,
             "w_leader_mean_us": w_mean,
@@ -251,6 +200,7 @@ pub(crate) fn row(rt: &tokio::runtime::Runtime) -> Map<String, Value> {
                       hung 10 s (summed over runs); rss: standalone \
                       (HA_MODE unset), SizedCache, 1,000,000 cache_put",
         }),
+        [cold, common::failover_fields(&fo)],
     )
 }
 

@@ -9,12 +9,14 @@
 //! The reading is cheap where it can be: on Linux a get first reads the
 //! kernel's coarse monotonic clock (`CLOCK_MONOTONIC_COARSE`, about 2 ns
 //! against about 20 ns for the precise clock), the precise clock's value at
-//! the kernel's last tick. It is behind the precise clock by at most
-//! a few of its ticks: while a lease ends later than the coarse reading plus that
-//! lag, the precise clock is before the lease's end too, and the read is
-//! served; nearer the end the precise clock decides. Both clocks are the
-//! kernel's, kept by it whether or not this process runs, so a process
-//! resumed after a pause reads the pause in both.
+//! the kernel's last tick, so behind it by at most a few ticks (the lag
+//! allowed for: eight). While a lease ends later than the coarse reading
+//! plus that lag, the precise clock is before the lease's end too and the
+//! read is served; nearer the end the precise clock decides. Both clocks
+//! are the kernel's, kept by it whether or not this process runs, so a
+//! process resumed after a pause reads the pause in both. (A whole virtual
+//! machine frozen and thawed may read a coarse clock still behind by the
+//! freeze until the kernel's next tick.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -160,7 +162,7 @@ mod tests {
         assert!(gate.open());
         gate.open_until(Instant::now() - Duration::from_millis(1));
         assert!(!gate.open());
-        // Ending within the coarse clock's lag: the precise clock decides.
+        // Ending well beyond the coarse clock's lag: served from it.
         gate.open_until(Instant::now() + Duration::from_secs(1));
         assert!(gate.open());
         gate.close();
