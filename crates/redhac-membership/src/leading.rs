@@ -81,6 +81,8 @@ pub(crate) struct Leading {
     /// `All` writes waiting for every member: (origin, request, index);
     /// origin `None` is this node.
     pub(crate) awaiting_all: Vec<(Option<MemberId>, RequestId, Index)>,
+    /// Scratch for the `All` writes answered in a turn (empty between turns).
+    pub(crate) all_done: Vec<(Option<MemberId>, RequestId, Index)>,
     /// Handing leadership over, if it is.
     pub(crate) transfer: Option<Transfer>,
     /// Members removed while this node led, with the bound on their leases
@@ -128,6 +130,7 @@ impl Leading {
             term_start,
             commit_dirty: false,
             awaiting_all: Vec::new(),
+            all_done: Vec::new(),
             transfer: None,
             departed: BTreeMap::new(),
             told_removed: BTreeMap::new(),

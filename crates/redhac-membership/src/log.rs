@@ -1,8 +1,13 @@
 //! The in-memory log tail: a bounded ring of entries after a base position.
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasher, Hasher, RandomState};
 
 use crate::types::{Entry, Index, LogId, MemberId, Request};
+
+/// Positions the request map may hold beyond twice the entries before it
+/// is swept.
+const PRUNE_SLACK: usize = 64;
 
 /// Entries `base.index + 1 ..= last`, with the id of the entry just before
 /// them (the snapshot point, or `(0, 0)`).
@@ -12,8 +17,67 @@ pub(crate) struct Log {
     entries: VecDeque<Entry>,
     /// The entries' sizes by [`Op::size`](crate::Op::size), summed.
     bytes: usize,
-    /// Where each entry held that says which write made it is.
-    requests: HashMap<(MemberId, Request), LogId>,
+    /// Where the entries that say which write made them are, pruned
+    /// lazily: a position found here counts only while the log holds it
+    /// ([`Log::find`]), and positions no longer held are swept out when
+    /// they could outnumber the entries ([`Log::push`]). Forgetting an
+    /// entry therefore touches no map, whose slots for old entries are
+    /// cold by then.
+    requests: HashMap<(MemberId, Request), LogId, RequestHashing>,
+}
+
+/// Hashing for the request map: a seeded folded multiply per word, far
+/// cheaper than SipHash for three integers. The seed is random per log, so
+/// ids that a peer picks cannot be aimed at one bucket.
+#[derive(Debug, Clone)]
+struct RequestHashing(u64);
+
+impl Default for RequestHashing {
+    fn default() -> Self {
+        Self(RandomState::new().hash_one(0u64) | 1)
+    }
+}
+
+impl BuildHasher for RequestHashing {
+    type Hasher = RequestHasher;
+
+    fn build_hasher(&self) -> RequestHasher {
+        RequestHasher(self.0)
+    }
+}
+
+struct RequestHasher(u64);
+
+impl RequestHasher {
+    fn mix(&mut self, word: u64) {
+        // The high and low halves of a 64x64-bit product, folded: every
+        // bit of the word reaches both the high bits (hashbrown's tags)
+        // and the low ones (its bucket index).
+        let product = u128::from(self.0 ^ word) * u128::from(0x9E37_79B9_7F4A_7C15_u64);
+        self.0 = (product as u64) ^ ((product >> 64) as u64);
+    }
+}
+
+impl Hasher for RequestHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(word));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.mix(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.mix(n);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 impl Log {
@@ -40,6 +104,11 @@ impl Log {
         self.term_at(id.index) == Some(id.term)
     }
 
+    /// Whether the entry `id` is held (not the base: that one is gone).
+    fn holds(&self, id: LogId) -> bool {
+        id.index > self.base.index && self.get(id.index).is_some_and(|e| e.id == id)
+    }
+
     pub(crate) fn get(&self, index: Index) -> Option<&Entry> {
         let offset = index.checked_sub(self.base.index + 1)?;
         self.entries.get(usize::try_from(offset).ok()?)
@@ -49,28 +118,40 @@ impl Log {
         debug_assert_eq!(entry.id.index, self.last().index + 1);
         self.bytes += entry.op.size();
         if let Some(key) = Self::request_key(&entry) {
+            if self.requests.len() >= 2 * self.entries.len() + PRUNE_SLACK {
+                self.prune_requests();
+            }
             self.requests.insert(key, entry.id);
         }
         self.entries.push_back(entry);
     }
 
+    /// Sweeps the positions no longer held out of the request map: one pass
+    /// over it after as many pushes as entries held, so a constant cost per
+    /// push and a map at most about twice the log.
+    fn prune_requests(&mut self) {
+        let mut requests = std::mem::take(&mut self.requests);
+        requests.retain(|_, id| self.holds(*id));
+        self.requests = requests;
+    }
+
     /// The entry held that the write `request` of `origin` made, if any.
+    /// Entries are never written twice at one position with one term, so a
+    /// position the log holds with that term is the entry the map meant.
     pub(crate) fn find(&self, origin: MemberId, request: Request) -> Option<LogId> {
-        self.requests.get(&(origin, request)).copied()
+        self.requests
+            .get(&(origin, request))
+            .copied()
+            .filter(|id| self.holds(*id))
     }
 
     fn request_key(e: &Entry) -> Option<(MemberId, Request)> {
         Some((e.origin?, e.request?))
     }
 
-    /// `e` is no longer held.
+    /// `e` is no longer held (its request's position is pruned lazily).
     fn forget(&mut self, e: &Entry) {
         self.bytes -= e.op.size();
-        if let Some(key) = Self::request_key(e)
-            && self.requests.get(&key) == Some(&e.id)
-        {
-            self.requests.remove(&key);
-        }
     }
 
     /// Removes the entries from `index` on and returns them.
@@ -286,5 +367,68 @@ mod tests {
         assert_eq!((l.base(), l.last()), (LogId::new(1, 2), LogId::new(1, 3)));
         l.reset_to(LogId::new(5, 9));
         assert_eq!((l.base(), l.last()), (LogId::new(5, 9), LogId::new(5, 9)));
+    }
+
+    fn written(term: u64, index: u64, id: u64) -> Entry {
+        Entry {
+            origin: Some(7),
+            request: Some(Request { incarnation: 1, id }),
+            ..entry(term, index)
+        }
+    }
+
+    #[test]
+    fn finds_a_request_only_while_its_entry_is_held() {
+        let req = |id| Request { incarnation: 1, id };
+        let mut l = Log::default();
+        for i in 1..=4 {
+            l.push(written(1, i, i));
+        }
+        assert_eq!(l.find(7, req(2)), Some(LogId::new(1, 2)));
+        assert_eq!(l.find(8, req(2)), None, "another origin's write");
+        l.compact(4, 2, usize::MAX);
+        assert_eq!(l.base().index, 2);
+        assert_eq!(l.find(7, req(2)), None, "the base is no longer held");
+        assert_eq!(l.find(7, req(3)), Some(LogId::new(1, 3)));
+        l.truncate_from(4);
+        assert_eq!(l.find(7, req(4)), None, "truncated");
+        l.push(written(2, 4, 9));
+        assert_eq!(l.find(7, req(4)), None, "another entry at its position");
+        assert_eq!(l.find(7, req(9)), Some(LogId::new(2, 4)));
+        l.reset_to(LogId::new(3, 10));
+        assert_eq!(l.find(7, req(3)), None, "reset past it");
+    }
+
+    #[test]
+    fn the_request_map_stays_within_twice_the_log() {
+        let mut l = Log::default();
+        for i in 1..=10_000 {
+            l.push(written(1, i, i));
+            l.compact(i, 100, usize::MAX);
+            assert!(l.requests.len() <= 2 * l.len() + PRUNE_SLACK);
+        }
+        assert_eq!(l.len(), 100);
+        let held = (9_901..=10_000).all(|i| {
+            l.find(
+                7,
+                Request {
+                    incarnation: 1,
+                    id: i,
+                },
+            ) == Some(LogId::new(1, i))
+        });
+        assert!(held, "every held entry's request is found");
+    }
+
+    #[test]
+    fn request_hashing_spreads_neighbouring_ids() {
+        use std::hash::BuildHasher;
+        let hashing = RequestHashing::default();
+        let hashes: std::collections::HashSet<u64> = (0..10_000u64)
+            .map(|id| hashing.hash_one((7u32, Request { incarnation: 1, id })))
+            .collect();
+        assert_eq!(hashes.len(), 10_000);
+        let tags: std::collections::HashSet<u64> = hashes.iter().map(|h| h >> 57).collect();
+        assert_eq!(tags.len(), 128, "every 7-bit tag is used");
     }
 }

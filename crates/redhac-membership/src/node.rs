@@ -365,6 +365,19 @@ impl Node {
         std::mem::take(&mut self.out)
     }
 
+    /// Gives back the vector a step returned, emptied, so the next step
+    /// pushes its outputs into a buffer already grown (optional). A buffer
+    /// grown past 1,024 outputs by a burst is let go.
+    pub fn recycle(&mut self, mut outputs: Vec<Output>) {
+        outputs.clear();
+        if self.out.is_empty()
+            && outputs.capacity() > self.out.capacity()
+            && outputs.capacity() <= 1024
+        {
+            self.out = outputs;
+        }
+    }
+
     fn take(&mut self, input: Input) {
         match input {
             Input::Tick => self.tick(),

@@ -412,18 +412,28 @@ impl Node {
         if lead.awaiting_all.is_empty() {
             return;
         }
-        let waiting = std::mem::take(&mut lead.awaiting_all);
-        for (origin, id, index) in waiting {
-            if !self.all_applied_or_expired(index) {
-                if let Some(lead) = self.leading.as_mut() {
-                    lead.awaiting_all.push((origin, id, index));
-                }
-                continue;
+        // Both lists keep their buffers from turn to turn.
+        let mut waiting = std::mem::take(&mut lead.awaiting_all);
+        let mut done = std::mem::take(&mut lead.all_done);
+        waiting.retain(|&(origin, id, index)| {
+            let answered = self.all_applied_or_expired(index);
+            if answered {
+                done.push((origin, id, index));
             }
+            !answered
+        });
+        if let Some(lead) = self.leading.as_mut() {
+            lead.awaiting_all = waiting;
+        }
+        for &(origin, id, index) in &done {
             match origin {
                 None => self.on_all_done(id, index),
                 Some(peer) => self.send(peer, Message::AllDone { id, index }),
             }
+        }
+        done.clear();
+        if let Some(lead) = self.leading.as_mut() {
+            lead.all_done = done;
         }
     }
 }

@@ -1,5 +1,8 @@
 //! Change events of a cache.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use tokio::sync::broadcast;
 
 /// Where a change came from.
@@ -58,13 +61,17 @@ pub enum EventsError {
 #[derive(Debug)]
 pub struct Events {
     rx: broadcast::Receiver<Event>,
+    /// The sender's count of subscriptions, this one's taken back on drop.
+    subscribed: Arc<AtomicUsize>,
+}
+
+impl Drop for Events {
+    fn drop(&mut self) {
+        self.subscribed.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Events {
-    pub(crate) fn new(rx: broadcast::Receiver<Event>) -> Self {
-        Self { rx }
-    }
-
     /// Waits for the next event.
     ///
     /// # Errors
@@ -95,22 +102,32 @@ impl Events {
 #[derive(Debug, Clone)]
 pub(crate) struct EventSender {
     tx: broadcast::Sender<Event>,
+    /// Live subscriptions, counted here because every insert asks and the
+    /// channel's own count takes its lock.
+    subscribed: Arc<AtomicUsize>,
 }
 
 impl EventSender {
     pub(crate) fn new(buffer: usize) -> Self {
         Self {
             tx: broadcast::channel(buffer.max(1)).0,
+            subscribed: Arc::default(),
         }
     }
 
     pub(crate) fn subscribe(&self) -> Events {
-        Events::new(self.tx.subscribe())
+        // Counted before the receiver exists: an insert that sees no
+        // subscriber cannot have had one that missed its event.
+        self.subscribed.fetch_add(1, Ordering::SeqCst);
+        Events {
+            rx: self.tx.subscribe(),
+            subscribed: Arc::clone(&self.subscribed),
+        }
     }
 
     /// Whether anyone subscribed.
     pub(crate) fn listened(&self) -> bool {
-        self.tx.receiver_count() > 0
+        self.subscribed.load(Ordering::SeqCst) > 0
     }
 
     /// Sends an event if anyone listens; the key is only copied then.

@@ -247,9 +247,9 @@ impl Driver {
     /// Steps the core with several inputs as one turn and carries out its
     /// outputs, in order.
     fn step_batch(&mut self, inputs: impl IntoIterator<Item = Input>) {
-        let outputs = self.node.step_batch(self.now(), inputs);
+        let mut outputs = self.node.step_batch(self.now(), inputs);
         let before = self.health;
-        for out in outputs {
+        for out in outputs.drain(..) {
             self.carry_out(out);
             if self.rejoin {
                 // What follows is the removed core's; the new one starts.
@@ -257,6 +257,7 @@ impl Driver {
                 return;
             }
         }
+        self.node.recycle(outputs);
         if self.health != before {
             // Only now, with every output of the step carried out (caches
             // cleared, gate closed): whoever wakes on the health watch sees
